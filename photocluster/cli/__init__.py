@@ -1,0 +1,16 @@
+"""The `photocluster` command: parses, wires and prints. All real work is in the core modules.
+
+Each area registers its commands on :data:`app` from its own module.
+"""
+
+from __future__ import annotations
+
+from photocluster.cli import scan_cmds as _scan_cmds  # noqa: F401  (registers commands)
+from photocluster.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,78 @@
+"""Pieces every command shares: the --db option, settings, opening the catalog, progress bars."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from photocluster.db import Catalog, open_catalog
+from photocluster.settings import ENV_DB, Settings, resolve_db
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Catalog: a SQLite file path or an SQLAlchemy URL "
+        "(postgresql://...). Default: $PHOTOCLUSTER_DB, else "
+        "~/.local/share/photocluster/catalog.sqlite3.",
+        envvar=ENV_DB,
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars (results still print).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def make_settings(db: str | None, quiet: bool = False) -> Settings:
+    return Settings(db=resolve_db(db), quiet=quiet)
+
+
+@contextmanager
+def catalog_for(settings: Settings) -> Iterator[Catalog]:
+    catalog = open_catalog(settings.db)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+class TqdmProgress:
+    """Renders core progress reports as a tqdm bar on stderr (count, rate, ETA)."""
+
+    def __init__(self, quiet: bool, unit: str = "photo") -> None:
+        self.quiet = quiet
+        self.unit = unit
+        self._bar: Any = None
+
+    def start(self, total: int, description: str) -> None:
+        if self.quiet:
+            return
+        self._bar = tqdm(
+            total=total, desc=description, unit=self.unit, file=sys.stderr, dynamic_ncols=True
+        )
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def out(text: str = "") -> None:
+    """Results go to stdout."""
+    typer.echo(text)
+
+
+def err(text: str) -> None:
+    """Notes and warnings go to stderr."""
+    typer.echo(text, err=True)

@@ -1,0 +1,116 @@
+"""The dlib adapter: face detection, 5-point alignment and ResNet 128-d embeddings.
+
+dlib and its model files are loaded lazily, once per process, on first use, so importing
+photocluster stays cheap and tests can substitute :class:`FaceEncoder` fakes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+MODEL_ID = "dlib_resnet_v1"
+
+# A dlib HOG box is at least ~80 px wide at the scale it scans; upsampling halves that.
+HOG_MIN_BOX = 80
+
+
+@dataclass(frozen=True)
+class EncoderParams:
+    """Everything that changes which faces a photo yields. Part of every photo's cache key."""
+
+    detector: str = "hog"  # hog | cnn
+    detect_size: int = 1600  # long side the detector sees (never upscaled)
+    upsample: int = 1  # dlib pyramid upsampling steps on that view
+    chip_face: int = 150  # faces are encoded from a view where they are at least this wide
+    jitters: int = 1
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("hog", "cnn"):
+            raise ValueError(f"unknown detector {self.detector!r} (choose hog or cnn)")
+        if self.detect_size < 160:
+            raise ValueError("detect size must be at least 160 px")
+        if not 0 <= self.upsample <= 3:
+            raise ValueError("upsample must be 0..3")
+        if self.jitters < 1:
+            raise ValueError("jitters must be at least 1")
+
+    def key(self, model_id: str = MODEL_ID) -> str:
+        """Cache key stored on each photo: model first, so clustering can compare models."""
+        return (
+            f"{model_id};{self.detector};d{self.detect_size};u{self.upsample};"
+            f"c{self.chip_face};j{self.jitters}"
+        )
+
+    def smallest_face(self, long_side: int) -> float:
+        """Smallest face width (displayed px) found on a photo with this long side."""
+        scale = min(1.0, self.detect_size / long_side)
+        return HOG_MIN_BOX / (2**self.upsample) / scale
+
+
+def model_of(encoder_key: str) -> str:
+    return encoder_key.split(";", 1)[0]
+
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in the pixels of the array given
+
+
+class FaceEncoder(Protocol):
+    """What the scanner needs from a face model. Implementations load lazily."""
+
+    model_id: str
+
+    def detect(self, pixels: np.ndarray, upsample: int) -> list[Box]: ...
+
+    def encode(self, pixels: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]: ...
+
+
+class DlibEncoder:
+    """dlib's HOG or CNN detector, 5-point shape predictor and ResNet face descriptor."""
+
+    model_id = MODEL_ID
+
+    def __init__(self, detector: str = "hog") -> None:
+        self.detector_kind = detector
+        self._detector: Any = None
+        self._predictor: Any = None
+        self._resnet: Any = None
+
+    def _load(self) -> None:
+        if self._resnet is not None:
+            return
+        import dlib
+        import face_recognition_models as models
+
+        if self.detector_kind == "cnn":
+            self._detector = dlib.cnn_face_detection_model_v1(
+                models.cnn_face_detector_model_location()
+            )
+        else:
+            self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._resnet = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+
+    def detect(self, pixels: np.ndarray, upsample: int) -> list[Box]:
+        self._load()
+        found = self._detector(pixels, upsample)
+        rects = [d.rect for d in found] if self.detector_kind == "cnn" else list(found)
+        return [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+
+    def encode(self, pixels: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:
+        self._load()
+        import dlib
+
+        out = []
+        for left, top, right, bottom in boxes:
+            shape = self._predictor(pixels, dlib.rectangle(left, top, right, bottom))
+            vec = self._resnet.compute_face_descriptor(pixels, shape, jitters)
+            out.append(np.asarray(vec, dtype=np.float32))
+        return out
+
+
+def make_encoder(params: EncoderParams) -> FaceEncoder:
+    """The production encoder factory (picklable by reference for worker processes)."""
+    return DlibEncoder(params.detector)

@@ -1,0 +1,23 @@
+"""The one exception family that crosses into the CLI; everything else is a bug."""
+
+from __future__ import annotations
+
+
+class PhotoclusterError(Exception):
+    """A user-facing error: the message says what happened and what to do next."""
+
+
+class NotFound(PhotoclusterError):
+    """A person, face or photo the user named does not exist."""
+
+
+class CatalogError(PhotoclusterError):
+    """The catalog cannot be opened, reached or upgraded."""
+
+
+class Interrupted(PhotoclusterError):
+    """A long job was interrupted (Ctrl-C); work committed so far is kept."""
+
+    def __init__(self, message: str, *, done: int = 0) -> None:
+        super().__init__(message)
+        self.done = done
