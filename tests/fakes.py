@@ -33,7 +33,7 @@ PEOPLE = {
 
 def person_vector(rgb: tuple[int, int, int]) -> np.ndarray:
     """The fake identity vector for a colour: quantised so resampling noise doesn't matter."""
-    q = tuple(int(round(c / 64)) for c in rgb)
+    q = tuple(round(c / 64) for c in rgb)
     seed = int(hashlib.sha256(repr(q).encode()).hexdigest()[:8], 16)
     v = np.random.default_rng(seed).normal(size=128)
     return (v / np.linalg.norm(v) * 0.7).astype(np.float32)
@@ -60,7 +60,7 @@ class FakeEncoder:
             with open(self.log, "a") as fh:
                 fh.write(f"{os.getpid()}\n")
         diff = np.abs(pixels.astype(np.int16) - np.array(BACKGROUND, dtype=np.int16)).max(axis=2)
-        labels, n = ndimage.label(diff > 60)
+        labels, _count = ndimage.label(diff > 60)
         boxes: list[Box] = []
         for sl in ndimage.find_objects(labels):
             if sl is None:

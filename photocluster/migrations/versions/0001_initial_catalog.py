@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 14:54:36.719359
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("photos", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_photos_content_hash"), ["content_hash"], unique=False)
+        batch_op.create_index(batch_op.f("ix_photos_size"), ["size"], unique=False)
 
     op.create_table(
         "faces",
@@ -115,6 +116,7 @@ def downgrade() -> None:
 
     op.drop_table("faces")
     with op.batch_alter_table("photos", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_photos_size"))
         batch_op.drop_index(batch_op.f("ix_photos_content_hash"))
 
     op.drop_table("photos")
