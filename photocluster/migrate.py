@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
@@ -38,7 +39,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the catalog to ``revision``; refuse a catalog written by a newer photocluster."""
     script = ScriptDirectory.from_config(alembic_config())
     current = current_revision(engine)
-    if current is not None and script.get_revision(current) is None:  # pragma: no cover - guard
+    try:
+        known = current is None or script.get_revision(current) is not None
+    except CommandError:
+        known = False
+    if not known:
         raise CatalogError(
             f"The catalog has schema revision {current}, which this photocluster does not know: "
             "it was written by a newer version. Upgrade photocluster."
