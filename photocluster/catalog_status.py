@@ -12,10 +12,10 @@ from photocluster.models import Face, Person, Photo, PhotoStatus
 
 def catalog_status(session: Session) -> dict[str, Any]:
     by_status = dict(
-        session.execute(select(Photo.status, func.count()).group_by(Photo.status)).tuples().all()
+        session.execute(select(Photo.status, func.count()).group_by(Photo.status)).all()
     )
     encoders = dict(
-        session.execute(select(Photo.encoder, func.count()).group_by(Photo.encoder)).tuples().all()
+        session.execute(select(Photo.encoder, func.count()).group_by(Photo.encoder)).all()
     )
     faces = session.scalar(select(func.count()).select_from(Face)) or 0
     assigned = session.scalar(select(func.count()).where(Face.person_id.is_not(None))) or 0

@@ -82,12 +82,10 @@ def _work(task: Task) -> PhotoResult:
     return safe_analyse(task, _worker_encoder, _worker_params)
 
 
-MAX_CRASHES_PER_PHOTO = 2
-
-
 class PoolExecutor:
-    """A local process pool. A worker that dies (e.g. a decoder crash) is replaced; a photo in
-    flight during two crashes is recorded as failed instead of retried forever."""
+    """A local process pool. When a worker dies (e.g. a decoder crash), every photo that was in
+    flight becomes a suspect and is re-run alone in a fresh pool: only a photo that crashes a
+    worker on its own is recorded as failed, and the others are analysed normally."""
 
     def __init__(self, jobs: int, factory: EncoderFactory, params: EncoderParams) -> None:
         self.jobs = jobs
@@ -107,25 +105,20 @@ class PoolExecutor:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[PhotoResult]:
         pending = iter(tasks)
-        retry: list[Task] = []
-        crashes: dict[str, int] = {}
-        window = self.jobs * 3
+        suspects: list[Task] = []
         self._pool = self._new_pool()
         inflight: dict[Future[PhotoResult], Task] = {}
-
-        def next_task() -> Task | None:
-            if retry:
-                return retry.pop()
-            return next(pending, None)
-
         while True:
+            # While suspects remain, run exactly one photo at a time to find the culprit.
+            window = 1 if suspects else self.jobs * 3
             while len(inflight) < window:
-                task = next_task()
+                task = suspects.pop(0) if suspects else next(pending, None)
                 if task is None:
                     break
                 inflight[self._pool.submit(_work, task)] = task
             if not inflight:
                 break
+            isolated = len(inflight) == 1 and window == 1
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             broken = False
             for fut in done:
@@ -134,16 +127,7 @@ class PoolExecutor:
                     yield fut.result()
                 except BrokenProcessPool:
                     broken = True
-                    retry.append(task)
-            if broken:
-                # Every task still in flight was lost with the pool; retry each, up to a limit.
-                retry.extend(inflight.values())
-                inflight.clear()
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                kept = []
-                for task in retry:
-                    crashes[task.path] = crashes.get(task.path, 0) + 1
-                    if crashes[task.path] >= MAX_CRASHES_PER_PHOTO:
+                    if isolated:
                         yield PhotoResult(
                             path=task.path,
                             size=task.size,
@@ -152,8 +136,11 @@ class PoolExecutor:
                             error="the image decoder or face model crashed on this file",
                         )
                     else:
-                        kept.append(task)
-                retry = kept
+                        suspects.append(task)
+            if broken:
+                suspects.extend(inflight.values())
+                inflight.clear()
+                self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
         self.close()
 
