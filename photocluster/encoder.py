@@ -6,6 +6,7 @@ photocluster stays cheap and tests can substitute :class:`FaceEncoder` fakes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,7 +83,11 @@ class DlibEncoder:
         if self._resnet is not None:
             return
         import dlib
-        import face_recognition_models as models
+
+        with warnings.catch_warnings():
+            # face_recognition_models still imports the deprecated pkg_resources.
+            warnings.simplefilter("ignore", UserWarning)
+            import face_recognition_models as models
 
         if self.detector_kind == "cnn":
             self._detector = dlib.cnn_face_detection_model_v1(

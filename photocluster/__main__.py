@@ -1,0 +1,5 @@
+"""`python -m photocluster` runs the CLI."""
+
+from photocluster.cli import main
+
+main()
