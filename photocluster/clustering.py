@@ -1,0 +1,315 @@
+"""Cluster face embeddings into identities: a pure function of arrays (no catalog, no I/O).
+
+Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``ClusterParams``):
+
+1. HDBSCAN over the 128-d embeddings (Euclidean). It finds dense groups and leaves faces in
+   sparse regions as noise (-1) instead of forcing them somewhere.
+2. Attach: a noise face joins the cluster of its nearest clustered face when that face is within
+   ``attach_distance`` (a same-person distance with a low false-match rate) and the runner-up
+   cluster is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
+   most of its noise without joining strangers.
+3. Merge: two clusters whose centroids are within ``merge_distance`` become one (centroids
+   average out pose and lighting, so they are much closer for one person than single faces).
+4. Cannot-link: two faces of one photo are never in one cluster. The face closest to the
+   cluster's centroid stays; each other one moves to its nearest other cluster within
+   ``attach_distance`` that has no face of that photo yet, else becomes noise.
+
+Labels are 0..k-1 for clusters and -1 for noise; cluster numbers carry no meaning across runs
+(``photocluster.people`` maps them to stable people).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from photocluster.thresholds import ATTACH_DISTANCE, ATTACH_MARGIN, MERGE_DISTANCE, SAME_PERSON
+
+NOISE = -1
+
+# Above this many faces HDBSCAN's generic algorithm (O(n^2) memory) gives way to Boruvka on a
+# ball tree, which is exact too but scales.
+_BIG = 4000
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """Parameters of :func:`cluster_embeddings`; the defaults are the measured choice.
+
+    See ``bench/tune_cluster.py`` for the measurement and the sensitivity table.
+    """
+
+    min_cluster_size: int = 3
+    min_samples: int = 3
+    epsilon: float = 0.0  # HDBSCAN cluster_selection_epsilon
+    method: Literal["eom", "leaf"] = "eom"
+    attach_distance: float = ATTACH_DISTANCE  # 0 disables the attach step
+    merge_distance: float = MERGE_DISTANCE  # 0 disables the merge step (the default)
+    attach_margin: float = ATTACH_MARGIN  # runner-up must be at least this much further
+
+    def __post_init__(self) -> None:
+        if self.min_cluster_size < 2:
+            raise ValueError("min cluster size must be at least 2")
+        if self.min_samples < 1:
+            raise ValueError("min samples must be at least 1")
+        if self.method not in ("eom", "leaf"):
+            raise ValueError("selection method must be 'eom' or 'leaf'")
+        for name in ("epsilon", "attach_distance", "merge_distance", "attach_margin"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name.replace('_', ' ')} must not be negative")
+
+
+def _as_matrix(embeddings: np.ndarray) -> np.ndarray:
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("embeddings must be a 2-d array (faces x dimensions)")
+    return x
+
+
+def hdbscan_labels(x: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Step 1 alone: HDBSCAN labels (-1 = noise)."""
+    x = _as_matrix(x)
+    n = len(x)
+    if n < max(2, params.min_cluster_size):
+        return np.full(n, NOISE, dtype=np.int64)
+    import hdbscan  # heavy import, only when clustering
+
+    algorithm = "boruvka_balltree" if n > _BIG else "generic"
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=params.min_cluster_size,
+        min_samples=min(params.min_samples, n - 1),
+        cluster_selection_epsilon=params.epsilon,
+        cluster_selection_method=params.method,
+        metric="euclidean",
+        algorithm=algorithm,
+        core_dist_n_jobs=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
+        if (labels < 0).all():
+            # HDBSCAN never returns its root as a cluster unless told to, so a catalog of one
+            # person comes back as all noise. Accept the single cluster only if it is tight.
+            clusterer.set_params(allow_single_cluster=True)
+            single = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
+            members = x[single >= 0]
+            if len(members) >= 2 and _spread(members) <= SAME_PERSON:
+                labels = single
+    return labels
+
+
+def _spread(x: np.ndarray) -> float:
+    """The 90th percentile of pairwise distances (on at most 500 faces)."""
+    x = x[:500]
+    sq = (x * x).sum(axis=1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0))
+    return float(np.percentile(d[np.triu_indices(len(x), k=1)], 90))
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1 by first appearance, keeping -1 for noise."""
+    out = np.full(len(labels), NOISE, dtype=np.int64)
+    mapping: dict[int, int] = {}
+    for i, lab in enumerate(labels.tolist()):
+        if lab < 0:
+            continue
+        out[i] = mapping.setdefault(lab, len(mapping))
+    return out
+
+
+def centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cluster ids (sorted) and the mean embedding of each."""
+    ids = np.unique(labels[labels >= 0])
+    if len(ids) == 0:
+        return ids, np.zeros((0, x.shape[1]))
+    _, inverse = np.unique(labels[labels >= 0], return_inverse=True)
+    sums = np.zeros((len(ids), x.shape[1]))
+    np.add.at(sums, inverse, x[labels >= 0])
+    counts = np.bincount(inverse, minlength=len(ids))
+    return ids, sums / counts[:, None]
+
+
+def _two_nearest(
+    points: np.ndarray, cents: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index of the nearest centroid, its distance and the runner-up distance, per point."""
+    d = _distances(points, cents)
+    order = np.argsort(d, axis=1)[:, :2]
+    rows = np.arange(len(points))
+    d1 = d[rows, order[:, 0]]
+    d2 = d[rows, order[:, 1]] if cents.shape[0] > 1 else np.full(len(points), np.inf)
+    return order[:, 0], d1, d2
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sa, sb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+    return np.sqrt(np.maximum(sa[:, None] + sb[None, :] - 2.0 * a @ b.T, 0.0))
+
+
+def attach_noise(
+    x: np.ndarray, labels: np.ndarray, distance: float, margin: float = 0.0
+) -> np.ndarray:
+    """Step 2: a noise face joins the cluster whose centroid is nearest, when within
+    ``distance`` and the runner-up centroid is at least ``margin`` further."""
+    labels = labels.copy()
+    if distance <= 0:
+        return labels
+    noise = np.nonzero(labels < 0)[0]
+    ids, cents = centroids(x, labels)
+    if len(noise) == 0 or len(ids) == 0:
+        return labels
+    for start in range(0, len(noise), 4096):
+        chunk = noise[start : start + 4096]
+        nearest, d1, d2 = _two_nearest(x[chunk], cents)
+        ok = (d1 <= distance) & (d2 - d1 >= margin)
+        labels[chunk[ok]] = ids[nearest[ok]]
+    return labels
+
+
+def merge_close_clusters(
+    x: np.ndarray, labels: np.ndarray, distance: float, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Step 3: join clusters whose centroids are within ``distance`` (closest pairs first).
+
+    Two clusters holding faces of the same photo (same ``groups`` value) are never joined.
+    """
+    labels = labels.copy()
+    ids = np.unique(labels[labels >= 0])
+    if distance <= 0 or len(ids) < 2:
+        return labels
+    sums = {int(c): x[labels == c].sum(axis=0) for c in ids}
+    counts = {int(c): int((labels == c).sum()) for c in ids}
+    photos: dict[int, set[int]] = {}
+    if groups is not None:
+        for c in ids:
+            photos[int(c)] = set(groups[labels == c].tolist())
+    parent = {int(c): int(c) for c in ids}
+    while True:
+        alive = sorted(c for c in parent if parent[c] == c)
+        if len(alive) < 2:
+            break
+        cents = np.stack([sums[c] / counts[c] for c in alive])
+        sq = (cents * cents).sum(axis=1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * cents @ cents.T, 0.0))
+        np.fill_diagonal(d, np.inf)
+        order = np.argsort(d, axis=None)
+        merged = False
+        for flat in order:
+            i, j = divmod(int(flat), len(alive))
+            if d[i, j] > distance:
+                break
+            a, b = alive[i], alive[j]
+            if groups is not None and photos[a] & photos[b]:
+                continue
+            parent[b] = a
+            sums[a] = sums[a] + sums[b]
+            counts[a] += counts[b]
+            if groups is not None:
+                photos[a] |= photos[b]
+            labels[labels == b] = a
+            merged = True
+            break
+        if not merged:
+            break
+    return labels
+
+
+def enforce_cannot_link(
+    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, reattach_distance: float = 0.0
+) -> np.ndarray:
+    """Step 4: at most one face per photo (``groups``) in each cluster.
+
+    The face nearest the cluster's centroid stays. Each other one moves to its nearest other
+    cluster (by nearest member) within ``reattach_distance`` that holds no face of its photo,
+    or becomes noise.
+    """
+    labels = labels.copy()
+    groups = np.asarray(groups)
+    clustered = np.nonzero(labels >= 0)[0]
+    by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i in clustered.tolist():
+        by_key[(int(labels[i]), int(groups[i]))].append(i)
+    clashes = {k: v for k, v in by_key.items() if len(v) > 1}
+    if not clashes:
+        return labels
+    cents = {int(c): x[labels == c].mean(axis=0) for c in {cluster for cluster, _ in clashes}}
+    detached: list[int] = []
+    for (cluster, _photo), faces in clashes.items():
+        d = np.linalg.norm(x[faces] - cents[cluster], axis=1)
+        keep = faces[int(np.argmin(d))]
+        for i in faces:
+            if i != keep:
+                labels[i] = NOISE
+                detached.append(i)
+    if reattach_distance > 0 and detached:
+        ids, cent_matrix = centroids(x, labels)
+        taken = {(int(labels[i]), int(groups[i])) for i in np.nonzero(labels >= 0)[0].tolist()}
+        forbidden = [
+            {int(c) for c in ids.tolist() if (int(c), int(groups[i])) in taken} for i in detached
+        ]
+        moved = assign_to_centroids(
+            x[detached], cent_matrix, ids, reattach_distance, margin=0.0, forbidden=forbidden
+        )
+        for i, lab in zip(detached, moved.tolist(), strict=True):
+            if lab >= 0 and (lab, int(groups[i])) not in taken:
+                labels[i] = lab
+                taken.add((lab, int(groups[i])))
+    return labels
+
+
+def cluster_embeddings(
+    embeddings: np.ndarray, params: ClusterParams | None = None, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Label each face with a cluster (0..k-1) or -1 for noise.
+
+    ``groups`` gives each face's photo; faces sharing a value are never in one cluster.
+    """
+    params = params or ClusterParams()
+    x = _as_matrix(embeddings)
+    if groups is not None and len(groups) != len(x):
+        raise ValueError("groups must give one photo per face")
+    labels = hdbscan_labels(x, params)
+    labels = attach_noise(x, labels, params.attach_distance, params.attach_margin)
+    labels = merge_close_clusters(x, labels, params.merge_distance, groups)
+    if groups is not None:
+        labels = enforce_cannot_link(x, labels, np.asarray(groups), params.attach_distance)
+    return _relabel(labels)
+
+
+def assign_to_centroids(
+    points: np.ndarray,
+    cents: np.ndarray,
+    cent_labels: np.ndarray,
+    max_distance: float,
+    margin: float = 0.0,
+    forbidden: list[set[int]] | None = None,
+) -> np.ndarray:
+    """Incremental matching: each point takes the label of its nearest allowed centroid.
+
+    Only when that centroid is within ``max_distance`` and every other centroid (allowed or not)
+    is at least ``margin`` further; labels in the point's ``forbidden`` set are never given.
+    Returns -1 where no label qualifies.
+    """
+    points, cents = _as_matrix(points), _as_matrix(cents)
+    cent_labels = np.asarray(cent_labels, dtype=np.int64)
+    out = np.full(len(points), NOISE, dtype=np.int64)
+    if len(points) == 0 or len(cents) == 0:
+        return out
+    for start in range(0, len(points), 4096):
+        d = _distances(points[start : start + 4096], cents)
+        for row in range(d.shape[0]):
+            i = start + row
+            banned = forbidden[i] if forbidden else set()
+            order = np.argsort(d[row])
+            best = next((int(j) for j in order if int(cent_labels[j]) not in banned), None)
+            if best is None or d[row, best] > max_distance:
+                continue
+            others = np.delete(d[row], best)
+            if others.size and others.min() - d[row, best] < margin:
+                continue
+            out[i] = cent_labels[best]
+    return out
