@@ -1,0 +1,325 @@
+"""Quality metrics for clustering and verification, and the `eval` workflow on a labelled folder.
+
+Metric functions are pure (arrays in, numbers out). Conventions:
+
+* ``truth`` and ``pred`` are integer label arrays over the same faces. In ``pred`` a negative
+  label is noise; every noise face counts as its own singleton cluster (so leaving a face
+  unassigned costs recall, never precision).
+* Pairwise precision/recall/F count unordered pairs of faces put together; BCubed averages the
+  per-face precision/recall (Bagga & Baldwin 1998); NMI is the arithmetic-mean normalised mutual
+  information.
+* Verification: every pair of labelled faces is a genuine (same label) or impostor pair; the ROC
+  is over their Euclidean distances.
+
+:func:`evaluate_folder` scans a labelled folder (``<person>/<photos>``, nested sources allowed,
+folders starting with ``_`` are unlabelled extras) into a catalog, clusters it with the same
+defaults as ``cluster``, and measures the result over the labelled face of each photo (its
+largest face).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photocluster.errors import PhotoclusterError
+
+
+def singletonise(pred: np.ndarray) -> np.ndarray:
+    """Give every noise face (negative label) a fresh label of its own."""
+    pred = np.asarray(pred, dtype=np.int64).copy()
+    noise = pred < 0
+    if noise.any():
+        start = (pred.max() + 1) if (~noise).any() else 0
+        pred[noise] = np.arange(start, start + int(noise.sum()))
+    return pred
+
+
+def _contingency(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts n_ij of (truth i, pred j) cells, with the row and column sums."""
+    _, t = np.unique(truth, return_inverse=True)
+    _, p = np.unique(pred, return_inverse=True)
+    table = np.zeros((t.max() + 1, p.max() + 1), dtype=np.int64)
+    np.add.at(table, (t, p), 1)
+    return table, table.sum(axis=1), table.sum(axis=0)
+
+
+def _pairs(n: np.ndarray) -> float:
+    return float((n * (n - 1) // 2).sum())
+
+
+def _f(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PRF:
+    precision: float
+    recall: float
+    f: float
+
+
+def pairwise_prf(truth: np.ndarray, pred: np.ndarray) -> PRF:
+    """Pairwise precision, recall and F1 (noise in ``pred`` as singletons).
+
+    With no pair on one side the corresponding score is 1.0 (nothing was wrongly joined / nothing
+    needed joining).
+    """
+    truth, pred = np.asarray(truth), singletonise(pred)
+    if truth.shape != pred.shape:
+        raise ValueError("truth and pred must have the same length")
+    if truth.size == 0:
+        return PRF(1.0, 1.0, 1.0)
+    table, rows, cols = _contingency(truth, pred)
+    together = _pairs(table)
+    pred_pairs, true_pairs = _pairs(cols), _pairs(rows)
+    p = together / pred_pairs if pred_pairs else 1.0
+    r = together / true_pairs if true_pairs else 1.0
+    return PRF(p, r, _f(p, r))
+
+
+def bcubed_prf(truth: np.ndarray, pred: np.ndarray) -> PRF:
+    """BCubed precision, recall and F1, averaged over faces (noise in ``pred`` as singletons)."""
+    truth, pred = np.asarray(truth), singletonise(pred)
+    if truth.size == 0:
+        return PRF(1.0, 1.0, 1.0)
+    _, t = np.unique(truth, return_inverse=True)
+    _, c = np.unique(pred, return_inverse=True)
+    table, rows, cols = _contingency(truth, pred)
+    shared = table[t, c].astype(float)
+    p = float((shared / cols[c]).mean())
+    r = float((shared / rows[t]).mean())
+    return PRF(p, r, _f(p, r))
+
+
+def nmi(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Normalised mutual information (arithmetic mean of the entropies; 1.0 = identical)."""
+    truth, pred = np.asarray(truth), singletonise(pred)
+    n = truth.size
+    if n == 0:
+        return 1.0
+    table, rows, cols = _contingency(truth, pred)
+    nz = table > 0
+    pij = table[nz] / n
+    outer = (rows[:, None] * cols[None, :])[nz] / (n * n)
+    mi = float((pij * np.log(pij / outer)).sum())
+    h_t = float(-(rows / n * np.log(rows / n)).sum())
+    h_p = float(-(cols / n * np.log(cols / n)).sum())
+    if h_t == 0.0 and h_p == 0.0:
+        return 1.0
+    denom = (h_t + h_p) / 2
+    return max(0.0, mi / denom) if denom > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Verification:
+    """ROC summary over all labelled pairs, by Euclidean distance (accept when distance <= t)."""
+
+    genuine_pairs: int
+    impostor_pairs: int
+    auc: float
+    eer: float
+    eer_threshold: float
+    target_fmr: float
+    threshold_at_target: float
+    tmr_at_target: float  # share of genuine pairs accepted at that threshold
+    fmr_at_same_person: float  # at the configured SAME_PERSON threshold
+    tmr_at_same_person: float
+    same_person: float
+
+
+def pair_distances(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of all unordered pairs and whether each pair is genuine (same label)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    labels = np.asarray(labels)
+    iu = np.triu_indices(len(x), k=1)
+    sq = (x * x).sum(axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    dist = np.sqrt(np.maximum(d2[iu], 0.0))
+    same = labels[iu[0]] == labels[iu[1]]
+    return dist, same
+
+
+def verification(
+    distances: np.ndarray, genuine: np.ndarray, target_fmr: float = 0.001, same_person: float = 0.6
+) -> Verification:
+    """ROC over pair distances: AUC, equal-error rate and threshold, threshold for a target FMR.
+
+    The threshold at the target is the largest distance that accepts at most ``target_fmr`` of the
+    impostor pairs.
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    g = np.asarray(genuine, dtype=bool)
+    n_gen, n_imp = int(g.sum()), int((~g).sum())
+    if n_gen == 0 or n_imp == 0:
+        raise PhotoclusterError(
+            "Verification needs pairs of the same person and of different people: label at least "
+            "two photos of one person and one photo of another."
+        )
+    order = np.argsort(d, kind="mergesort")
+    ds, gs = d[order], g[order]
+    # Accepting everything up to and including index k: cumulative true/false matches.
+    tm = np.cumsum(gs) / n_gen
+    fm = np.cumsum(~gs) / n_imp
+    # Only cut between distinct distances.
+    last = np.r_[ds[1:] != ds[:-1], True]
+    tm_c, fm_c, th_c = np.r_[0.0, tm[last]], np.r_[0.0, fm[last]], np.r_[0.0, ds[last]]
+    auc = float(((fm_c[1:] - fm_c[:-1]) * (tm_c[1:] + tm_c[:-1]) / 2).sum())  # trapezoids
+    fnmr = 1.0 - tm_c
+    k = int(np.argmin(np.abs(fnmr - fm_c)))
+    eer = float((fnmr[k] + fm_c[k]) / 2)
+    ok = np.nonzero(fm_c <= target_fmr)[0]
+    j = int(ok[-1])
+    # A threshold between the last accepted and the next distance: the midpoint.
+    idx_in_ds = np.searchsorted(ds, th_c[j], side="right")
+    nxt = ds[idx_in_ds] if idx_in_ds < len(ds) else th_c[j]
+    threshold = float((th_c[j] + nxt) / 2) if j > 0 else float(ds[0] / 2)
+    at_same = d <= same_person
+    return Verification(
+        genuine_pairs=n_gen,
+        impostor_pairs=n_imp,
+        auc=auc,
+        eer=eer,
+        eer_threshold=float(th_c[k]),
+        target_fmr=target_fmr,
+        threshold_at_target=threshold,
+        tmr_at_target=float(tm_c[j]),
+        fmr_at_same_person=float((at_same & ~g).sum() / n_imp),
+        tmr_at_same_person=float((at_same & g).sum() / n_gen),
+        same_person=same_person,
+    )
+
+
+@dataclass(frozen=True)
+class ClusterQuality:
+    faces: int
+    identities: int
+    pairwise: PRF
+    bcubed: PRF
+    nmi: float
+    unassigned_share: float
+    clusters: int
+
+
+def cluster_quality(truth: np.ndarray, pred: np.ndarray) -> ClusterQuality:
+    """All clustering metrics for one labelling (negative ``pred`` = unassigned)."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    return ClusterQuality(
+        faces=int(truth.size),
+        identities=int(np.unique(truth).size),
+        pairwise=pairwise_prf(truth, pred),
+        bcubed=bcubed_prf(truth, pred),
+        nmi=nmi(truth, pred),
+        unassigned_share=float((pred < 0).mean()) if pred.size else 0.0,
+        clusters=int(np.unique(pred[pred >= 0]).size),
+    )
+
+
+# --- labelled folders -------------------------------------------------------------------------
+
+
+def label_of(path: str, root: str) -> str | None:
+    """The person a photo under ``root`` is labelled with: its parent folder's name.
+
+    ``None`` for photos directly under ``root`` or in a folder whose name starts with ``_``.
+    The label is shared across sources: ``a/ada/1.jpg`` and ``b/ada/2.jpg`` are the same person.
+    """
+    rel = os.path.relpath(path, root)
+    parts = Path(rel).parts
+    if len(parts) < 2 or parts[0] == "..":
+        return None
+    folder = parts[-2]
+    if folder.startswith("_"):
+        return None
+    return folder
+
+
+@dataclass
+class LabelledFaces:
+    """The labelled face (largest) of each labelled photo, in catalog order."""
+
+    face_ids: list[int]
+    labels: list[str]
+    embeddings: np.ndarray
+    photos_labelled: int
+    photos_without_face: list[str] = field(default_factory=list)
+    photos_failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    root: str
+    catalog: str
+    photos: int
+    photos_labelled: int
+    photos_without_face: int
+    photos_failed: int
+    faces: int
+    labelled_faces: int
+    identities: int
+    people: int
+    unassigned_share: float  # over labelled faces
+    pairwise: PRF
+    bcubed: PRF
+    nmi: float
+    verification: Verification
+    params: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ScanRunner = Callable[[str], None]
+
+
+def labelled_faces(session: Any, root: str) -> LabelledFaces:
+    """The labelled face of every labelled photo under ``root`` (its largest face)."""
+    from sqlalchemy import select
+
+    from photocluster.db import blobs_to_matrix
+    from photocluster.models import Face, Photo, PhotoStatus
+
+    root = os.path.abspath(root)
+    prefix = root.rstrip(os.sep) + os.sep
+    photos = session.execute(
+        select(Photo.id, Photo.path, Photo.status)
+        .where(Photo.path.startswith(prefix, autoescape=True))
+        .order_by(Photo.id)
+    ).all()
+    faces = session.execute(
+        select(Face.id, Face.photo_id, Face.size, Face.embedding)
+        .join(Photo, Face.photo_id == Photo.id)
+        .where(Photo.path.startswith(prefix, autoescape=True))
+        .order_by(Face.id)
+    ).all()
+    largest: dict[int, Any] = {}
+    for f in faces:
+        cur = largest.get(f.photo_id)
+        if cur is None or f.size > cur.size:
+            largest[f.photo_id] = f
+    ids: list[int] = []
+    labels: list[str] = []
+    blobs: list[bytes] = []
+    result = LabelledFaces([], [], np.zeros((0, 128), np.float32), 0)
+    for p in photos:
+        label = label_of(p.path, root)
+        if label is None:
+            continue
+        result.photos_labelled += 1
+        if p.status == PhotoStatus.FAILED:
+            result.photos_failed.append(p.path)
+            continue
+        face = largest.get(p.id)
+        if face is None:
+            result.photos_without_face.append(p.path)
+            continue
+        ids.append(face.id)
+        labels.append(label)
+        blobs.append(face.embedding)
+    result.face_ids, result.labels, result.embeddings = ids, labels, blobs_to_matrix(blobs)
+    return result
