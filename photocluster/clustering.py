@@ -12,7 +12,8 @@ Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``Cl
    average out pose and lighting, so they are much closer for one person than single faces).
 4. Cannot-link: two faces of one photo are never in one cluster. The face closest to the
    cluster's centroid stays; each other one moves to its nearest other cluster within
-   ``attach_distance`` that has no face of that photo yet, else becomes noise.
+   ``attach_distance`` that has no face of that photo yet, else becomes noise. A cluster left
+   smaller than ``min_cluster_size`` becomes noise.
 
 Labels are 0..k-1 for clusters and -1 for noise; cluster numbers carry no meaning across runs
 (``photocluster.people`` maps them to stable people).
@@ -277,6 +278,11 @@ def cluster_embeddings(
     labels = merge_close_clusters(x, labels, params.merge_distance, groups)
     if groups is not None:
         labels = enforce_cannot_link(x, labels, np.asarray(groups), params.attach_distance)
+        # A cluster left with fewer faces than a cluster needs (e.g. one collage photo showing
+        # one person four times) is not a person.
+        ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+        small = ids[counts < params.min_cluster_size]
+        labels[np.isin(labels, small)] = NOISE
     return _relabel(labels)
 
 

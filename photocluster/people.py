@@ -1,0 +1,526 @@
+"""People in the catalog: clustering faces into stable identities, and queries about people.
+
+:func:`cluster_catalog` is the one unit of work that changes who is who. It owns its session.
+
+* Incremental (default): faces not seen by a previous run first join the existing person whose
+  centroid is nearest (within ``ATTACH_DISTANCE``, clearly nearer than the runner-up, never a
+  person the face was rejected from, never a person who already has a face of that photo).
+  The rest, with the faces earlier runs left unassigned, go through
+  :func:`photocluster.clustering.cluster_embeddings`; every cluster made mostly of such
+  leftovers becomes a new person. (All faces are clustered, as context: HDBSCAN's density is
+  relative, and leftovers clustered alone would turn sparse noise into people.) With no new
+  faces, an incremental run changes nothing.
+* Full (``full=True``): every face is re-clustered. Clusters are matched to existing people by
+  their members (largest overlap first, one to one; a cluster whose majority already belongs to
+  a matched person joins it too), so ids, names and hidden flags stay. Confirmed faces never
+  move; a cluster holding confirmed faces of several people is split between them by the nearest
+  confirmed centroid. A face is never given to a person it was rejected from.
+
+Both modes finish with the cannot-link rule per person (one face per photo; confirmed faces win)
+and report a :class:`ClusterChanges`. ``dry_run`` computes the same changes and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from photocluster.clustering import (
+    ClusterParams,
+    assign_to_centroids,
+    cluster_embeddings,
+)
+from photocluster.db import Catalog, blobs_to_matrix
+from photocluster.encoder import model_of
+from photocluster.errors import NotFound, PhotoclusterError
+from photocluster.models import Face, Meta, Person, Photo, Rejection
+from photocluster.progress import NoProgress, Progress
+
+META_LAST_FACE = "cluster.last_face_id"
+META_PARAMS = "cluster.params"
+
+# A person key in a plan: an existing person id (>= 1) or a new person (negative placeholder).
+PersonKey = int
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What `cluster` may be told. ``params`` drives HDBSCAN and its post-steps; incremental
+    assignment of new faces uses the same attach distance and margin."""
+
+    params: ClusterParams = field(default_factory=ClusterParams)
+
+
+@dataclass(frozen=True)
+class FaceMove:
+    face_id: int
+    from_person: int | None
+    to_person: int | None  # negative = a person this run creates (id known after writing)
+
+
+@dataclass
+class ClusterChanges:
+    """What a clustering run changed (or would change, with ``dry_run``)."""
+
+    mode: str  # "incremental" | "full"
+    dry_run: bool
+    faces: int = 0  # faces in the catalog
+    faces_considered: int = 0  # faces this run could move
+    matched_to_existing: int = 0  # incremental: new faces that joined existing people
+    moves: list[FaceMove] = field(default_factory=list)
+    people_created: dict[int, int] = field(default_factory=dict)  # id (or placeholder) -> faces
+    people_merged: list[tuple[int, int]] = field(default_factory=list)  # (absorbed, into)
+    people_emptied: list[int] = field(default_factory=list)
+    people_deleted: list[int] = field(default_factory=list)  # emptied, unnamed and not hidden
+    unassigned_faces: int = 0  # after the run
+    detached_same_photo: int = 0  # faces unassigned by the one-face-per-photo rule
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def faces_moved(self) -> int:
+        return len(self.moves)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["faces_moved"] = self.faces_moved
+        data["people_created"] = [
+            {"id": k if k > 0 else None, "faces": v} for k, v in self.people_created.items()
+        ]
+        data["people_merged"] = [{"absorbed": a, "into": b} for a, b in self.people_merged]
+        return data
+
+
+@dataclass
+class _Faces:
+    ids: np.ndarray
+    photo: np.ndarray
+    person: np.ndarray  # -1 = unassigned
+    confirmed: np.ndarray
+    x: np.ndarray
+
+
+def _load_faces(session: Session) -> _Faces:
+    rows = session.execute(
+        select(Face.id, Face.photo_id, Face.person_id, Face.confirmed, Face.embedding).order_by(
+            Face.id
+        )
+    ).all()
+    return _Faces(
+        ids=np.array([r.id for r in rows], dtype=np.int64),
+        photo=np.array([r.photo_id for r in rows], dtype=np.int64),
+        person=np.array(
+            [r.person_id if r.person_id is not None else -1 for r in rows], dtype=np.int64
+        ),
+        confirmed=np.array([bool(r.confirmed) for r in rows], dtype=bool),
+        x=blobs_to_matrix([r.embedding for r in rows]).astype(np.float64),
+    )
+
+
+def check_clusterable(session: Session) -> None:
+    """Raise a clear error for an empty catalog, a single face or mixed encoder models."""
+    faces = session.scalar(select(func.count()).select_from(Face)) or 0
+    if faces == 0:
+        raise PhotoclusterError(
+            "No faces cached yet — run `photocluster scan DIR` first, then `photocluster cluster`."
+        )
+    if faces == 1:
+        raise PhotoclusterError(
+            "Only one face in the catalog: clustering needs at least two. Scan more photos first."
+        )
+    keys = session.execute(
+        select(Photo.encoder).where(Photo.id.in_(select(Face.photo_id).distinct())).distinct()
+    ).scalars()
+    models = sorted({model_of(k) for k in keys})
+    if len(models) > 1:
+        raise PhotoclusterError(
+            f"Faces come from different encoder models ({', '.join(models)}); their distances "
+            "cannot be compared. Re-scan every folder with the same settings, then cluster again."
+        )
+
+
+def _rejections(session: Session) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for face_id, person_id in session.execute(select(Rejection.face_id, Rejection.person_id)):
+        out[face_id].add(person_id)
+    return out
+
+
+def _centroids(x: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.unique(owner[owner != -1])
+    if len(keys) == 0:
+        return keys, np.zeros((0, x.shape[1]))
+    cents = np.stack([x[owner == k].mean(axis=0) for k in keys])
+    return keys, cents
+
+
+def _get_meta(session: Session, key: str) -> str | None:
+    row = session.get(Meta, key)
+    return row.value if row else None
+
+
+def _set_meta(session: Session, key: str, value: str) -> None:
+    row = session.get(Meta, key)
+    if row is None:
+        session.add(Meta(key=key, value=value))
+    else:
+        row.value = value
+
+
+def _plan_incremental(
+    f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, last_face: int
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """New owner per face (existing ids, negative placeholders for new people, -1 for none)."""
+    owner = f.person.copy()
+    unassigned = owner == -1
+    new = unassigned & (f.ids > last_face)
+    matched = 0
+    keys, cents = _centroids(f.x, owner)
+    new_idx = np.nonzero(new)[0]
+    if len(new_idx) and len(keys):
+        photo_people: dict[int, set[int]] = defaultdict(set)
+        for i in np.nonzero(owner != -1)[0].tolist():
+            photo_people[int(f.photo[i])].add(int(owner[i]))
+        forbidden = [
+            rejected.get(int(f.ids[i]), set()) | photo_people.get(int(f.photo[i]), set())
+            for i in new_idx.tolist()
+        ]
+        got = assign_to_centroids(
+            f.x[new_idx],
+            cents,
+            keys,
+            params.attach_distance,
+            margin=params.attach_margin,
+            forbidden=forbidden,
+        )
+        # Two new faces of one photo may pick the same person: the per-person rule sorts it out.
+        owner[new_idx] = got
+        matched = int((got != -1).sum())
+    rest = np.nonzero(owner == -1)[0]
+    if not new.any() or len(rest) < 2:
+        return owner, matched, rest[:0]
+    # HDBSCAN's density is relative, so leftovers clustered alone would turn sparse noise into
+    # people. Cluster everything for context and keep the clusters that are mostly leftovers.
+    labels = cluster_embeddings(f.x, params, f.photo)
+    is_rest = owner == -1
+    key = -2  # placeholders -2, -3, ... (-1 means unassigned)
+    for lab in np.unique(labels[labels >= 0]).tolist():
+        members = np.nonzero(labels == lab)[0]
+        leftovers = members[is_rest[members]]
+        if len(leftovers) * 2 > len(members) and len(leftovers) >= params.min_cluster_size:
+            owner[leftovers] = key
+            key -= 1
+    return owner, matched, rest
+
+
+def _plan_full(
+    f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, existing: set[int]
+) -> np.ndarray:
+    labels = cluster_embeddings(f.x, params, f.photo)
+    owner = np.full(len(f.ids), -1, dtype=np.int64)
+    # Confirmed faces never move.
+    owner[f.confirmed] = f.person[f.confirmed]
+
+    # Split clusters holding confirmed faces of several people; tie others to their people.
+    groups: list[tuple[np.ndarray, int | None]] = []  # member indices, forced person
+    for lab in np.unique(labels[labels >= 0]).tolist():
+        members = np.nonzero(labels == lab)[0]
+        conf = members[f.confirmed[members] & (f.person[members] != -1)]
+        persons = sorted(set(f.person[conf].tolist()))
+        if not persons:
+            groups.append((members, None))
+            continue
+        if len(persons) == 1:
+            groups.append((members, persons[0]))
+            continue
+        cents = np.stack([f.x[conf[f.person[conf] == p]].mean(axis=0) for p in persons])
+        free = members[~f.confirmed[members]]
+        d = np.linalg.norm(f.x[free][:, None, :] - cents[None, :, :], axis=2)
+        nearest = np.argmin(d, axis=1) if len(free) else np.zeros(0, dtype=np.int64)
+        for k, p in enumerate(persons):
+            part = np.r_[free[nearest == k], conf[f.person[conf] == p]]
+            groups.append((part, p))
+
+    taken: set[int] = {p for _, p in groups if p is not None}
+    cluster_person: list[int | None] = [p for _, p in groups]
+    # One-to-one matching of the other clusters by member overlap (largest first, then Jaccard).
+    sizes = Counter(f.person[f.person != -1].tolist())
+    candidates: list[tuple[int, float, int, int]] = []
+    for g, (members, forced) in enumerate(groups):
+        if forced is not None:
+            continue
+        overlap = Counter(p for p in f.person[members].tolist() if p != -1)
+        for p, n in overlap.items():
+            jaccard = n / (len(members) + sizes[p] - n)
+            candidates.append((n, jaccard, g, p))
+    for _n, _j, g, p in sorted(candidates, key=lambda c: (-c[0], -c[1], c[2], c[3])):
+        if cluster_person[g] is None and p not in taken and p in existing:
+            cluster_person[g] = p
+            taken.add(p)
+    # A cluster that is mostly one matched person's faces is a piece of that person.
+    new_key = -1  # placeholders -2, -3, ... (-1 means unassigned)
+    for g, (members, _forced) in enumerate(groups):
+        if cluster_person[g] is not None:
+            continue
+        overlap = Counter(p for p in f.person[members].tolist() if p != -1)
+        if overlap:
+            p, n = overlap.most_common(1)[0]
+            if n * 2 > len(members) and p in existing:
+                cluster_person[g] = p
+                continue
+        new_key -= 1
+        cluster_person[g] = new_key
+    for g, (members, _forced) in enumerate(groups):
+        person = cluster_person[g]
+        assert person is not None
+        free = members[~f.confirmed[members]]
+        owner[free] = person
+    # Never give a face to a person it was rejected from.
+    for i in np.nonzero(~f.confirmed & (owner > 0))[0].tolist():
+        if int(owner[i]) in rejected.get(int(f.ids[i]), set()):
+            owner[i] = -1
+    return owner
+
+
+def _one_face_per_photo(f: _Faces, owner: np.ndarray) -> int:
+    """Per person, keep one face per photo: a confirmed one, else the nearest to the centroid."""
+    by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i in np.nonzero(owner != -1)[0].tolist():
+        by_key[(int(owner[i]), int(f.photo[i]))].append(i)
+    clashes = [(k, v) for k, v in by_key.items() if len(v) > 1]
+    if not clashes:
+        return 0
+    keys, cents = _centroids(f.x, owner)
+    where = {int(k): j for j, k in enumerate(keys.tolist())}
+    detached = 0
+    for (person, _photo), members in clashes:
+        confirmed = [i for i in members if f.confirmed[i]]
+        if confirmed:
+            keep = set(confirmed)
+        else:
+            d = np.linalg.norm(f.x[members] - cents[where[person]], axis=1)
+            keep = {members[int(np.argmin(d))]}
+        for i in members:
+            if i not in keep and not f.confirmed[i]:
+                owner[i] = -1
+                detached += 1
+    return detached
+
+
+def cluster_catalog(
+    catalog: Catalog,
+    options: ClusterOptions,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ClusterChanges:
+    """Cluster the catalog's faces into people (see the module docstring)."""
+    progress = progress or NoProgress()
+    params = options.params
+    changes = ClusterChanges(mode="full" if full else "incremental", dry_run=dry_run)
+    changes.params = asdict(params)
+    with catalog.session() as session:
+        check_clusterable(session)
+        progress.start(3, "Clustering")
+        f = _load_faces(session)
+        rejected = _rejections(session)
+        people = {p.id: p for p in session.execute(select(Person)).scalars()}
+        last_face = int(_get_meta(session, META_LAST_FACE) or 0)
+        progress.advance()
+        changes.faces = len(f.ids)
+        if full:
+            owner = _plan_full(f, rejected, params, set(people))
+            changes.faces_considered = int((~f.confirmed).sum())
+        else:
+            owner, changes.matched_to_existing, rest = _plan_incremental(
+                f, rejected, params, last_face
+            )
+            changes.faces_considered = changes.matched_to_existing + len(rest)
+        progress.advance()
+        changes.detached_same_photo = _one_face_per_photo(f, owner)
+        changes.unassigned_faces = int((owner == -1).sum())
+        _describe(changes, f, owner, people)
+        if not dry_run:
+            _apply(session, changes, f, owner, people)
+            _set_meta(session, META_LAST_FACE, str(int(f.ids.max())))
+            _set_meta(session, META_PARAMS, json.dumps(asdict(params), sort_keys=True))
+        progress.advance()
+        progress.finish()
+    return changes
+
+
+def _describe(
+    changes: ClusterChanges, f: _Faces, owner: np.ndarray, people: dict[int, Person]
+) -> None:
+    before = f.person
+    for i in np.nonzero(before != owner)[0].tolist():
+        old = int(before[i])
+        new = int(owner[i])
+        changes.moves.append(
+            FaceMove(int(f.ids[i]), old if old != -1 else None, new if new != -1 else None)
+        )
+    created = Counter(int(k) for k in owner[owner < -1].tolist())
+    changes.people_created = dict(sorted(created.items(), reverse=True))
+    after = Counter(int(k) for k in owner[owner > 0].tolist())
+    for pid in sorted(people):
+        had = before == pid
+        if not had.any() or after.get(pid):
+            continue
+        dest = Counter(int(k) for k in owner[had].tolist() if k != -1 and k > 0)
+        if dest and dest.most_common(1)[0][1] * 2 > int(had.sum()):
+            changes.people_merged.append((pid, dest.most_common(1)[0][0]))
+        else:
+            changes.people_emptied.append(pid)
+        person = people[pid]
+        if person.name is None and not person.hidden:
+            changes.people_deleted.append(pid)
+
+
+def _apply(
+    session: Session,
+    changes: ClusterChanges,
+    f: _Faces,
+    owner: np.ndarray,
+    people: dict[int, Person],
+) -> None:
+    now = datetime.now()
+    real: dict[int, int] = {}
+    for key in changes.people_created:
+        person = Person(name=None, hidden=False, created_at=now)
+        session.add(person)
+        session.flush()
+        real[key] = person.id
+    final = {k: real.get(k, k) for k in set(owner.tolist())}
+    by_person: dict[int | None, list[int]] = defaultdict(list)
+    for i in np.nonzero(f.person != owner)[0].tolist():
+        target = final[int(owner[i])]
+        by_person[target if target != -1 else None].append(int(f.ids[i]))
+    for person_id, face_ids in by_person.items():
+        for start in range(0, len(face_ids), 500):
+            session.execute(
+                update(Face)
+                .where(Face.id.in_(face_ids[start : start + 500]))
+                .values(person_id=person_id)
+            )
+    if changes.people_deleted:
+        session.execute(delete(Person).where(Person.id.in_(changes.people_deleted)))
+    changes.people_created = {real[k]: v for k, v in changes.people_created.items()}
+    changes.moves = [
+        FaceMove(m.face_id, m.from_person, final.get(m.to_person, m.to_person))
+        if m.to_person is not None
+        else m
+        for m in changes.moves
+    ]
+
+
+# --- queries (take a session, never commit) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    id: int
+    name: str | None
+    hidden: bool
+    faces: int
+    photos: int
+    confirmed: int
+
+    @property
+    def label(self) -> str:
+        return self.name or "unnamed"
+
+
+def list_people(
+    session: Session, *, include_hidden: bool = True, named_only: bool = False
+) -> list[PersonSummary]:
+    """People with their face and photo counts, largest first (then by id)."""
+    query = (
+        select(
+            Person.id,
+            Person.name,
+            Person.hidden,
+            func.count(Face.id),
+            func.count(func.distinct(Face.photo_id)),
+            func.coalesce(func.sum(case((Face.confirmed.is_(True), 1), else_=0)), 0),
+        )
+        .outerjoin(Face, Face.person_id == Person.id)
+        .group_by(Person.id, Person.name, Person.hidden)
+    )
+    if not include_hidden:
+        query = query.where(Person.hidden.is_(False))
+    if named_only:
+        query = query.where(Person.name.is_not(None))
+    rows = [
+        PersonSummary(int(i), n, bool(h), int(fc), int(pc), int(cc))
+        for i, n, h, fc, pc, cc in session.execute(query).tuples()
+    ]
+    rows.sort(key=lambda p: (-p.faces, p.id))
+    return rows
+
+
+def resolve_person(session: Session, ref: str | int) -> Person:
+    """A person by id ("7") or name ("Ada"; exact, else case-insensitive). Raises NotFound."""
+    text = str(ref).strip()
+    if text.lstrip("#").isdigit():
+        person = session.get(Person, int(text.lstrip("#")))
+        if person is not None:
+            return person
+        by_name = session.execute(select(Person).where(Person.name == text)).scalar_one_or_none()
+        if by_name is not None:
+            return by_name
+        raise NotFound(f"No person with id {text}. Run `photocluster people` to list them.")
+    person = session.execute(select(Person).where(Person.name == text)).scalar_one_or_none()
+    if person is None:
+        matches = list(
+            session.execute(select(Person).where(func.lower(Person.name) == text.lower())).scalars()
+        )
+        if len(matches) == 1:
+            return matches[0]
+        raise NotFound(
+            f"No person named {text!r}. Run `photocluster people` to list people and their ids."
+        )
+    return person
+
+
+@dataclass(frozen=True)
+class PersonPhoto:
+    path: str
+    face_id: int
+    box: tuple[int, int, int, int]
+    confirmed: bool
+    taken_at: datetime | None
+
+
+def person_photos(session: Session, person: Person) -> list[PersonPhoto]:
+    """The photos a person appears in (one row per face), by date then path."""
+    rows = session.execute(
+        select(
+            Photo.path,
+            Photo.taken_at,
+            Face.id,
+            Face.left,
+            Face.top,
+            Face.right,
+            Face.bottom,
+            Face.confirmed,
+        )
+        .join(Photo, Face.photo_id == Photo.id)
+        .where(Face.person_id == person.id)
+    ).all()
+    out = [
+        PersonPhoto(r.path, r.id, (r.left, r.top, r.right, r.bottom), bool(r.confirmed), r.taken_at)
+        for r in rows
+    ]
+    out.sort(key=lambda p: (p.taken_at is None, p.taken_at or datetime.min, p.path))
+    return out
+
+
+def unassigned_count(session: Session) -> int:
+    return session.scalar(select(func.count()).where(Face.person_id.is_(None))) or 0
