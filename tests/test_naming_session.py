@@ -1,0 +1,269 @@
+"""The `name` queue driven by scripted answers: order, suggestions, every answer, undo, quitting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from photocluster import thresholds
+from photocluster.db import Catalog, open_catalog
+from photocluster.errors import PhotoclusterError
+from photocluster.models import Face, Person, Rejection
+from photocluster.naming import history, rename_person
+from photocluster.naming_session import (
+    Answer,
+    NamingOptions,
+    ScriptedPrompter,
+    parse_answer,
+    run_naming,
+)
+from photocluster.scan import scan
+from tests.test_naming import build_library, faces_of, make_person
+
+
+@pytest.fixture
+def lib(tmp_path: Path, catalog: Catalog, fake_options) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Unnamed people: ada 6 faces, bob 4, cyd 3."""
+    scan(catalog, fake_options(build_library(tmp_path / "lib", {"ada": 6, "bob": 4, "cyd": 3})))
+    return {n: make_person(catalog, faces_of(catalog, n)) for n in ("ada", "bob", "cyd")}
+
+
+def run(catalog: Catalog, tmp_path: Path, answers: Sequence[str], **kw: object) -> tuple:  # type: ignore[type-arg]
+    prompter = ScriptedPrompter(answers)
+    summary = run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(**kw))  # type: ignore[arg-type]
+    return prompter, summary
+
+
+def people(catalog: Catalog) -> dict[int, tuple[str | None, bool]]:
+    with catalog.session() as s:
+        return {p.id: (p.name, p.hidden) for p in s.scalars(select(Person))}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", Answer("accept")),
+        ("  ", Answer("accept")),
+        ("s", Answer("skip")),
+        ("S", Answer("skip")),
+        ("i", Answer("hide")),
+        ("u", Answer("undo")),
+        ("?", Answer("help")),
+        ("q", Answer("quit")),
+        ("x 3 7 12", Answer("reject", numbers=(3, 7, 12))),
+        ("x3,7", Answer("reject", numbers=(3, 7))),
+        ("x 2-4 3", Answer("reject", numbers=(2, 3, 4))),
+        ("=s", Answer("name", name="s")),
+        ("Ada Lovelace", Answer("name", name="Ada Lovelace")),
+        ("Xavier", Answer("name", name="Xavier")),
+    ],
+)
+def test_parse_answer(text: str, expected: Answer) -> None:
+    assert parse_answer(text) == expected
+
+
+@pytest.mark.parametrize("text", ["x", "x  ", "x 5-2", "x 3--4"])
+def test_parse_answer_refuses_malformed_rejections(text: str) -> None:
+    with pytest.raises(PhotoclusterError):
+        parse_answer(text)
+
+
+def test_queue_largest_first_name_skip_ignore(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    prompter, summary = run(catalog, tmp_path, ["Ada Lovelace", "s", "i"])
+    assert [i.person_id for i in prompter.shown] == [lib["ada"], lib["bob"], lib["cyd"]]
+    assert [i.faces for i in prompter.shown] == [6, 4, 3]
+    first = prompter.shown[0]
+    assert first.sheet.path.exists() and len(first.sheet.faces) == 6
+    assert (first.position, first.total) == (1, 3)
+    assert people(catalog) == {
+        lib["ada"]: ("Ada Lovelace", False),
+        lib["bob"]: (None, False),
+        lib["cyd"]: (None, True),
+    }
+    assert (summary.named, summary.skipped, summary.hidden, summary.quit) == (1, 1, 1, False)
+    with catalog.session() as s:
+        confirmed = s.scalars(select(Face.confirmed).where(Face.person_id == lib["ada"])).all()
+    assert confirmed == [True] * 6
+
+
+def test_enter_accepts_the_suggestion_and_skips_without_one(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    # Split bob: two of his faces are already named "Bob"; the rest is an unnamed cluster.
+    bob = faces_of(catalog, "bob")
+    named_bob = make_person(catalog, bob[:2], name="Bob")
+    prompter, summary = run(catalog, tmp_path, ["", "", ""])
+    shown = {i.person_id: i for i in prompter.shown}
+    assert shown[lib["bob"]].suggestion is not None
+    assert shown[lib["bob"]].suggestion.person_id == named_bob
+    assert shown[lib["bob"]].suggestion.distance < thresholds.SAME_PERSON
+    assert shown[lib["ada"]].suggestion is None  # ~1.0 from Bob: no suggestion
+    assert sum("Enter = accept Bob" in q for q in prompter.questions) == 1
+    with catalog.session() as s:
+        owners = set(s.scalars(select(Face.person_id).where(Face.id.in_(bob))))
+        assert s.get(Person, lib["bob"]) is None
+    assert owners == {named_bob}
+    assert (summary.merged, summary.skipped) == (1, 2)
+
+
+def test_suggestions_follow_the_shared_threshold(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_person(catalog, faces_of(catalog, "bob")[:2], name="Bob")
+    monkeypatch.setattr(thresholds, "SAME_PERSON", 0.001)
+    prompter, _summary = run(catalog, tmp_path, ["s", "s", "s"])
+    assert [i.suggestion for i in prompter.shown] == [None, None, None]
+
+
+def test_no_suggestion_of_a_person_who_rejected_these_faces(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    bob = faces_of(catalog, "bob")
+    named_bob = make_person(catalog, bob[:2], name="Bob")
+    from datetime import datetime
+
+    with catalog.session() as s:
+        s.add(Rejection(face_id=bob[3], person_id=named_bob, created_at=datetime(2024, 1, 1)))
+    prompter, _summary = run(catalog, tmp_path, ["s", "s", "s"])
+    assert all(i.suggestion is None for i in prompter.shown)
+
+
+def test_typing_an_existing_name_merges_after_confirmation(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    with catalog.session() as s:
+        rename_person(s, lib["cyd"], "Cyd", actor="t")
+    # ada: "cyd" -> refuse the merge -> name her; bob: "Cyd" -> confirm.
+    prompter, summary = run(catalog, tmp_path, ["cyd", "n", "Ada", "Cyd", "y"])
+    assert any("Cyd already exists (3 faces)" in q for q in prompter.questions)
+    assert people(catalog) == {lib["ada"]: ("Ada", False), lib["cyd"]: ("Cyd", False)}
+    with catalog.session() as s:
+        assert set(s.scalars(select(Face.person_id).where(Face.left == 110))) == {lib["cyd"]}
+    assert (summary.named, summary.merged) == (1, 1)
+
+
+def test_x_rejects_numbered_faces_and_shows_the_person_again(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    prompter, summary = run(catalog, tmp_path, ["x 1 3", "x 99", "Ada"])
+    first, again = prompter.shown[0], prompter.shown[1]
+    assert first.person_id == again.person_id == lib["ada"]
+    gone = first.sheet.face_ids([1, 3])
+    assert again.faces == 4 and not set(gone) & {f.face_id for f in again.sheet.faces}
+    assert any("no face numbered 99" in m for m in prompter.said)
+    with catalog.session() as s:
+        rows = {tuple(r) for r in s.execute(select(Rejection.face_id, Rejection.person_id))}
+        owners = dict(s.execute(select(Face.id, Face.person_id).where(Face.id.in_(gone))).all())
+    assert rows == {(gone[0], lib["ada"]), (gone[1], lib["ada"])}
+    assert owners == {gone[0]: None, gone[1]: None}
+    assert summary.rejected_faces == 2
+    assert people(catalog)[lib["ada"]] == ("Ada", False)
+
+
+def test_undo_goes_back_to_the_person_of_the_undone_decision(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    prompter, summary = run(catalog, tmp_path, ["Ada", "u", "Ada L", "q"])
+    assert [i.person_id for i in prompter.shown] == [lib["ada"], lib["bob"], lib["ada"], lib["bob"]]
+    assert any(m.startswith("Undone: renamed person") for m in prompter.said)
+    assert people(catalog)[lib["ada"]] == ("Ada L", False)
+    with catalog.session() as s:
+        log = history(s)
+    assert [(e.action, e.undone_at is not None) for e in log] == [
+        ("rename", False),
+        ("rename", True),
+    ]
+    assert summary.undone == 1 and summary.quit
+
+
+def test_undo_with_nothing_to_undo_says_so(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    prompter, _summary = run(catalog, tmp_path, ["u", "q"])
+    assert any("Nothing to undo" in m for m in prompter.said)
+    assert len(prompter.shown) == 1
+
+
+def test_bad_names_are_reported_and_nothing_changes(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    before = people(catalog)
+    prompter, summary = run(catalog, tmp_path, ["../x", "=   ", "Ada\x1b[2J", "?", "q"])
+    errors = [m for m in prompter.said if m.startswith("Error:")]
+    assert len(errors) == 3
+    assert "file path" in errors[0] and "empty" in errors[1] and "control" in errors[2]
+    assert any("x 3 7 12" in m for m in prompter.said)  # the help
+    assert people(catalog) == before
+    assert summary.decisions == []
+
+
+def test_quitting_keeps_progress_and_the_next_session_continues(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    _p, summary = run(catalog, tmp_path, ["Ada", "q"])
+    assert summary.quit and summary.named == 1
+    prompter, _summary = run(catalog, tmp_path, [])  # no answers: EOF quits at once
+    assert [i.person_id for i in prompter.shown] == [lib["bob"]]
+    assert people(catalog)[lib["ada"]] == ("Ada", False)
+
+
+class _InterruptingPrompter(ScriptedPrompter):
+    """Checks from another connection that the first answer is committed, then Ctrl-C."""
+
+    def __init__(self, answers: Sequence[str], db: str) -> None:
+        super().__init__(answers)
+        self.db = db
+        self.seen_committed: str | None = None
+
+    def ask(self, prompt: str, names: Sequence[str]) -> str:
+        if not self.answers:
+            other = open_catalog(self.db)
+            try:
+                with other.session() as s:
+                    self.seen_committed = s.scalar(select(Person.name).where(Person.name == "Ada"))
+            finally:
+                other.close()
+            raise KeyboardInterrupt
+        return super().ask(prompt, names)
+
+
+def test_each_decision_is_committed_at_once_and_ctrl_c_keeps_them(
+    db_path: str, catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    prompter = _InterruptingPrompter(["Ada"], db_path)
+    summary = run_naming(catalog, prompter, tmp_path / "cache")
+    assert prompter.seen_committed == "Ada"
+    assert summary.interrupted and summary.named == 1
+    assert people(catalog)[lib["ada"]] == ("Ada", False)
+
+
+def test_min_faces_and_start(catalog: Catalog, tmp_path: Path, lib: dict[str, int]) -> None:
+    prompter, _s = run(catalog, tmp_path, ["s", "s", "s"], min_faces=4)
+    assert [i.person_id for i in prompter.shown] == [lib["ada"], lib["bob"]]
+    prompter, _s = run(catalog, tmp_path, ["s", "s", "s"], start=str(lib["cyd"]))
+    assert [i.person_id for i in prompter.shown] == [lib["cyd"], lib["ada"], lib["bob"]]
+    with catalog.session() as s:
+        rename_person(s, lib["cyd"], "Cyd", actor="t")
+    with pytest.raises(PhotoclusterError, match="already named"):
+        run(catalog, tmp_path, [], start="Cyd")
+
+
+def test_named_and_hidden_people_are_not_queued(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    run(catalog, tmp_path, ["Ada", "i", "q"])
+    prompter, _s = run(catalog, tmp_path, ["s"])
+    assert [i.person_id for i in prompter.shown] == [lib["cyd"]]
+
+
+def test_sheet_count_is_configurable(catalog: Catalog, tmp_path: Path, lib: dict[str, int]) -> None:
+    prompter, _s = run(catalog, tmp_path, ["q"], count=2)
+    item = prompter.shown[0]
+    assert len(item.sheet.faces) == 2 and item.sheet.total_faces == 6
+    with pytest.raises(ValueError, match="no face numbered 3"):
+        item.sheet.face_ids([3])
