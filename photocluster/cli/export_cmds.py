@@ -19,6 +19,13 @@ from photocluster.cli.common import (
     out,
 )
 from photocluster.export import MODES, ExportOptions, ExportSummary, export_people
+from photocluster.xmp import (
+    MIN_OVERLAP,
+    ImportOptions,
+    XmpExportOptions,
+    export_xmp,
+    import_xmp,
+)
 
 
 def _export_dict(s: ExportSummary) -> dict[str, object]:
@@ -126,3 +133,154 @@ def export_command(
         err(f"warning: {rel}: {reason}")
     if summary.report_path:
         out(f"  report: {summary.report_path}")
+
+
+@app.command("export-xmp")
+def export_xmp_command(
+    db: DbOption = None,
+    sidecar: Annotated[
+        str,
+        typer.Option(
+            help="Sidecar naming: ext = IMG_1.jpg.xmp (digiKam, darktable), base = IMG_1.xmp "
+            "(Lightroom, Capture One), auto = whichever exists, else ext.",
+        ),
+    ] = "auto",
+    in_place: Annotated[
+        bool,
+        typer.Option("--in-place", help="Write into the photos themselves instead of sidecars."),
+    ] = False,
+    keywords: Annotated[
+        bool, typer.Option("--keywords", help="Also add the names as keywords (dc:subject).")
+    ] = False,
+    person: Annotated[
+        list[str] | None,
+        typer.Option("--person", "-p", help="Only this person (name or id; repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="List the files that would change.")
+    ] = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write named faces as XMP face regions (MWG) that digiKam, Lightroom and exiftool read.
+
+    Each photo with named faces gets mwg-rs:Regions (Type Face, Name, normalised centre x/y/w/h
+    of the face as displayed) and Iptc4xmpExt:PersonInImage in its sidecar. Existing sidecars
+    keep every other tag; face regions on faces photocluster names are replaced. Originals are
+    never modified unless --in-place is given. Needs exiftool.
+
+    Example: photocluster export-xmp --sidecar ext --keywords
+    """
+    settings = make_settings(db, quiet)
+    options = XmpExportOptions(
+        sidecar=sidecar,
+        in_place=in_place,
+        keywords=keywords,
+        people=list(person or []),
+        dry_run=dry_run,
+    )
+    with catalog_for(settings) as catalog:
+        summary = export_xmp(catalog, options, TqdmProgress(settings.quiet))
+    if as_json:
+        out(
+            json.dumps(
+                {
+                    "photos": summary.photos,
+                    "regions": summary.regions,
+                    "written": summary.written,
+                    "unchanged": summary.unchanged,
+                    "failures": [{"file": f, "reason": r} for f, r in summary.failures],
+                    "dry_run": summary.dry_run,
+                    "seconds": round(summary.seconds, 3),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        verb = "would write" if summary.dry_run else "wrote"
+        if summary.dry_run:
+            for path in summary.written:
+                out(path)
+        out(
+            f"{summary.photos} photos with named faces ({summary.regions} regions): {verb} "
+            f"{len(summary.written)}, unchanged {summary.unchanged}, failed "
+            f"{len(summary.failures)} ({summary.seconds:.1f} s)"
+        )
+    for path, reason in summary.failures:
+        err(f"warning: {path}: {reason}")
+
+
+@app.command("import-xmp")
+def import_xmp_command(
+    folder: Annotated[str, typer.Argument(help="Folder of scanned photos with XMP face regions.")],
+    db: DbOption = None,
+    min_overlap: Annotated[
+        float,
+        typer.Option(
+            help="How much a region must overlap a detected face (intersection over union).",
+            min=0.05,
+            max=1.0,
+        ),
+    ] = MIN_OVERLAP,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Show what would be named; change nothing.")
+    ] = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Seed people from names already tagged in digiKam, Lightroom & co (MWG face regions).
+
+    Reads regions from sidecars (IMG_1.jpg.xmp or IMG_1.xmp) and XMP embedded in the photos;
+    each named region that overlaps a detected face confirms that face as the named person
+    (created if new). Faces you already confirmed as someone else are left alone and listed.
+    Every change is one undoable decision per name. Scan FOLDER first.
+
+    Example: photocluster import-xmp ~/Pictures --dry-run
+    """
+    settings = make_settings(db, quiet)
+    options = ImportOptions(folder=folder, min_overlap=min_overlap, dry_run=dry_run)
+    with catalog_for(settings) as catalog:
+        summary = import_xmp(catalog, options, TqdmProgress(settings.quiet))
+    if as_json:
+        out(
+            json.dumps(
+                {
+                    "files_read": summary.files_read,
+                    "photos": summary.photos,
+                    "regions": summary.regions,
+                    "matched": summary.matched,
+                    "assigned": summary.assigned,
+                    "already": summary.already,
+                    "by_name": summary.by_name,
+                    "people_created": summary.people_created,
+                    "unmatched": [{"photo": p, "name": n} for p, n in summary.unmatched],
+                    "conflicts": [
+                        {"photo": p, "xmp_name": n, "catalog": c} for p, n, c in summary.conflicts
+                    ],
+                    "skipped": [{"file": f, "reason": r} for f, r in summary.skipped],
+                    "dry_run": summary.dry_run,
+                    "seconds": round(summary.seconds, 3),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        verb = "Would confirm" if summary.dry_run else "Confirmed"
+        out(
+            f"Read {summary.files_read} XMP packets: {summary.regions} named face regions on "
+            f"{summary.photos} photos, {summary.matched} matched a detected face."
+        )
+        out(
+            f"{verb} {summary.assigned} faces for {len(summary.by_name)} people "
+            f"({len(summary.people_created)} new); already confirmed {summary.already}."
+        )
+        for name, n in sorted(summary.by_name.items()):
+            out(f"  {n:>5}  {name}")
+        if summary.unmatched:
+            out(f"{len(summary.unmatched)} regions matched no detected face (see --json).")
+    for photo, name, current in summary.conflicts:
+        err(f"warning: {photo}: XMP says {name!r}, you confirmed {current!r}; left as is")
+    for path, reason in summary.skipped:
+        err(f"skipped {path}: {reason}")
