@@ -88,6 +88,7 @@ def main() -> None:
             "attach_distance": [0.0, 0.4, 0.45, 0.5, 0.55, 0.6],
             "merge_distance": [0.0, 0.3, 0.35, 0.4, 0.45, 0.5],
             "attach_margin": [0.0, 0.02, 0.05, 0.1],
+            "eject_distance": [0.0, 0.55, 0.6, 0.65, 0.7, 0.8],
         }
         for key, values in grid.items():
             for value in values:

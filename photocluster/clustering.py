@@ -3,7 +3,9 @@
 Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``ClusterParams``):
 
 1. HDBSCAN over the 128-d embeddings (Euclidean). It finds dense groups and leaves faces in
-   sparse regions as noise (-1) instead of forcing them somewhere.
+   sparse regions as noise (-1) instead of forcing them somewhere. A cluster with a member
+   further than ``eject_distance`` from its centroid is re-clustered alone (small groups hide
+   inside a parent cluster otherwise), and faces still that far become noise.
 2. Attach: a noise face joins the cluster of its nearest clustered face when that face is within
    ``attach_distance`` (a same-person distance with a low false-match rate) and the runner-up
    cluster is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
@@ -21,6 +23,7 @@ Labels are 0..k-1 for clusters and -1 for noise; cluster numbers carry no meanin
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,7 +31,13 @@ from typing import Literal
 
 import numpy as np
 
-from photocluster.thresholds import ATTACH_DISTANCE, ATTACH_MARGIN, MERGE_DISTANCE, SAME_PERSON
+from photocluster.thresholds import (
+    ATTACH_DISTANCE,
+    ATTACH_MARGIN,
+    EJECT_DISTANCE,
+    MERGE_DISTANCE,
+    SAME_PERSON,
+)
 
 NOISE = -1
 
@@ -44,13 +53,14 @@ class ClusterParams:
     See ``bench/tune_cluster.py`` for the measurement and the sensitivity table.
     """
 
-    min_cluster_size: int = 3
+    min_cluster_size: int = 4
     min_samples: int = 3
     epsilon: float = 0.0  # HDBSCAN cluster_selection_epsilon
     method: Literal["eom", "leaf"] = "eom"
     attach_distance: float = ATTACH_DISTANCE  # 0 disables the attach step
     merge_distance: float = MERGE_DISTANCE  # 0 disables the merge step (the default)
     attach_margin: float = ATTACH_MARGIN  # runner-up must be at least this much further
+    eject_distance: float = EJECT_DISTANCE  # members further from their centroid: noise (0 = off)
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -59,7 +69,13 @@ class ClusterParams:
             raise ValueError("min samples must be at least 1")
         if self.method not in ("eom", "leaf"):
             raise ValueError("selection method must be 'eom' or 'leaf'")
-        for name in ("epsilon", "attach_distance", "merge_distance", "attach_margin"):
+        for name in (
+            "epsilon",
+            "attach_distance",
+            "merge_distance",
+            "attach_margin",
+            "eject_distance",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
 
@@ -71,7 +87,7 @@ def _as_matrix(embeddings: np.ndarray) -> np.ndarray:
     return x
 
 
-def hdbscan_labels(x: np.ndarray, params: ClusterParams) -> np.ndarray:
+def hdbscan_labels(x: np.ndarray, params: ClusterParams, single: bool = True) -> np.ndarray:
     """Step 1 alone: HDBSCAN labels (-1 = noise)."""
     x = _as_matrix(x)
     n = len(x)
@@ -92,7 +108,7 @@ def hdbscan_labels(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         labels = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
-        if (labels < 0).all():
+        if single and (labels < 0).all():
             # HDBSCAN never returns its root as a cluster unless told to, so a catalog of one
             # person comes back as all noise. Accept the single cluster only if it is tight.
             clusterer.set_params(allow_single_cluster=True)
@@ -149,6 +165,72 @@ def _two_nearest(
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sa, sb = (a * a).sum(axis=1), (b * b).sum(axis=1)
     return np.sqrt(np.maximum(sa[:, None] + sb[None, :] - 2.0 * a @ b.T, 0.0))
+
+
+def _loose(x: np.ndarray, members: np.ndarray, distance: float) -> bool:
+    centre = x[members].mean(axis=0)
+    return bool((np.linalg.norm(x[members] - centre, axis=1) > distance).any())
+
+
+def split_loose_clusters(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Step 1b: re-cluster, on its own, any cluster with a member too far from its centroid.
+
+    With few faces HDBSCAN's excess-of-mass selection often prefers one parent cluster to two
+    small children (three photos of one person next to five of another become one cluster).
+    Clustered alone, the parent cannot be chosen (its root), so the children come out.
+    """
+    labels = labels.copy()
+    if params.eject_distance <= 0:
+        return labels
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for lab in np.unique(labels[labels >= 0]).tolist():
+        members = np.nonzero(labels == lab)[0]
+        if len(members) < 2 * params.min_cluster_size or not _loose(
+            x, members, params.eject_distance
+        ):
+            continue
+        # Here a group of min_cluster_size faces must be able to count as dense.
+        sub_params = dataclasses.replace(
+            params, min_samples=max(1, min(params.min_samples, params.min_cluster_size - 1))
+        )
+        sub = hdbscan_labels(x[members], sub_params, single=False)
+        if len(np.unique(sub[sub >= 0])) < 2:
+            continue
+        for k in np.unique(sub).tolist():
+            labels[members[sub == k]] = NOISE if k < 0 else next_label
+            next_label += 0 if k < 0 else 1
+    return labels
+
+
+def eject_outliers(x: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
+    """Step 1c: members further than ``distance`` from their cluster's centroid become noise.
+
+    Repeated until no member is that far, since each ejection moves the centroid. HDBSCAN keeps
+    a lone face in a cluster when the cluster is still joined to it at the density level where
+    the cluster forms (common with few faces); such a face is no closer than any stranger.
+    """
+    labels = labels.copy()
+    if distance <= 0:
+        return labels
+    for _ in range(20):
+        ids, cents = centroids(x, labels)
+        if len(ids) == 0:
+            break
+        member = np.nonzero(labels >= 0)[0]
+        where = np.searchsorted(ids, labels[member])
+        d = np.linalg.norm(x[member] - cents[where], axis=1)
+        far = d > distance
+        if not far.any():
+            break
+        # Eject only the worst face of each loose cluster per round: the centroid moves.
+        worst: dict[int, tuple[float, int]] = {}
+        for i, lab, dist in zip(
+            member[far].tolist(), labels[member[far]].tolist(), d[far], strict=True
+        ):
+            if dist > worst.get(lab, (0.0, -1))[0]:
+                worst[lab] = (float(dist), i)
+        labels[[i for _, i in worst.values()]] = NOISE
+    return labels
 
 
 def attach_noise(
@@ -274,6 +356,8 @@ def cluster_embeddings(
     if groups is not None and len(groups) != len(x):
         raise ValueError("groups must give one photo per face")
     labels = hdbscan_labels(x, params)
+    labels = split_loose_clusters(x, labels, params)
+    labels = eject_outliers(x, labels, params.eject_distance)
     labels = attach_noise(x, labels, params.attach_distance, params.attach_margin)
     labels = merge_close_clusters(x, labels, params.merge_distance, groups)
     if groups is not None:

@@ -13,8 +13,8 @@
 * Full (``full=True``): every face is re-clustered. Clusters are matched to existing people by
   their members (largest overlap first, one to one; a cluster whose majority already belongs to
   a matched person joins it too), so ids, names and hidden flags stay. Confirmed faces never
-  move; a cluster holding confirmed faces of several people is split between them by the nearest
-  confirmed centroid. A face is never given to a person it was rejected from.
+  move (and count as members of their person when matching); a cluster holding confirmed faces
+  of several people is split between them by the nearest confirmed centroid. A face is never given to a person it was rejected from.
 
 Both modes finish with the cannot-link rule per person (one face per photo; confirmed faces win)
 and report a :class:`ClusterChanges`. ``dry_run`` computes the same changes and writes nothing.
@@ -237,7 +237,8 @@ def _plan_full(
             groups.append((members, None))
             continue
         if len(persons) == 1:
-            groups.append((members, persons[0]))
+            # Matched by overlap like any cluster (a confirmed stray must not drag the others).
+            groups.append((members, None))
             continue
         cents = np.stack([f.x[conf[f.person[conf] == p]].mean(axis=0) for p in persons])
         free = members[~f.confirmed[members]]
@@ -459,7 +460,7 @@ def list_people(
         query = query.where(Person.name.is_not(None))
     rows = [
         PersonSummary(int(i), n, bool(h), int(fc), int(pc), int(cc))
-        for i, n, h, fc, pc, cc in session.execute(query).tuples()
+        for i, n, h, fc, pc, cc in session.execute(query).all()
     ]
     rows.sort(key=lambda p: (-p.faces, p.id))
     return rows

@@ -1,0 +1,124 @@
+"""The pure clustering core: HDBSCAN + attach + cannot-link on synthetic embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from photocluster.clustering import (
+    NOISE,
+    ClusterParams,
+    assign_to_centroids,
+    attach_noise,
+    cluster_embeddings,
+    enforce_cannot_link,
+    merge_close_clusters,
+)
+
+
+def blobs(sizes: list[int], spread: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Identities ~1.0 apart (like dlib strangers), faces ``spread`` around each centre."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for k, n in enumerate(sizes):
+        centre = rng.normal(size=128)
+        centre *= 0.75 / np.linalg.norm(centre)
+        xs.append(centre + rng.normal(scale=spread / np.sqrt(128), size=(n, 128)))
+        ys += [k] * n
+    return np.vstack(xs), np.array(ys)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        len({(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)})
+        == len(set(a.tolist()))
+        == len(set(b.tolist()))
+    )
+
+
+def test_separated_identities_are_recovered_exactly() -> None:
+    x, truth = blobs([6, 5, 4, 8])
+    labels = cluster_embeddings(x, ClusterParams())
+    assert (labels >= 0).all()
+    assert same_partition(labels, truth)
+
+
+def test_a_lone_stranger_stays_noise() -> None:
+    x, _ = blobs([6, 6])
+    stranger = np.random.default_rng(9).normal(size=(1, 128))
+    labels = cluster_embeddings(np.vstack([x, 0.75 * stranger / np.linalg.norm(stranger)]))
+    assert labels[-1] == NOISE
+    assert (labels[:-1] >= 0).all()
+
+
+def test_two_faces_of_one_photo_never_share_a_cluster() -> None:
+    x, truth = blobs([5, 5])
+    groups = np.arange(len(x))
+    groups[1] = groups[0]  # faces 0 and 1 (same identity) come from one photo
+    labels = cluster_embeddings(x, ClusterParams(), groups)
+    assert labels[0] != labels[1] or labels[0] == NOISE
+    kept = [i for i in (0, 1) if labels[i] == labels[2]]
+    assert len(kept) == 1
+
+
+def test_cannot_link_keeps_the_face_nearest_the_centroid_and_reattaches_the_other() -> None:
+    x = np.zeros((6, 2))
+    x[:3] = [[0, 0], [0.1, 0], [0, 0.1]]  # cluster 0 around the origin
+    x[3:] = [[1, 1], [1.1, 1], [1, 1.1]]  # cluster 1
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    x = np.vstack([x, [[0.02, 0.02]], [[0.9, 0.9]]])
+    labels = np.r_[labels, 0, 0]  # face 7 was wrongly put with cluster 0
+    groups = np.array([0, 1, 2, 3, 4, 5, 6, 6])  # faces 6 and 7 share a photo
+    out = enforce_cannot_link(x, labels, groups, reattach_distance=0.5)
+    assert out[6] == 0  # nearest the centroid of cluster 0: stays
+    assert out[7] == 1  # moved to its nearest other cluster
+    out = enforce_cannot_link(x, labels, groups, reattach_distance=0.0)
+    assert out[7] == NOISE
+
+
+def test_attach_needs_distance_and_margin() -> None:
+    x = np.array([[0.0, 0], [0.1, 0], [2.0, 0], [2.1, 0], [0.3, 0], [1.05, 0]])
+    labels = np.array([0, 0, 1, 1, NOISE, NOISE])
+    out = attach_noise(x, labels, distance=0.5, margin=0.1)
+    assert out[4] == 0  # near cluster 0, far from 1
+    assert out[5] == NOISE  # halfway: too far and ambiguous
+    assert (attach_noise(x, labels, distance=0.0) == labels).all()
+
+
+def test_merge_joins_close_centroids_but_not_across_a_shared_photo() -> None:
+    x = np.array([[0.0, 0], [0.1, 0], [0.3, 0], [0.4, 0], [5.0, 0], [5.1, 0]])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    out = merge_close_clusters(x, labels, distance=0.5)
+    assert out[0] == out[2] and out[4] != out[0]
+    groups = np.array([0, 1, 1, 3, 4, 5])  # clusters 0 and 1 share photo 1
+    out = merge_close_clusters(x, labels, distance=0.5, groups=groups)
+    assert out[0] != out[2]
+
+
+def test_tiny_inputs_are_all_noise_not_errors() -> None:
+    assert cluster_embeddings(np.zeros((0, 128))).shape == (0,)
+    assert (cluster_embeddings(np.ones((1, 128))) == NOISE).all()
+
+
+def test_a_single_tight_identity_is_one_cluster() -> None:
+    x, _ = blobs([5])
+    labels = cluster_embeddings(x)
+    assert (labels == 0).all()
+
+
+def test_assign_to_centroids_respects_forbidden_distance_and_margin() -> None:
+    cents = np.array([[0.0, 0], [1.0, 0]])
+    pts = np.array([[0.1, 0], [0.1, 0], [0.5, 0], [3.0, 0]])
+    got = assign_to_centroids(
+        pts, cents, np.array([7, 9]), 0.6, margin=0.1, forbidden=[set(), {7}, set(), set()]
+    )
+    assert got.tolist() == [7, NOISE, NOISE, NOISE]  # 2nd: 7 forbidden and 9 too far
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_cluster_size": 1}, {"min_samples": 0}, {"method": "flat"}, {"attach_distance": -1}],
+)
+def test_bad_parameters_are_rejected(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ClusterParams(**kwargs)  # type: ignore[arg-type]
