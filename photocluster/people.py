@@ -14,7 +14,8 @@
   their members (largest overlap first, one to one; a cluster whose majority already belongs to
   a matched person joins it too), so ids, names and hidden flags stay. Confirmed faces never
   move (and count as members of their person when matching); a cluster holding confirmed faces
-  of several people is split between them by the nearest confirmed centroid. A face is never given to a person it was rejected from.
+  of several people is split between them by the nearest confirmed centroid. A face is never
+  given to a person it was rejected from.
 
 Both modes finish with the cannot-link rule per person (one face per photo; confirmed faces win)
 and report a :class:`ClusterChanges`. ``dry_run`` computes the same changes and writes nothing.

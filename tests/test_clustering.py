@@ -52,7 +52,7 @@ def test_a_lone_stranger_stays_noise() -> None:
 
 
 def test_two_faces_of_one_photo_never_share_a_cluster() -> None:
-    x, truth = blobs([5, 5])
+    x, _truth = blobs([5, 5])
     groups = np.arange(len(x))
     groups[1] = groups[0]  # faces 0 and 1 (same identity) come from one photo
     labels = cluster_embeddings(x, ClusterParams(), groups)
