@@ -547,6 +547,8 @@ def export_people(
     started = time.perf_counter()
     if options.mode not in MODES:
         raise PhotoclusterError(f"Unknown mode {options.mode!r}; use one of {', '.join(MODES)}.")
+    if options.report_path:
+        _build_report_function()  # fail before changing anything if the report cannot be made
     dest = _resolve_dest(options.dest)
     summary = ExportSummary(dest=str(dest), mode=options.mode, dry_run=options.dry_run)
 
@@ -765,14 +767,20 @@ def export_people(
     return summary
 
 
-def write_report(catalog: Catalog, path: str) -> str:
-    """Write the people report (``photocluster.report/1``) as JSON to ``path``."""
+def _build_report_function() -> Any:
     try:
         from photocluster.report import build_report
     except ImportError as exc:  # the people report arrives with the clustering work
         raise PhotoclusterError(
-            "This version of photocluster cannot write the people report yet."
+            "This version of photocluster cannot write the people report yet; "
+            "run the export without --report."
         ) from exc
+    return build_report
+
+
+def write_report(catalog: Catalog, path: str) -> str:
+    """Write the people report (``photocluster.report/1``) as JSON to ``path``."""
+    build_report = _build_report_function()
     with catalog.session() as session:
         report = build_report(session)
     target = Path(os.path.abspath(os.path.expanduser(path)))

@@ -419,3 +419,16 @@ def test_cli_export_json_and_refusal(
     assert "Refusing to export" in bad.stderr
     wrong = runner.invoke(app, ["export", str(dest), "--db", db_path, "--mode", "teleport"])
     assert wrong.exit_code == 2
+
+
+def test_report_that_cannot_be_made_fails_before_any_change(
+    tmp_path: Path,
+    catalog: Catalog,
+    library: tuple[Path, dict[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "photocluster.report", None)  # import fails
+    dest = tmp_path / "People"
+    with pytest.raises(PhotoclusterError, match="without --report"):
+        run(catalog, dest, report_path=str(tmp_path / "r.json"))
+    assert not dest.exists()
