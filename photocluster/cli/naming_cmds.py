@@ -1,0 +1,438 @@
+"""`name`, `rename`, `merge`, `reject`, `assign`, `hide`, `unhide`, `undo`, `log`.
+
+`name` wires the terminal to :func:`photocluster.naming_session.run_naming` through
+:class:`TerminalPrompter` (readline completion of existing names, optional system viewer and
+inline images). The other commands are one call each into :mod:`photocluster.naming`.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from PIL import Image
+
+from photocluster.cli.app import app
+from photocluster.cli.common import DbOption, JsonOption, catalog_for, err, make_settings, out
+from photocluster.contact_sheet import DEFAULT_COUNT, DEFAULT_TILE
+from photocluster.errors import PhotoclusterError
+from photocluster.models import Decision
+from photocluster.naming import (
+    NameConflict,
+    assign_faces,
+    history,
+    merge_people,
+    reject_faces,
+    rename_person,
+    set_hidden,
+    undo_last,
+)
+from photocluster.naming_session import (
+    NamingOptions,
+    NamingSummary,
+    QueueItem,
+    load_queue,
+    run_naming,
+)
+
+LOG_SCHEMA_VERSION = 1
+PersonArg = Annotated[str, typer.Argument(help="Person id (as in `photocluster people`) or name.")]
+
+
+def _actor(command: str) -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user} via {command}"
+
+
+def _done(decision: Decision) -> None:
+    out(f"Done: {decision.summary}.")
+    err("Undo with `photocluster undo`; see every decision with `photocluster log`.")
+
+
+# --- inline images ------------------------------------------------------------------------------
+
+
+def detect_inline_protocol(env: dict[str, str] | os._Environ[str]) -> str | None:
+    """kitty or iterm2 when the terminal announces itself, else None."""
+    term, program = env.get("TERM", ""), env.get("TERM_PROGRAM", "")
+    if env.get("KITTY_WINDOW_ID") or "kitty" in term or program in ("ghostty", "WezTerm"):
+        return "kitty"
+    if program == "iTerm.app" or env.get("LC_TERMINAL") == "iTerm2":
+        return "iterm2"
+    return None
+
+
+def inline_image(path: Path, protocol: str) -> str:
+    """Escape codes that draw the image at ``path`` in a kitty or iTerm2 terminal."""
+    if protocol == "iterm2":
+        data = path.read_bytes()
+        b64 = base64.b64encode(data).decode()
+        return f"\033]1337;File=inline=1;size={len(data)};preserveAspectRatio=1:{b64}\a\n"
+    if protocol != "kitty":
+        raise PhotoclusterError(f"Unknown inline image protocol {protocol!r}: use kitty or iterm2.")
+    with Image.open(path) as img:  # kitty's graphics protocol takes PNG (f=100)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    chunks = [b64[i : i + 4096] for i in range(0, len(b64), 4096)] or [""]
+    parts = []
+    for i, chunk in enumerate(chunks):
+        more = 1 if i < len(chunks) - 1 else 0
+        head = f"a=T,f=100,m={more}" if i == 0 else f"m={more}"
+        parts.append(f"\033_G{head};{chunk}\033\\")
+    return "".join(parts) + "\n"
+
+
+def open_in_viewer(path: Path) -> str | None:
+    """Open ``path`` with the system viewer without waiting; a problem comes back as text."""
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    exe = shutil.which(opener)
+    if exe is None:
+        return f"cannot open the sheet: `{opener}` is not installed"
+    try:
+        subprocess.Popen(
+            [exe, str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return f"cannot open the sheet with {opener}: {exc.strerror}"
+    return None
+
+
+# --- the terminal prompter ----------------------------------------------------------------------
+
+
+class TerminalPrompter:
+    """The interactive terminal: prints each person, reads answers with name completion."""
+
+    def __init__(self, *, open_sheet: bool = False, inline: str | None = None) -> None:
+        self.open_sheet = open_sheet
+        self.inline = inline
+        self._names: list[str] = []
+        self._readline: Any = None
+        try:
+            import readline
+        except ImportError:  # Windows without pyreadline: answers still work, no completion
+            return
+        self._readline = readline
+        readline.set_completer_delims("")  # complete the whole line: names have spaces
+        readline.set_completer(self._complete)
+        binding = (
+            "bind ^I rl_complete" if "libedit" in (readline.__doc__ or "") else "tab: complete"
+        )
+        readline.parse_and_bind(binding)
+
+    def _complete(self, text: str, state: int) -> str | None:
+        low = text.lower()
+        matches = [n for n in self._names if n.lower().startswith(low)]
+        return matches[state] if state < len(matches) else None
+
+    def show(self, item: QueueItem) -> None:
+        where = f"{item.position}/{item.total}"
+        out("")
+        out(
+            f"Person {item.person_id}: {item.faces} faces in {item.photos} photos  "
+            f"[{where} in this session]"
+        )
+        out(f"Contact sheet: {item.sheet.path}")
+        shown = len(item.sheet.faces)
+        if shown < item.sheet.total_faces:
+            out(
+                f"  (the {shown} most typical of {item.sheet.total_faces} faces, "
+                f"numbered 1-{shown})"
+            )
+        missing = [f for f in item.sheet.faces if f.problem]
+        if missing:
+            err(f"  {len(missing)} photo(s) could not be read, e.g. {missing[0].problem}")
+        if self.inline:
+            sys.stdout.write(inline_image(item.sheet.path, self.inline))
+            sys.stdout.flush()
+        if self.open_sheet:
+            problem = open_in_viewer(item.sheet.path)
+            if problem:
+                err(f"  {problem}")
+                self.open_sheet = False
+        if item.suggestion:
+            s = item.suggestion
+            out(f"Looks like {s.name} (distance {s.distance:.2f}) — Enter to accept")
+
+    def ask(self, prompt: str, names: Sequence[str]) -> str:
+        self._names = list(names)
+        return input(prompt)
+
+    def confirm(self, question: str) -> bool:
+        return input(f"{question} [Y/n] ").strip().lower() in ("", "y", "yes")
+
+    def say(self, text: str) -> None:
+        out(text)
+
+
+def _print_summary(s: NamingSummary, remaining: int) -> None:
+    out("")
+    out(
+        f"Named {s.named}, merged {s.merged}, hidden {s.hidden}, skipped {s.skipped}, "
+        f"faces rejected {s.rejected_faces}, undone {s.undone}."
+    )
+    if remaining:
+        out(f"{remaining} people still to name: run `photocluster name` again to continue.")
+    else:
+        out("Everyone in the queue is named or hidden.")
+
+
+@app.command("name")
+def name_command(
+    db: DbOption = None,
+    min_faces: Annotated[
+        int, typer.Option("--min-faces", help="Only people with at least this many faces.", min=1)
+    ] = 1,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Show this person (id or name) first.", show_default=False),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", help="Faces on each contact sheet.", min=1, max=400)
+    ] = DEFAULT_COUNT,
+    tile: Annotated[
+        int, typer.Option("--tile", help="Pixels per face on the sheet.", min=32, max=512)
+    ] = DEFAULT_TILE,
+    open_sheet: Annotated[
+        bool, typer.Option("--open", help="Open each contact sheet with the system viewer.")
+    ] = False,
+    inline: Annotated[
+        bool,
+        typer.Option("--inline", help="Show each sheet in the terminal (kitty or iTerm2)."),
+    ] = False,
+    inline_protocol: Annotated[
+        str,
+        typer.Option(help="Inline image protocol: auto, kitty or iterm2."),
+    ] = "auto",
+) -> None:
+    """Name people one by one: a contact sheet of their faces, a suggestion, your answer.
+
+    Unnamed, not-hidden people come largest first. Answer with a name (an existing name merges
+    into that person), Enter (accept the suggestion, else skip), s (skip), i (ignore: hide),
+    x 3 7 12 (those numbered faces are not this person), u (undo), ? (help) or q (quit).
+    Tab completes existing names. Every answer is saved at once; q or Ctrl-C keeps them all.
+
+    Example: photocluster name --min-faces 3 --open
+    """
+    settings = make_settings(db)
+    protocol: str | None = None
+    if inline:
+        protocol = (
+            detect_inline_protocol(os.environ) if inline_protocol == "auto" else inline_protocol
+        )
+        if protocol not in ("kitty", "iterm2"):
+            if inline_protocol != "auto":
+                raise PhotoclusterError(
+                    f"Unknown inline image protocol {inline_protocol!r}: use kitty or iterm2."
+                )
+            err("This terminal does not say it can show images; printing sheet paths instead.")
+            err("(Force it with --inline-protocol kitty or --inline-protocol iterm2.)")
+            protocol = None
+    prompter = TerminalPrompter(open_sheet=open_sheet, inline=protocol)
+    options = NamingOptions(
+        min_faces=min_faces, start=start, count=count, tile=tile, actor=_actor("name")
+    )
+    with catalog_for(settings) as catalog:
+        summary = run_naming(catalog, prompter, settings.cache_dir, options)
+        if summary.queued == 0:
+            out(
+                f"Nobody to name: every person with at least {min_faces} face(s) is named or "
+                "hidden. (Run `photocluster cluster` after scanning new photos.)"
+            )
+            return
+        with catalog.session() as s:
+            remaining = len(load_queue(s, min_faces=min_faces))
+    _print_summary(summary, remaining)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+# --- non-interactive commands ------------------------------------------------------------------
+
+
+@app.command("rename")
+def rename_command(
+    person: PersonArg,
+    name: Annotated[str, typer.Argument(help="The new name.")],
+    db: DbOption = None,
+) -> None:
+    """Give a person a name (and confirm all its faces, so clustering keeps them together).
+
+    Example: photocluster rename 7 "Ada Lovelace"
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        decision = rename_person(s, person, name, actor=_actor("rename"))
+    _done(decision)
+
+
+def _choose_name(conflict: NameConflict) -> str:
+    if not sys.stdin.isatty():
+        raise conflict
+    err(str(conflict).split(" Say which")[0])
+    for i, n in enumerate(conflict.names, start=1):
+        err(f"  {i}. {n}")
+    choice = typer.prompt("Which name does the merged person keep? (number)", type=int)
+    if not 1 <= choice <= len(conflict.names):
+        raise PhotoclusterError(f"Choose a number from 1 to {len(conflict.names)}.")
+    return conflict.names[choice - 1]
+
+
+@app.command("merge")
+def merge_command(
+    people: Annotated[list[str], typer.Argument(help="People (ids or names) to merge away.")],
+    into: Annotated[str, typer.Option("--into", help="The person who stays (id or name).")],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name of the merged person (needed when several have names)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Merge people into one: their faces (and rejections) move to --into, then they are deleted.
+
+    When more than one of them is named, --name says which name wins (asked when interactive).
+
+    Example: photocluster merge 12 15 --into "Ada Lovelace"
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog:
+        try:
+            with catalog.session() as s:
+                decision = merge_people(s, people, into, name=name, actor=_actor("merge"))
+        except NameConflict as conflict:
+            chosen = _choose_name(conflict)
+            with catalog.session() as s:
+                decision = merge_people(s, people, into, name=chosen, actor=_actor("merge"))
+    _done(decision)
+
+
+@app.command("reject")
+def reject_command(
+    faces: Annotated[list[int], typer.Argument(help="Face ids (see `photocluster show PERSON`).")],
+    from_person: Annotated[
+        str | None,
+        typer.Option("--from", help="The person they are not (default: the one they are in)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Say faces are not a person: they leave it, and clustering never puts them back.
+
+    Example: photocluster reject 301 302 --from "Ada Lovelace"
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        decision = reject_faces(s, faces, person=from_person, actor=_actor("reject"))
+    _done(decision)
+
+
+@app.command("assign")
+def assign_command(
+    faces: Annotated[list[int], typer.Argument(help="Face ids (see `photocluster show PERSON`).")],
+    to: Annotated[str, typer.Option("--to", help="Person id or name (a new name creates them).")],
+    create: Annotated[
+        bool, typer.Option("--create/--no-create", help="Create the person if the name is new.")
+    ] = True,
+    db: DbOption = None,
+) -> None:
+    """Put faces into a person and confirm them; clustering will never move them.
+
+    Example: photocluster assign 301 302 --to "Grace Hopper"
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        decision = assign_faces(s, faces, to, create=create, actor=_actor("assign"))
+    _done(decision)
+
+
+@app.command("hide")
+def hide_command(person: PersonArg, db: DbOption = None) -> None:
+    """Hide a person (strangers, statues, posters): out of the naming queue and listings.
+
+    Example: photocluster hide 42
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        decision = set_hidden(s, person, True, actor=_actor("hide"))
+    _done(decision)
+
+
+@app.command("unhide")
+def unhide_command(person: PersonArg, db: DbOption = None) -> None:
+    """Show a hidden person again.
+
+    Example: photocluster unhide 42
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        decision = set_hidden(s, person, False, actor=_actor("unhide"))
+    _done(decision)
+
+
+@app.command("undo")
+def undo_command(db: DbOption = None) -> None:
+    """Undo the newest naming decision not undone yet (from any session), restoring its rows.
+
+    Run it again to go further back.
+
+    Example: photocluster undo
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        decision = undo_last(s)
+    out(f"Undone: {decision.summary} (decision {decision.id}, {decision.actor}).")
+
+
+@app.command("log")
+def log_command(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N decisions (0 = all).")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show naming decisions, newest first: when, who, what, and whether it was undone.
+
+    JSON (--json): {"version": 1, "decisions": [{"id", "created_at", "actor", "action",
+    "summary", "undone_at"}]} with times in ISO 8601 (UTC).
+
+    Example: photocluster log -n 50
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as s:
+        entries = history(s, limit=limit or None)
+    if as_json:
+        rows = [
+            {
+                "id": e.id,
+                "created_at": e.created_at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "summary": e.summary,
+                "undone_at": e.undone_at.isoformat() if e.undone_at else None,
+            }
+            for e in entries
+        ]
+        out(json.dumps({"version": LOG_SCHEMA_VERSION, "decisions": rows}, indent=2))
+        return
+    if not entries:
+        err("No naming decisions yet: run `photocluster name`.")
+        return
+    for e in entries:
+        undone = f"  [undone {e.undone_at:%Y-%m-%d %H:%M}]" if e.undone_at else ""
+        out(f"{e.id:>5}  {e.created_at:%Y-%m-%d %H:%M:%S}  {e.actor:<24} {e.summary}{undone}")
