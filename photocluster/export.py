@@ -54,8 +54,9 @@ COPY = "copy"
 AUTO = "auto"
 MODES = (AUTO, SYMLINK, HARDLINK, COPY)
 
+_EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)  # absent on some platforms
 # Errors that will hit every following file too: stop, save the manifest, explain.
-_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+_FATAL_ERRNOS = {errno.ENOSPC, _EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
 _NO_LINK_ERRNOS = {
     errno.EPERM,
     errno.EOPNOTSUPP,
@@ -527,7 +528,7 @@ def _record(target: Path, planned: PlannedFile, mode: str) -> dict[str, Any]:
 
 def _stopped(exc: OSError, what: str, done: int, total: int) -> ExportStopped:
     reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in (errno.ENOSPC, _EDQUOT):
         hint = "Free some space"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "Fix the permissions (or choose another DEST)"
