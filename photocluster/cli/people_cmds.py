@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,6 +30,7 @@ from photocluster.people import (
     resolve_person,
     unassigned_count,
 )
+from photocluster.report import build_report
 
 _D = ClusterParams()
 
@@ -242,3 +244,32 @@ def show_command(
     for p in photos:
         mark = "  confirmed" if p.confirmed else ""
         out(f"{p.path}\tface {p.face_id}\tbox {p.box[0]},{p.box[1]},{p.box[2]},{p.box[3]}{mark}")
+
+
+@app.command("report")
+def report_command(
+    db: DbOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the JSON report (schema photocluster.report/1): photos, people, faces, boxes.
+
+    Boxes are in pixels of the photo as displayed (EXIF orientation applied). The JSON Schema
+    ships as photocluster/report_schema.json; the README documents every field.
+
+    Example: photocluster report --output report.json
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as session:
+        data = build_report(session)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        out(text)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise PhotoclusterError(f"Cannot write {output}: {exc.strerror}") from exc
+    err(f"Wrote {output} ({data['counts']['people']} people, {data['counts']['faces']} faces).")

@@ -1,0 +1,76 @@
+"""The JSON report: content, and validation against the shipped schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from photocluster.cli import app
+from photocluster.db import Catalog
+from photocluster.models import Person
+from photocluster.people import ClusterOptions, cluster_catalog
+from photocluster.report import SCHEMA, build_report, report_schema
+from photocluster.scan import scan
+from tests.fakes import make_photo
+
+
+@pytest.fixture
+def report(tmp_path: Path, catalog: Catalog, fake_options) -> dict:  # type: ignore[no-untyped-def]
+    root = tmp_path / "p"
+    for k in range(4):
+        make_photo(root / f"ada{k}.png", [("ada", (10 + 5 * k, 10, 40))])
+    make_photo(root / "group.png", [("ada", (10, 10, 40)), ("bob", (200, 100, 50))])
+    make_photo(root / "empty.png", [])
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    scan(catalog, fake_options(root))
+    cluster_catalog(catalog, ClusterOptions())
+    with catalog.session() as s:
+        s.execute(update(Person).values(name="Ada"))
+        return build_report(s)
+
+
+def test_report_validates_and_counts_add_up(report: dict) -> None:
+    jsonschema.validate(report, report_schema())
+    c = report["counts"]
+    assert report["schema"] == SCHEMA
+    assert c == {
+        "photos": 7,
+        "photos_failed": 1,
+        "faces": 6,
+        "people": 1,
+        "named_people": 1,
+        "unassigned_faces": 1,
+    }
+    (ada,) = report["people"]
+    assert ada["name"] == "Ada" and ada["face_count"] == ada["photo_count"] == 5
+    bob = report["unassigned"][0]
+    assert bob["photo"].endswith("group.png")
+    assert bob["box"] == {"left": 200, "top": 100, "right": 250, "bottom": 150}
+    status = {Path(p["path"]).name: p["status"] for p in report["photos"]}
+    assert status["empty.png"] == "no_faces" and status["broken.jpg"] == "failed"
+
+
+def test_schema_rejects_a_broken_report(report: dict) -> None:
+    bad = json.loads(json.dumps(report))
+    bad["people"][0]["faces"][0]["box"].pop("left")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, report_schema())
+    bad = dict(report, schema="photocluster.report/0")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, report_schema())
+
+
+def test_cli_report_to_stdout_and_file(report: dict, db_path: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["report", "--db", db_path])
+    assert r.exit_code == 0
+    jsonschema.validate(json.loads(r.stdout), report_schema())
+    target = tmp_path / "out" / "report.json"
+    r = runner.invoke(app, ["report", "--db", db_path, "--output", str(target)])
+    assert r.exit_code == 0 and r.stdout == ""
+    assert json.loads(target.read_text())["counts"]["faces"] == 6
