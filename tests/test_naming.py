@@ -6,13 +6,17 @@ person, so a face's ``left`` says whose it is) and scanned with the fake encoder
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from typer.testing import CliRunner
 
+from photocluster.cli import app
+from photocluster.cli.naming_cmds import detect_inline_protocol, inline_image
 from photocluster.db import Catalog, open_catalog
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.models import Decision, Face, Person, Rejection
@@ -197,7 +201,8 @@ def test_merge_moves_faces_and_rejections_deletes_sources_and_undo_restores(
         d = merge_people(s, [lib["cyd"]], lib["ada"], actor=ACTOR)
         assert "merged person" in d.summary
     with catalog.session() as s:
-        assert s.get(Person, lib["cyd"]) is None
+        cyd_owner = set(s.scalars(select(Face.person_id).where(Face.left == COLUMN["cyd"])))
+        assert cyd_owner == {lib["ada"]}
         ada = s.get(Person, lib["ada"])
         assert ada is not None and ada.name == "Cyd"  # the only name among them wins
         members = s.execute(select(Face.id, Face.confirmed).where(Face.person_id == ada.id)).all()
@@ -479,3 +484,122 @@ def test_undo_after_clustering_restores_the_decision_rows(
     with catalog.session() as s:
         undo_last(s)
     assert state(catalog) == before
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def cli(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_commands_change_the_catalog_and_log_them(
+    db_path: str, catalog: Catalog, lib: dict[str, int]
+) -> None:
+    bob = faces_of(catalog, "bob")
+    code, out, _err = cli("rename", str(lib["ada"]), "Ada Lovelace", "--db", db_path)
+    assert code == 0 and "renamed person" in out
+    code, out, _ = cli("merge", str(lib["cyd"]), "--into", "Ada Lovelace", "--db", db_path)
+    assert code == 0 and "merged person" in out
+    code, out, _ = cli("reject", str(bob[0]), "--db", db_path)
+    assert code == 0 and "rejected 1 face" in out
+    code, out, _ = cli("assign", str(bob[0]), "--to", "Robert", "--db", db_path)
+    assert code == 0 and "(new)" in out
+    code, out, _ = cli("hide", str(lib["bob"]), "--db", db_path)
+    assert code == 0
+    code, out, _ = cli("unhide", str(lib["bob"]), "--db", db_path)
+    assert code == 0
+    code, out, _ = cli("log", "--db", db_path, "--json")
+    log = json.loads(out)
+    assert log["version"] == 1
+    assert [d["action"] for d in log["decisions"]] == [
+        "unhide",
+        "hide",
+        "assign",
+        "reject",
+        "merge",
+        "rename",
+    ]
+    code, out, _ = cli("undo", "--db", db_path)
+    assert code == 0 and out.startswith("Undone: unhide")
+    code, out, _ = cli("log", "--db", db_path, "-n", "1")
+    assert "[undone" in out and "unhide" in out
+    with catalog.session() as s:
+        assert s.get(Person, lib["bob"]).hidden is True  # type: ignore[union-attr]
+        cyd_owner = set(s.scalars(select(Face.person_id).where(Face.left == COLUMN["cyd"])))
+        assert cyd_owner == {lib["ada"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rename", "1", "../x"], "file path"),
+        (["rename", "99", "X"], "No person with id 99"),
+        (["merge", "1", "--into", "1"], "into itself"),
+        (["merge", "2", "--into", "Nobody"], "No person named"),
+        (["reject", "424242"], "No face with id 424242"),
+        (["assign", "1", "--to", "Nobody", "--no-create"], "No person named"),
+        (["hide", "nobody"], "No person named"),
+        (["undo"], "Nothing to undo"),
+        (["name", "--start", "Nobody"], "No person named"),
+        (["name", "--inline", "--inline-protocol", "sixel"], "inline image protocol"),
+    ],
+)
+def test_cli_errors_exit_1_with_a_message_and_change_nothing(
+    db_path: str, catalog: Catalog, lib: dict[str, int], args: list[str], message: str
+) -> None:
+    before = state(catalog)
+    code, _out, err = cli(*args, "--db", db_path)
+    assert code == 1
+    assert err.startswith("Error:") and message in err
+    assert state(catalog) == before
+
+
+def test_cli_merge_of_two_named_people_needs_name(
+    db_path: str, catalog: Catalog, lib: dict[str, int]
+) -> None:
+    cli("rename", str(lib["ada"]), "Ada", "--db", db_path)
+    cli("rename", str(lib["bob"]), "Bob", "--db", db_path)
+    code, _out, err = cli("merge", "Bob", "--into", "Ada", "--db", db_path)
+    assert code == 1 and "--name" in err
+    code, _out, _err = cli("merge", "Bob", "--into", "Ada", "--name", "Bob", "--db", db_path)
+    assert code == 0
+    with catalog.session() as s:
+        assert s.get(Person, lib["ada"]).name == "Bob"  # type: ignore[union-attr]
+
+
+def test_cli_name_reads_answers_from_stdin(
+    db_path: str, catalog: Catalog, lib: dict[str, int]
+) -> None:
+    code, out, _err = cli("name", "--db", db_path, input="Ada\nx 1\ns\nq\n")
+    assert code == 0, out
+    assert out.count("Contact sheet:") == 4  # ada, bob, bob again after the rejection, cyd
+    assert "Named 1, merged 0, hidden 0, skipped 1, faces rejected 1" in out
+    assert "people still to name" in out
+    sheet = Path(db_path + "-cache") / "sheets" / f"person-{lib['ada']}.jpg"
+    assert sheet.exists()
+    code, out, _err = cli("name", "--db", db_path, "--min-faces", "10")
+    assert code == 0 and "Nobody to name" in out
+
+
+def test_inline_image_escape_codes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "sheet.jpg"
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(path)
+    iterm = inline_image(path, "iterm2")
+    assert iterm.startswith("\033]1337;File=inline=1;size=")
+    payload = iterm.split(":", 1)[1].split("\a")[0]
+    assert base64.b64decode(payload) == path.read_bytes()
+    kitty = inline_image(path, "kitty")
+    chunks = kitty.strip().split("\033\\")[:-1]
+    assert chunks[0].startswith("\033_Ga=T,f=100,m=")
+    assert chunks[-1].startswith("\033_G") and "m=0;" in chunks[-1]
+    png = base64.b64decode("".join(c.split(";", 1)[1] for c in chunks))
+    assert png.startswith(b"\x89PNG")
+    assert detect_inline_protocol({"TERM": "xterm-kitty"}) == "kitty"
+    assert detect_inline_protocol({"TERM_PROGRAM": "iTerm.app"}) == "iterm2"
+    assert detect_inline_protocol({"TERM": "xterm-256color"}) is None
