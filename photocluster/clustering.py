@@ -112,10 +112,10 @@ def hdbscan_labels(x: np.ndarray, params: ClusterParams, single: bool = True) ->
             # HDBSCAN never returns its root as a cluster unless told to, so a catalog of one
             # person comes back as all noise. Accept the single cluster only if it is tight.
             clusterer.set_params(allow_single_cluster=True)
-            single = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
-            members = x[single >= 0]
+            one = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
+            members = x[one >= 0]
             if len(members) >= 2 and _spread(members) <= SAME_PERSON:
-                labels = single
+                labels = one
     return labels
 
 

@@ -323,3 +323,69 @@ def labelled_faces(session: Any, root: str) -> LabelledFaces:
         blobs.append(face.embedding)
     result.face_ids, result.labels, result.embeddings = ids, labels, blobs_to_matrix(blobs)
     return result
+
+
+def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0.001) -> EvalResult:
+    """Cluster a catalog holding a labelled folder (``--full``) and measure it."""
+    from sqlalchemy import func, select
+
+    from photocluster.models import Face, Photo
+    from photocluster.people import ClusterOptions, cluster_catalog
+    from photocluster.thresholds import SAME_PERSON
+
+    root = os.path.abspath(root)
+    with catalog.session() as session:
+        lab = labelled_faces(session, root)
+    if not lab.face_ids:
+        raise PhotoclusterError(
+            f"No labelled photos with a face under {root}: put each person's photos in a folder "
+            "named after them (LABELLED_DIR/<person>/<photos>; folders starting with _ are "
+            "unlabelled extras)."
+        )
+    cluster_catalog(catalog, ClusterOptions(params=params), full=True)
+    with catalog.session() as session:
+        owner = {r[0]: r[1] for r in session.execute(select(Face.id, Face.person_id))}
+        photos = session.scalar(select(func.count()).select_from(Photo)) or 0
+        faces = session.scalar(select(func.count()).select_from(Face)) or 0
+        people = len({p for p in owner.values() if p is not None})
+    names = sorted(set(lab.labels))
+    truth = np.array([names.index(x) for x in lab.labels])
+    pred = np.array([owner.get(i) or -1 for i in lab.face_ids])
+    quality = cluster_quality(truth, pred)
+    d, g = pair_distances(lab.embeddings, truth)
+    ver = verification(d, g, target_fmr=target_fmr, same_person=SAME_PERSON)
+    return EvalResult(
+        root=root,
+        catalog=catalog.url,
+        photos=photos,
+        photos_labelled=lab.photos_labelled,
+        photos_without_face=len(lab.photos_without_face),
+        photos_failed=len(lab.photos_failed),
+        faces=faces,
+        labelled_faces=len(lab.face_ids),
+        identities=len(names),
+        people=people,
+        unassigned_share=quality.unassigned_share,
+        pairwise=quality.pairwise,
+        bcubed=quality.bcubed,
+        nmi=quality.nmi,
+        verification=ver,
+        params=asdict(params),
+    )
+
+
+def encode_largest_face(path: str, encoder: Any, params: Any) -> np.ndarray:
+    """The embedding of the largest face in one photo (for `compare`)."""
+    from photocluster.analyse import analyse_file
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PhotoclusterError(f"Cannot read {path}: {exc.strerror}") from exc
+    result = analyse_file(path, st.st_size, st.st_mtime_ns, encoder, params)
+    if result.status == "failed":
+        raise PhotoclusterError(f"Cannot read {path}: {result.error}")
+    if not result.faces:
+        raise PhotoclusterError(f"No face found in {path}.")
+    face = max(result.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    return np.asarray(face.embedding, dtype=np.float64)

@@ -67,7 +67,7 @@ def build_report(session: Session) -> dict[str, Any]:
             unassigned.append({"id": f.id, "photo": paths[f.photo_id], "box": _box(f)})
         else:
             by_person[f.person_id].append(f)
-    people = []
+    people: list[dict[str, Any]] = []
     for person in session.execute(select(Person)).scalars():
         members = by_person.get(person.id, [])
         people.append(

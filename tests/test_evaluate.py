@@ -1,0 +1,109 @@
+"""Metric functions against hand-computed examples, and the eval workflow on fake photos."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photocluster.clustering import ClusterParams
+from photocluster.db import Catalog
+from photocluster.errors import PhotoclusterError
+from photocluster.evaluate import (
+    bcubed_prf,
+    evaluate_catalog,
+    label_of,
+    nmi,
+    pairwise_prf,
+    singletonise,
+    verification,
+)
+from photocluster.scan import scan
+from tests.fakes import make_photo
+
+
+def test_pairwise_by_hand() -> None:
+    truth = np.array([0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 1, 1, 1])
+    # predicted pairs: (0,1) (2,3) (2,4) (3,4) -> 4; correct: (0,1) (3,4) -> 2; true pairs 3+1=4
+    m = pairwise_prf(truth, pred)
+    assert (m.precision, m.recall, m.f) == (0.5, 0.5, 0.5)
+
+
+def test_noise_counts_as_singletons() -> None:
+    truth = np.array([0, 0, 0, 1])
+    pred = np.array([0, 0, -1, -1])  # the two noise faces must not be "together"
+    assert singletonise(pred).tolist()[:2] == [0, 0] and len(set(singletonise(pred))) == 3
+    m = pairwise_prf(truth, pred)
+    assert m.precision == 1.0 and m.recall == pytest.approx(1 / 3)
+
+
+def test_bcubed_by_hand() -> None:
+    truth = np.array([0, 0, 1])
+    pred = np.array([0, 0, 0])
+    # precision per item: 2/3, 2/3, 1/3 -> 5/9; recall: 1, 1, 1
+    m = bcubed_prf(truth, pred)
+    assert m.precision == pytest.approx(5 / 9) and m.recall == 1.0
+    assert m.f == pytest.approx(2 * (5 / 9) / (5 / 9 + 1))
+
+
+def test_nmi_extremes_and_a_hand_value() -> None:
+    t = np.array([0, 0, 1, 1])
+    assert nmi(t, np.array([5, 5, 7, 7])) == pytest.approx(1.0)
+    assert nmi(t, np.array([0, 1, 0, 1])) == pytest.approx(0.0)
+    # truth {2,2}, pred {3,1}: MI = 0.5*log(4/3)+0.25*log(2)+... computed directly
+    p = np.array([0, 0, 0, 1])
+    h_t = math.log(2)
+    h_p = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    mi = (
+        0.5 * math.log(0.5 / (0.5 * 0.75))
+        + 0.25 * math.log(0.25 / (0.5 * 0.75))
+        + 0.25 * (math.log(0.25 / (0.5 * 0.25)))
+    )
+    assert nmi(t, p) == pytest.approx(mi / ((h_t + h_p) / 2))
+
+
+def test_verification_by_hand() -> None:
+    d = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    genuine = np.array([True, True, False, True, False, False])
+    v = verification(d, genuine, target_fmr=0.0, same_person=0.35)
+    assert v.genuine_pairs == 3 and v.impostor_pairs == 3
+    assert v.threshold_at_target == pytest.approx(0.25)  # between 0.2 and the first impostor
+    assert v.tmr_at_target == pytest.approx(2 / 3)
+    assert v.fmr_at_same_person == pytest.approx(1 / 3)
+    assert v.auc == pytest.approx(8 / 9)
+    with pytest.raises(PhotoclusterError):
+        verification(d, np.ones(6, dtype=bool))
+
+
+def test_labels_come_from_folders() -> None:
+    assert label_of("/r/src/ada/1.jpg", "/r") == "ada"
+    assert label_of("/r/ada/1.jpg", "/r") == "ada"
+    assert label_of("/r/src/_group/1.jpg", "/r") is None
+    assert label_of("/r/1.jpg", "/r") is None
+
+
+def test_eval_on_fake_labelled_folder(tmp_path: Path, catalog: Catalog, fake_options) -> None:
+    root = tmp_path / "labelled"
+    for src in ("a", "b"):
+        for name in ("ada", "bob"):
+            for k in range(3):
+                make_photo(root / src / name / f"{k}.png", [(name, (10 + 9 * k, 10 + 4 * k, 40))])
+    make_photo(root / "a" / "_group" / "g.png", [("ada", (10, 10, 40)), ("cyd", (200, 90, 40))])
+    make_photo(root / "a" / "cyd" / "empty.png", [])
+    scan(catalog, fake_options(root))
+    r = evaluate_catalog(catalog, str(root), ClusterParams())
+    assert r.labelled_faces == 12 and r.identities == 2 and r.photos_without_face == 1
+    assert r.pairwise.f == pytest.approx(1.0) and r.bcubed.f == pytest.approx(1.0)
+    assert r.verification.eer == pytest.approx(0.0)
+
+
+def test_eval_without_labelled_photos_is_a_clear_error(
+    tmp_path: Path, catalog: Catalog, fake_options
+) -> None:
+    make_photo(tmp_path / "x" / "_group" / "g.png", [("ada", (10, 10, 40))])
+    scan(catalog, fake_options(tmp_path / "x"))
+    with pytest.raises(PhotoclusterError, match="No labelled photos"):
+        evaluate_catalog(catalog, str(tmp_path / "x"), ClusterParams())
