@@ -19,6 +19,7 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
+from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
 from photocluster.scan import ScanOptions, ScanSummary, scan
@@ -108,6 +109,13 @@ def scan_command(
     batch_size: Annotated[
         int, typer.Option(help="Photos written per transaction (a crash loses at most one).", min=1)
     ] = 32,
+    no_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--no-cluster",
+            help="Do not place new faces into people afterwards (see `photocluster cluster`).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -137,10 +145,28 @@ def scan_command(
     )
     with catalog_for(settings) as catalog:
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
+        if not no_cluster:
+            _cluster_after_scan(catalog)
     if as_json:
         out(json.dumps(_summary_dict(summary), indent=2))
     else:
         _print_summary(summary)
+
+
+def _cluster_after_scan(catalog: Catalog) -> None:
+    """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
+    from photocluster.people import ClusterOptions, cluster_catalog
+
+    try:
+        changes = cluster_catalog(catalog, ClusterOptions())
+    except PhotoclusterError as exc:
+        err(f"note: not clustered: {exc}")
+        return
+    err(
+        f"Clustered: {changes.matched_to_existing} new faces joined existing people, "
+        f"{len(changes.people_created)} people created, "
+        f"{changes.unassigned_faces} faces unassigned."
+    )
 
 
 @app.command("status")
