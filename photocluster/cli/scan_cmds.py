@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated
 
@@ -19,12 +20,14 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
+from photocluster.dask_executor import DaskCluster
 from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
 from photocluster.scan import ScanOptions, ScanSummary, scan
 
 SMALL_FACES_DETECT_SIZE = 2400
+ENV_SCHEDULER = "PHOTOCLUSTER_SCHEDULER"
 
 
 def _summary_dict(s: ScanSummary) -> dict[str, object]:
@@ -109,6 +112,24 @@ def scan_command(
     batch_size: Annotated[
         int, typer.Option(help="Photos written per transaction (a crash loses at most one).", min=1)
     ] = 32,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where photos are analysed: local (worker processes on this machine) or dask "
+            "(a Dask cluster, see --scheduler; workers must see FOLDER at the same path).",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help=f"Dask scheduler address for --executor dask, e.g. tcp://HOST:8786. "
+            f"Default: ${ENV_SCHEDULER}.",
+            envvar=ENV_SCHEDULER,
+            show_default=False,
+        ),
+    ] = None,
     no_cluster: Annotated[
         bool,
         typer.Option(
@@ -124,6 +145,9 @@ def scan_command(
     Re-runs skip unchanged files, follow moved ones by content hash, re-read changed ones and
     drop deleted ones. Ctrl-C keeps finished photos; run the same command again to continue.
 
+    With --executor dask the photos are analysed on a Dask cluster; this process still writes
+    the catalog, so interrupting and re-running behave exactly as for a local scan.
+
     Example: photocluster scan ~/Pictures --jobs 2
     """
     settings = make_settings(db, quiet)
@@ -135,6 +159,12 @@ def scan_command(
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
+    if executor not in ("local", "dask"):
+        raise PhotoclusterError(f"unknown executor {executor!r} (choose local or dask)")
+    if executor == "dask" and not scheduler:
+        raise PhotoclusterError(
+            f"--executor dask needs --scheduler ADDRESS (or {ENV_SCHEDULER}), e.g. tcp://HOST:8786."
+        )
     options = ScanOptions(
         root=folder,
         params=params,
@@ -143,7 +173,15 @@ def scan_command(
         include_hidden=include_hidden,
         retry_failed=retry_failed,
     )
-    with catalog_for(settings) as catalog:
+    with contextlib.ExitStack() as stack:
+        if executor == "dask":
+            assert scheduler is not None
+            # Connect first: an unreachable scheduler must fail before the catalog changes.
+            cluster = stack.enter_context(DaskCluster(scheduler))
+            options.executor_factory = cluster.executor_factory
+            if not settings.quiet:
+                err(f"Dask scheduler {scheduler}: {cluster.describe()}")
+        catalog = stack.enter_context(catalog_for(settings))
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
         if not no_cluster:
             _cluster_after_scan(catalog)
