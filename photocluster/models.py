@@ -56,6 +56,9 @@ class Person(Base):
     """A group of faces believed to be one human. The id is stable across re-clustering."""
 
     __tablename__ = "people"
+    # Never reuse the id of a deleted person: ids are what scripts, exports and the decision log
+    # refer to. (PostgreSQL sequences never reuse; SQLite needs AUTOINCREMENT.)
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -69,7 +72,7 @@ class Face(Base):
     """One detected face: its box in displayed-image pixels and its 128-d float32 embedding."""
 
     __tablename__ = "faces"
-    __table_args__ = (Index("ix_faces_person", "person_id"),)
+    __table_args__ = (Index("ix_faces_person", "person_id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
