@@ -7,6 +7,7 @@ and the errors that must come before any work (unreachable scheduler, no distrib
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import functools
 import json
@@ -32,7 +33,7 @@ from photocluster.cli import app
 from photocluster.dask_executor import DaskCluster, DaskExecutor
 from photocluster.db import open_catalog
 from photocluster.encoder import EncoderParams
-from photocluster.errors import PhotoclusterError
+from photocluster.errors import Interrupted, PhotoclusterError
 from photocluster.executors import Task
 from photocluster.scan import ScanOptions, ScanSummary, scan
 from tests.conftest import ROOT, SAMPLE_DATA
@@ -367,6 +368,42 @@ def test_a_worker_killed_mid_scan_loses_and_duplicates_nothing(
     # And the resumable, incremental behaviour of a local scan: a re-run reads nothing.
     again = _scan_with(db, root, factory, two_workers)
     assert (again.unchanged, again.new) == (40, 0)
+
+
+def test_ctrl_c_keeps_finished_photos_and_the_rerun_continues(
+    two_workers: Cluster, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    _fake_library(root, 24)
+    factory = functools.partial(slow_fake, log=str(tmp_path / "calls.log"), delay=0.1)
+    db = str(tmp_path / "cat.sqlite3")
+    open_catalog(db).close()
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if _rows(db, "SELECT count(*) FROM photos")[0][0] >= 4:
+                break
+            time.sleep(0.05)
+        with lock:
+            if not finished.is_set():
+                _thread.interrupt_main()  # KeyboardInterrupt in the main thread, like Ctrl-C
+
+    lock, finished = threading.Lock(), threading.Event()
+    watcher = threading.Thread(target=press_ctrl_c, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(Interrupted, match="Run the same command again to continue"):
+            _scan_with(db, root, factory, two_workers, batch_size=4)
+    finally:
+        with lock:
+            finished.set()
+        watcher.join()
+    kept = _rows(db, "SELECT count(*) FROM photos")[0][0]
+    assert 4 <= kept < 24
+    again = _scan_with(db, root, factory, two_workers, batch_size=4)
+    assert (again.unchanged, again.new) == (kept, 24 - kept)
+    assert _duplicate_faces(db) == []
 
 
 @pytest.mark.slow
