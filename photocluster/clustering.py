@@ -36,6 +36,7 @@ from photocluster.thresholds import (
     ATTACH_MARGIN,
     EJECT_DISTANCE,
     MERGE_DISTANCE,
+    PAIR_DISTANCE,
     SAME_PERSON,
 )
 
@@ -61,6 +62,7 @@ class ClusterParams:
     merge_distance: float = MERGE_DISTANCE  # 0 disables the merge step (the default)
     attach_margin: float = ATTACH_MARGIN  # runner-up must be at least this much further
     eject_distance: float = EJECT_DISTANCE  # members further from their centroid: noise (0 = off)
+    pair_distance: float = PAIR_DISTANCE  # leftover faces this close form a small person (0 = off)
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -75,6 +77,7 @@ class ClusterParams:
             "merge_distance",
             "attach_margin",
             "eject_distance",
+            "pair_distance",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
@@ -367,7 +370,49 @@ def cluster_embeddings(
         ids, counts = np.unique(labels[labels >= 0], return_counts=True)
         small = ids[counts < params.min_cluster_size]
         labels[np.isin(labels, small)] = NOISE
+    labels = pair_close_noise(x, labels, params.pair_distance, groups)
     return _relabel(labels)
+
+
+def pair_close_noise(
+    x: np.ndarray, labels: np.ndarray, distance: float, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Leftover faces within ``distance`` of each other (chained) become a small cluster.
+
+    HDBSCAN needs ``min_samples`` close neighbours before anything is dense, so someone with two
+    or three photos is never a cluster; at a strict distance such faces are the same person.
+    Faces of one photo are never linked, and a chain is kept only if it has no two faces of one
+    photo. Uses a radius search, so memory stays linear in the number of leftover faces.
+    """
+    labels = labels.copy()
+    noise = np.flatnonzero(labels < 0)
+    if distance <= 0 or len(noise) < 2:
+        return labels
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import NearestNeighbors
+
+    xn = x[noise]
+    nn = NearestNeighbors(radius=distance).fit(xn)
+    neighbours = nn.radius_neighbors(xn, return_distance=False)
+    rows = np.repeat(np.arange(len(xn)), [len(n) for n in neighbours])
+    cols = np.concatenate(neighbours) if len(neighbours) else np.zeros(0, dtype=np.int64)
+    keep = rows != cols
+    if groups is not None:
+        g = np.asarray(groups)[noise]
+        keep &= g[rows] != g[cols]
+    rows, cols = rows[keep], cols[keep]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(xn), len(xn)))
+    count, component = connected_components(graph, directed=False)
+    next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    sizes = np.bincount(component, minlength=count)
+    for c in np.flatnonzero(sizes >= 2):
+        members = np.flatnonzero(component == c)
+        if groups is not None and len(set(g[members].tolist())) < len(members):
+            continue  # a chain through two faces of one photo is not one person
+        labels[noise[members]] = next_label
+        next_label += 1
+    return labels
 
 
 def assign_to_centroids(

@@ -122,3 +122,60 @@ def test_assign_to_centroids_respects_forbidden_distance_and_margin() -> None:
 def test_bad_parameters_are_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ClusterParams(**kwargs)  # type: ignore[arg-type]
+
+
+# --- pairing leftover faces (someone with two or three photos is a person too) ---------------
+
+
+def _unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=128)
+    return v / np.linalg.norm(v)
+
+
+def test_two_close_leftover_faces_become_a_small_person() -> None:
+    from photocluster.clustering import pair_close_noise
+
+    a = _unit(1)
+    x = np.stack([a, a + 0.01 * _unit(2), _unit(3), _unit(4)])  # 2 alike, 2 strangers (~1.4)
+    labels = np.full(4, -1)
+    out = pair_close_noise(x, labels, 0.45, np.array([10, 11, 12, 13]))
+    assert out[0] == out[1] >= 0
+    assert out[2] == -1 and out[3] == -1
+
+
+def test_pairing_never_links_faces_of_one_photo_nor_chains_through_them() -> None:
+    from photocluster.clustering import pair_close_noise
+
+    a = _unit(5)
+    x = np.stack([a, a + 0.01 * _unit(6), a + 0.02 * _unit(7)])
+    labels = np.full(3, -1)
+    same_photo = pair_close_noise(x[:2], labels[:2], 0.45, np.array([1, 1]))
+    assert (same_photo == -1).all()
+    # 0 and 2 share a photo; 1 links both: the chain would put one photo twice in a person.
+    chained = pair_close_noise(x, labels, 0.45, np.array([1, 2, 1]))
+    assert (chained == -1).all()
+
+
+def test_pairing_leaves_clustered_faces_alone_and_can_be_switched_off() -> None:
+    from photocluster.clustering import pair_close_noise
+
+    a = _unit(8)
+    x = np.stack([a, a + 0.01 * _unit(9), a + 0.01 * _unit(10)])
+    labels = np.array([0, -1, -1])
+    out = pair_close_noise(x, labels, 0.45, np.array([1, 2, 3]))
+    assert out[0] == 0 and out[1] == out[2] and out[1] not in (-1, 0)
+    assert (pair_close_noise(x, labels, 0.0, None) == labels).all()
+
+
+def test_cluster_embeddings_makes_a_person_of_two_photos() -> None:
+    a, b = _unit(11), _unit(12)
+    rng = np.random.default_rng(0)
+    big = np.stack([a + 0.05 * rng.normal(size=128) / 11 for _ in range(12)])
+    pair = np.stack([b, b + 0.01 * _unit(13)])
+    x = np.vstack([big, pair])
+    groups = np.arange(len(x))
+    with_pairs = cluster_embeddings(x, ClusterParams(), groups)
+    assert with_pairs[-1] == with_pairs[-2] >= 0
+    assert with_pairs[-1] != with_pairs[0]
+    without = cluster_embeddings(x, ClusterParams(pair_distance=0), groups)
+    assert without[-1] == without[-2] == -1

@@ -57,6 +57,13 @@ AttachDistance = Annotated[
         min=0.0,
     ),
 ]
+PairDistance = Annotated[
+    float,
+    typer.Option(
+        help="Leftover faces this close to each other form a small person (2-3 photos; 0 = never).",
+        min=0.0,
+    ),
+]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -69,6 +76,7 @@ def build_params(
     method: str,
     attach_distance: float,
     merge_distance: float,
+    pair_distance: float = _D.pair_distance,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -78,6 +86,7 @@ def build_params(
             method=method,  # type: ignore[arg-type]
             attach_distance=attach_distance,
             merge_distance=merge_distance,
+            pair_distance=pair_distance,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -128,6 +137,7 @@ def cluster_command(
     method: Method = _D.method,
     attach_distance: AttachDistance = _D.attach_distance,
     merge_distance: MergeDistance = _D.merge_distance,
+    pair_distance: PairDistance = _D.pair_distance,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -142,7 +152,13 @@ def cluster_command(
     """
     settings = make_settings(db, quiet)
     params = build_params(
-        min_cluster_size, min_samples, epsilon, method, attach_distance, merge_distance
+        min_cluster_size,
+        min_samples,
+        epsilon,
+        method,
+        attach_distance,
+        merge_distance,
+        pair_distance,
     )
     with catalog_for(settings) as catalog:
         changes = cluster_catalog(
@@ -299,6 +315,7 @@ def eval_command(
     method: Method = _D.method,
     attach_distance: AttachDistance = _D.attach_distance,
     merge_distance: MergeDistance = _D.merge_distance,
+    pair_distance: PairDistance = _D.pair_distance,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -319,7 +336,13 @@ def eval_command(
     from photocluster.scan import ScanOptions, scan
 
     params = build_params(
-        min_cluster_size, min_samples, epsilon, method, attach_distance, merge_distance
+        min_cluster_size,
+        min_samples,
+        epsilon,
+        method,
+        attach_distance,
+        merge_distance,
+        pair_distance,
     )
     with tempfile.TemporaryDirectory(prefix="photocluster-eval-") as tmp:
         path = catalog or str(Path(tmp) / "eval.sqlite3")
