@@ -9,6 +9,7 @@ from photocluster.cli import export_cmds as _export_cmds  # noqa: F401  (registe
 from photocluster.cli import naming_cmds as _naming_cmds  # noqa: F401  (registers commands)
 from photocluster.cli import people_cmds as _people_cmds  # noqa: F401  (registers commands)
 from photocluster.cli import scan_cmds as _scan_cmds  # noqa: F401  (registers commands)
+from photocluster.cli import tune_cmds as _tune_cmds  # noqa: F401  (registers commands)
 from photocluster.cli.app import app
 
 
