@@ -23,6 +23,7 @@ and report a :class:`ClusterChanges`. ``dry_run`` computes the same changes and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -172,6 +173,24 @@ def _set_meta(session: Session, key: str, value: str) -> None:
         session.add(Meta(key=key, value=value))
     else:
         row.value = value
+
+
+def saved_params(catalog: Catalog) -> ClusterParams | None:
+    """The parameters the last clustering run used (remembered in the catalog), if any.
+
+    A user who chose parameters with `cluster` keeps them for every later run, including the
+    incremental clustering after `scan`. Unknown or invalid stored values are ignored.
+    """
+    with catalog.session() as session:
+        text = _get_meta(session, META_PARAMS)
+    if not text:
+        return None
+    try:
+        stored = json.loads(text)
+        known = {f.name for f in dataclasses.fields(ClusterParams)}
+        return ClusterParams(**{k: v for k, v in stored.items() if k in known})
+    except (ValueError, TypeError):
+        return None
 
 
 def _plan_incremental(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +87,7 @@ def _purity(names: np.ndarray, labels: np.ndarray) -> float:
 def tune_grid(
     data: TuneData,
     base: ClusterParams,
-    grid: dict[str, Sequence[float | int]] | None = None,
+    grid: Mapping[str, Sequence[float | int]] | None = None,
     progress: Progress | None = None,
 ) -> list[TuneRow]:
     """Cluster once per grid point (other parameters from ``base``) and summarise each run."""

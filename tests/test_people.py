@@ -211,3 +211,51 @@ def test_postgresql_catalog_clusters_too(tmp_path: Path, pg_url: str, fake_optio
             assert [p.faces for p in list_people(s)] == [4, 4]
     finally:
         cat.close()
+
+
+def test_cluster_help_states_the_real_defaults() -> None:
+    from typer.testing import CliRunner
+
+    from photocluster.cli import app
+    from photocluster.clustering import ClusterParams
+
+    d = ClusterParams()
+    text = " ".join(CliRunner().invoke(app, ["cluster", "--help"]).stdout.split())
+    assert f"min cluster size {d.min_cluster_size}, min samples {d.min_samples}" in text
+    assert f"attach distance {d.attach_distance}, pair distance {d.pair_distance}" in text
+    assert d.merge_distance == 0  # "merge off"
+
+
+def test_parameters_given_to_cluster_are_remembered_for_later_runs(
+    tmp_path: Path, db_path: str, fake_options
+) -> None:
+    from typer.testing import CliRunner
+
+    from photocluster.cli import app
+    from photocluster.clustering import ClusterParams
+    from photocluster.db import open_catalog
+    from photocluster.people import saved_params
+
+    for i in range(3):
+        make_photo(tmp_path / "lib" / f"a{i}.png", [("ada", (20 + i, 20, 60))])
+    cat = open_catalog(db_path)
+    scan(cat, fake_options(tmp_path / "lib"))
+    assert saved_params(cat) is None
+    runner = CliRunner()
+    result = runner.invoke(app, ["cluster", "--db", db_path, "--min-cluster-size", "7", "-q"])
+    assert result.exit_code == 0, result.stderr
+    remembered = saved_params(cat)
+    assert remembered is not None and remembered.min_cluster_size == 7
+    # A later run without options keeps 7 and changes only what it is told.
+    runner.invoke(app, ["cluster", "--db", db_path, "--attach-distance", "0.5", "-q"])
+    remembered = saved_params(cat)
+    assert remembered is not None
+    assert (remembered.min_cluster_size, remembered.attach_distance) == (7, 0.5)
+    # A dry run remembers nothing; --defaults forgets.
+    runner.invoke(app, ["cluster", "--db", db_path, "--min-samples", "9", "--dry-run", "-q"])
+    assert saved_params(cat).min_samples == 3  # type: ignore[union-attr]
+    runner.invoke(app, ["cluster", "--db", db_path, "--defaults", "-q"])
+    assert saved_params(cat) == ClusterParams()
+    bad = runner.invoke(app, ["cluster", "--db", db_path, "--method", "nope"])
+    assert bad.exit_code == 1 and "eom" in bad.stderr
+    cat.close()

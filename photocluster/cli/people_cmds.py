@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -28,12 +29,21 @@ from photocluster.people import (
     list_people,
     person_photos,
     resolve_person,
+    saved_params,
     unassigned_count,
 )
 from photocluster.report import build_report
 from photocluster.thresholds import SAME_PERSON
 
 _D = ClusterParams()
+
+
+def _remembered(text: str) -> str:
+    return (
+        f"{text} Remembered in the catalog for later runs (also the clustering after `scan`); "
+        "default: the last value used, else the built-in default."
+    )
+
 
 MinClusterSize = Annotated[
     int,
@@ -131,13 +141,52 @@ def cluster_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; write nothing.")
     ] = False,
-    min_cluster_size: MinClusterSize = _D.min_cluster_size,
-    min_samples: MinSamples = _D.min_samples,
-    epsilon: Epsilon = _D.epsilon,
-    method: Method = _D.method,
-    attach_distance: AttachDistance = _D.attach_distance,
-    merge_distance: MergeDistance = _D.merge_distance,
-    pair_distance: PairDistance = _D.pair_distance,
+    min_cluster_size: Annotated[
+        int | None, typer.Option(help=_remembered("Fewest faces that make a person."), min=2)
+    ] = None,
+    min_samples: Annotated[
+        int | None,
+        typer.Option(
+            help=_remembered("Neighbours that make a face 'dense' (higher = more cautious)."), min=1
+        ),
+    ] = None,
+    epsilon: Annotated[
+        float | None, typer.Option(help=_remembered("HDBSCAN cluster_selection_epsilon."), min=0.0)
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help=_remembered("HDBSCAN cluster selection: eom or leaf."))
+    ] = None,
+    attach_distance: Annotated[
+        float | None,
+        typer.Option(
+            help=_remembered(
+                "A leftover or new face joins the person whose mean face "
+                "is within this distance (0 = never)."
+            ),
+            min=0.0,
+        ),
+    ] = None,
+    merge_distance: Annotated[
+        float | None,
+        typer.Option(
+            help=_remembered("Merge people whose mean faces are this close (0 = never)."), min=0.0
+        ),
+    ] = None,
+    pair_distance: Annotated[
+        float | None,
+        typer.Option(
+            help=_remembered(
+                "Leftover faces this close to each other form a small person (0 = never)."
+            ),
+            min=0.0,
+        ),
+    ] = None,
+    defaults: Annotated[
+        bool,
+        typer.Option(
+            "--defaults", help="Forget remembered parameters and use the built-in defaults."
+        ),
+    ] = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -148,19 +197,30 @@ def cluster_command(
     one person. Faces HDBSCAN finds no group for stay unassigned. Defaults were measured on
     labelled photos (see README "How thresholds were chosen").
 
+    Built-in defaults: min cluster size 4, min samples 3, attach distance 0.55, pair distance
+    0.45, merge off. Parameters you give are remembered; --defaults forgets them.
+
     Example: photocluster cluster --dry-run
     """
     settings = make_settings(db, quiet)
-    params = build_params(
-        min_cluster_size,
-        min_samples,
-        epsilon,
-        method,
-        attach_distance,
-        merge_distance,
-        pair_distance,
-    )
+    given = {
+        "min_cluster_size": min_cluster_size,
+        "min_samples": min_samples,
+        "epsilon": epsilon,
+        "method": method,
+        "attach_distance": attach_distance,
+        "merge_distance": merge_distance,
+        "pair_distance": pair_distance,
+    }
     with catalog_for(settings) as catalog:
+        base = (None if defaults else saved_params(catalog)) or ClusterParams()
+        try:
+            params = dataclasses.replace(
+                base,
+                **{k: v for k, v in given.items() if v is not None},  # type: ignore[arg-type]
+            )
+        except ValueError as exc:
+            raise PhotoclusterError(str(exc)) from exc
         changes = cluster_catalog(
             catalog,
             ClusterOptions(params=params),

@@ -193,10 +193,12 @@ def scan_command(
 
 def _cluster_after_scan(catalog: Catalog) -> None:
     """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
-    from photocluster.people import ClusterOptions, cluster_catalog
+    from photocluster.clustering import ClusterParams
+    from photocluster.people import ClusterOptions, cluster_catalog, saved_params
 
     try:
-        changes = cluster_catalog(catalog, ClusterOptions())
+        params = saved_params(catalog) or ClusterParams()
+        changes = cluster_catalog(catalog, ClusterOptions(params=params))
     except PhotoclusterError as exc:
         err(f"note: not clustered: {exc}")
         return
