@@ -233,7 +233,8 @@ def _plan_incremental(
     for lab in np.unique(labels[labels >= 0]).tolist():
         members = np.nonzero(labels == lab)[0]
         leftovers = members[is_rest[members]]
-        if len(leftovers) * 2 > len(members) and len(leftovers) >= params.min_cluster_size:
+        # cluster_embeddings already applied the size rules (including small pair-ups).
+        if len(leftovers) * 2 > len(members) and len(leftovers) >= 2:
             owner[leftovers] = key
             key -= 1
     return owner, matched, rest

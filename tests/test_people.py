@@ -259,3 +259,23 @@ def test_parameters_given_to_cluster_are_remembered_for_later_runs(
     bad = runner.invoke(app, ["cluster", "--db", db_path, "--method", "nope"])
     assert bad.exit_code == 1 and "eom" in bad.stderr
     cat.close()
+
+
+def test_incremental_and_full_runs_agree_on_a_fresh_catalog_with_small_people(
+    tmp_path: Path, fake_options
+) -> None:
+    """Someone with two photos becomes a person after a plain scan, as after `cluster --full`."""
+    from photocluster.people import ClusterOptions, cluster_catalog
+
+    for i in range(5):
+        make_photo(tmp_path / "lib" / f"ada{i}.png", [("ada", (20 + i, 20, 60))])
+    for i in range(2):
+        make_photo(tmp_path / "lib" / f"bob{i}.png", [("bob", (200, 30 + i, 60))])
+    counts = []
+    for full in (False, True):
+        cat = open_catalog(str(tmp_path / f"c{full}.sqlite3"))
+        scan(cat, fake_options(tmp_path / "lib"))
+        changes = cluster_catalog(cat, ClusterOptions(), full=full)
+        counts.append(sorted(changes.people_created.values()))
+        cat.close()
+    assert counts[0] == counts[1] == [2, 5]
