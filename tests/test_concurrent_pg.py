@@ -88,8 +88,8 @@ def test_two_clients_scan_different_folders_into_one_catalog_at_once(
     folders = [tmp_path / "alice", tmp_path / "bob"]
     for salt, folder in enumerate(folders):
         _copies(folder, PER_FOLDER, salt)
-    # The catalog is created once, before it is shared (see the report: the first migration
-    # of an empty PostgreSQL schema is not yet safe against two clients doing it at once).
+    # The catalog exists before the two scans start, so that their scanning overlaps (creating
+    # a catalog from several clients at once is tested on its own below).
     open_catalog(pg_url).close()
 
     first = _both(folders, pg_url)
@@ -122,3 +122,24 @@ def test_two_clients_scan_different_folders_into_one_catalog_at_once(
         (PER_FOLDER, 0, 0, 0)
     ] * 2
     assert _catalog(pg_url)[1] == photos
+
+
+@pytest.mark.slow
+def test_several_clients_creating_a_new_catalog_at_once_all_succeed(pg_url: str) -> None:
+    """The first migration of an empty schema is serialised (advisory lock), not a crash."""
+    code = "import sys; from photocluster.db import open_catalog; open_catalog(sys.argv[1]).close()"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
+    assert [rc for rc, _ in results] == [0, 0, 0, 0], results
+    cat = open_catalog(pg_url)
+    try:
+        from photocluster.migrate import current_revision, head_revision
+
+        assert current_revision(cat.engine) == head_revision()
+    finally:
+        cat.close()

@@ -25,6 +25,10 @@ def run_migrations_online() -> None:
                 render_as_batch=sqlite,
             )
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Clients opening a new shared catalog at once: one migrates while the
+                    # others wait here, then find the schema already at head.
+                    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1346594626)")
                 context.run_migrations()
             connection.commit()
             if sqlite:
