@@ -63,6 +63,7 @@ class ScanSummary:
     walk: WalkReport = field(default_factory=WalkReport)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    failed_earlier: int = 0  # unchanged photos still failed from an earlier run (not retried)
 
     @property
     def failed_total(self) -> int:
@@ -87,6 +88,7 @@ class ScanPlan:
     removals: list[int]
     unchanged: int
     seen: int
+    unchanged_failed: int = 0  # unchanged files that failed on an earlier run
 
 
 def _under(root: Path) -> str:
@@ -119,7 +121,7 @@ def plan_scan(
     on_disk = {f.path for f in files}
     todo: list[FileEntry] = []
     candidates: list[FileEntry] = []
-    unchanged = 0
+    unchanged = unchanged_failed = 0
     for f in files:
         k = known.get(f.path)
         if k is None:
@@ -131,6 +133,7 @@ def plan_scan(
             and not (retry_failed and k.status == PhotoStatus.FAILED)
         ):
             unchanged += 1
+            unchanged_failed += k.status == PhotoStatus.FAILED
         else:
             todo.append(f)
     missing = {p: k for p, k in known.items() if p not in on_disk}
@@ -174,7 +177,7 @@ def plan_scan(
         todo.append(f)
     removals = [k.id for k in missing.values() if k.id not in moved_ids]
     todo.sort(key=lambda f: f.path)
-    return ScanPlan(todo, new, moves, removals, unchanged, len(files))
+    return ScanPlan(todo, new, moves, removals, unchanged, len(files), unchanged_failed)
 
 
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -275,6 +278,7 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
             plan.removals = []
         _apply_moves_and_removals(session, plan)
     summary.seen, summary.unchanged = plan.seen, plan.unchanged
+    summary.failed_earlier = plan.unchanged_failed
     summary.moved, summary.removed = len(plan.moves), len(plan.removals)
     tasks = [Task(f.path, f.size, f.mtime_ns) for f in plan.todo]
     if not tasks:

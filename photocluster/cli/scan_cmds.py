@@ -41,6 +41,7 @@ def _summary_dict(s: ScanSummary) -> dict[str, object]:
         "removed": s.removed,
         "failed": s.failed_total,
         "failed_by_reason": dict(s.failed),
+        "failed_earlier": s.failed_earlier,
         "faces_found": s.faces_found,
         "skipped_files": s.walk.skipped_files,
         "skipped_by_extension": dict(s.walk.skipped_by_extension),
@@ -64,6 +65,11 @@ def _print_summary(s: ScanSummary) -> None:
         out("  (see `photocluster status --failed` for each file)")
     else:
         out("  failed: 0")
+    if s.failed_earlier:
+        out(
+            f"  still failed from earlier runs (unchanged, not retried): {s.failed_earlier} "
+            "(`--retry-failed` tries them again)"
+        )
     if s.walk.skipped_files:
         kinds = ", ".join(f"{ext} {n}" for ext, n in s.walk.skipped_by_extension.most_common(6))
         out(f"  other files skipped: {s.walk.skipped_files} ({kinds})")
