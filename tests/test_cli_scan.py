@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -241,3 +242,25 @@ def test_ctrl_c_keeps_finished_photos_says_how_to_resume_and_exits_130(tmp_path:
     assert b"Traceback" not in err
     kept = len(_faces_per_photo(db))
     assert 4 <= kept < 30
+
+
+@pytest.mark.dlib
+@pytest.mark.slow
+def test_cnn_detector_finds_the_face_and_is_a_separate_cache_key(tmp_path: Path) -> None:
+    """--detector cnn goes through dlib's CNN model (slow on CPU: a small view keeps it short)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(SAMPLE_DATA / "originals" / "grace_hopper.jpg", lib / "hopper.jpg")
+    db = str(tmp_path / "cat.sqlite3")
+    args = ["scan", str(lib), "--db", db, "-q", "--json", "--no-cluster", "-j", "1"]
+    code, out, err = _run(*args, "--detector", "cnn", "--detect-size", "320", "--upsample", "0")
+    assert code == 0, err
+    assert json.loads(out)["faces_found"] == 1
+    ((encoder, left, right),) = _db_rows(
+        db, "SELECT p.encoder, f.left, f.right FROM photos p JOIN faces f ON f.photo_id = p.id"
+    )
+    assert encoder.startswith("dlib_resnet_v1;cnn;d320;u0")
+    assert 100 < right - left < 300  # a face-sized box in displayed pixels (photo is 512 wide)
+    # Switching back to HOG re-analyses the photo: results are cached per detector.
+    code, out, _ = _run(*args)
+    assert json.loads(out)["changed"] == 1
