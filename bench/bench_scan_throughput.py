@@ -27,29 +27,14 @@ from pathlib import Path
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scan import NO_CLUSTER, labelled_photos
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "faces"
-DASK = Path(sys.executable).parent / "dask"
-_HELP = subprocess.run(
-    [sys.executable, "-m", "photocluster", "scan", "--help"], capture_output=True, text=True
-).stdout
 LOCAL = ["--host", "127.0.0.1", "--dashboard-address", ":0"]
 ONE_THREAD = ["--nworkers", "1", "--nthreads", "1"]
-NO_CLUSTER = ["--no-cluster"] if "--no-cluster" in _HELP else []
-
-
-def labelled_photos() -> list[Path]:
-    photos = []
-    for p in sorted(SHARED.rglob("*")):
-        rel = p.relative_to(SHARED).parts
-        if (
-            len(rel) == 3
-            and not rel[1].startswith("_")
-            and p.suffix.lower() in (".jpg", ".jpeg", ".png")
-            and "glint360k" not in rel[0]
-        ):
-            photos.append(p)
-    return photos
+DASK = Path(sys.executable).parent / "dask"
 
 
 def build(out: Path, n: int, size: int, seed: int = 11) -> None:
