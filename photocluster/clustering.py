@@ -42,8 +42,11 @@ from photocluster.thresholds import (
 
 NOISE = -1
 
-# Above this many faces HDBSCAN's generic algorithm (O(n^2) memory) gives way to Boruvka on a
-# ball tree, which is exact too but scales.
+# Above this many faces, HDBSCAN runs on a k-nearest-neighbour graph (photocluster.scale_cluster)
+# instead of the hdbscan package's exact algorithms: in 128 dimensions those are O(n^2) in memory
+# (generic) or time (Boruvka: 37 s at 10 000 faces). Measured on 10 000 synthetic faces around
+# real identities: k-NN path 2.9 s, pairwise F 0.929 vs exact 0.930; on the 1 579 real faces of
+# ../shared/faces both give 0.901 before the post-steps.
 _BIG = 4000
 
 
@@ -96,9 +99,13 @@ def hdbscan_labels(x: np.ndarray, params: ClusterParams, single: bool = True) ->
     n = len(x)
     if n < max(2, params.min_cluster_size):
         return np.full(n, NOISE, dtype=np.int64)
+    if n > _BIG:
+        from photocluster.scale_cluster import knn_hdbscan_labels
+
+        return knn_hdbscan_labels(x, params, single)
     import hdbscan  # heavy import, only when clustering
 
-    algorithm = "boruvka_balltree" if n > _BIG else "generic"
+    algorithm = "generic"
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=params.min_cluster_size,
         min_samples=min(params.min_samples, n - 1),

@@ -1,0 +1,185 @@
+"""Clustering at 10 k / 100 k / 1 M faces: time, peak memory, and agreement with exact HDBSCAN.
+
+Faces are synthesised around the real identities of a labelled catalog (``bench/synth_faces.py``:
+real identity centroids turned by random rotations, plus real within-person residuals). Each
+size runs in a fresh process so its peak RSS is its own. For each size it prints:
+
+* ``exact``: the hdbscan package on the whole set (generic below 20 000 faces, where its O(n²)
+  matrix fits; skipped above, where it takes hours) — the baseline, measured in the same run;
+* ``knn``: HDBSCAN on the k-NN graph (``photocluster.scale_cluster``), what ``cluster`` uses
+  above ``clustering._BIG`` faces;
+* ``pipeline``: the whole ``cluster_embeddings`` (HDBSCAN + split/eject/attach/pair steps);
+
+with pairwise F of each against the synthetic truth (noise counted as singletons), and the
+process's peak RSS next to the size of the embedding matrix.
+
+``knn`` mode compares ways of building the k-NN graph (recall@k against exact search, seconds).
+
+    uv run python bench/bench_cluster_scale.py --db /tmp/shared_faces.sqlite3 --root ../shared/faces
+    uv run python bench/bench_cluster_scale.py --sizes 1000000 --no-exact
+    uv run python bench/bench_cluster_scale.py knn --sizes 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
+
+from photocluster.clustering import ClusterParams, cluster_embeddings
+from photocluster.evaluate import pairwise_prf, singletonise
+from photocluster.scale_cluster import knn_hdbscan_labels
+
+EXACT_MAX = 20_000
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _f(truth: np.ndarray, labels: np.ndarray) -> float:
+    return pairwise_prf(truth, singletonise(labels)).f
+
+
+def one_size(db: str, root: str, n: int, exact: bool, per_person: int) -> dict:
+    cents, residuals = real_identities(db, root)
+    x, truth = synthesise(cents, residuals, n, per_person=per_person)
+    del residuals
+    out: dict = {"n": n, "people": int(truth.max() + 1), "matrix_mib": x.nbytes / 2**20}
+    params = ClusterParams()
+    if exact and n <= EXACT_MAX:
+        import hdbscan
+
+        t = time.perf_counter()
+        labels = hdbscan.HDBSCAN(
+            min_cluster_size=params.min_cluster_size,
+            min_samples=params.min_samples,
+            algorithm="generic",
+            core_dist_n_jobs=1,
+        ).fit_predict(x.astype(np.float64))
+        out["exact_s"] = time.perf_counter() - t
+        out["exact_f"] = _f(truth, labels)
+        del labels
+    out["rss_before_mib"] = _rss_mib()
+    t = time.perf_counter()
+    labels = knn_hdbscan_labels(x, params)
+    out["knn_s"] = time.perf_counter() - t
+    out["knn_f"] = _f(truth, labels)
+    out["knn_noise"] = float((labels < 0).mean())
+    del labels
+    t = time.perf_counter()
+    labels = cluster_embeddings(x, params, np.arange(n))  # one face per photo
+    out["pipeline_s"] = time.perf_counter() - t
+    out["pipeline_f"] = _f(truth, labels)
+    out["pipeline_noise"] = float((labels < 0).mean())
+    out["peak_mib"] = _peak_mib()
+    return out
+
+
+def knn_choice(db: str, root: str, n: int, k: int) -> None:
+    """Recall@k and time of ways to build the k-NN graph, against exact (flat) search."""
+    import faiss
+
+    cents, residuals = real_identities(db, root)
+    x, _ = synthesise(cents, residuals, n)
+    queries = np.random.default_rng(1).choice(n, size=min(n, 2000), replace=False)
+    flat = faiss.IndexFlatL2(x.shape[1])
+    flat.add(x)
+    t = time.perf_counter()
+    _, truth_idx = flat.search(x[queries], k)
+    per_query = (time.perf_counter() - t) / len(queries)
+    print(f"{n:>8} faces, k={k}: exact flat search {per_query * n:7.1f} s for all (extrapolated)")
+
+    def recall(idx: np.ndarray) -> float:
+        return float(
+            np.mean([len(set(a) & set(b)) / k for a, b in zip(idx, truth_idx, strict=True)])
+        )
+
+    for nprobe in (16, 64) if n <= 200_000 else (16,):
+        t = time.perf_counter()
+        nlist = int(min(65_536, 4 * np.sqrt(n), n // 40))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(x.shape[1]), x.shape[1], nlist)
+        ivf.train(x[np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)])
+        ivf.add(x)
+        ivf.nprobe = nprobe
+        _, idx = ivf.search(x, k)
+        took = time.perf_counter() - t
+        print(
+            f"{'':8}  IVF-Flat nprobe {nprobe:3}: {took:7.1f} s, "
+            f"recall@{k} {recall(idx[queries]):.3f}"
+        )
+    for m in (16, 32) if n <= 200_000 else (32,):
+        t = time.perf_counter()
+        index = faiss.IndexHNSWFlat(x.shape[1], m)
+        index.hnsw.efConstruction = 80
+        index.add(x)
+        build = time.perf_counter() - t
+        index.hnsw.efSearch = max(64, 2 * k)  # as scale_cluster.knn
+        t = time.perf_counter()
+        _, idx = index.search(x, k)
+        took = time.perf_counter() - t
+        print(
+            f"{'':8}  HNSW M {m}: build {build:6.1f} s + search {took:6.1f} s, "
+            f"recall@{k} {recall(idx[queries]):.3f}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", nargs="?", choices=["cluster", "knn"], default="cluster")
+    ap.add_argument("--db", default=DEFAULT_DB)
+    ap.add_argument("--root", default=DEFAULT_ROOT)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--per-person", type=int, default=20)
+    ap.add_argument("--no-exact", action="store_true", help="skip exact HDBSCAN")
+    ap.add_argument("--k", type=int, default=30)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
+    args = ap.parse_args()
+    root = os.path.abspath(args.root)
+    if args.one:
+        print(json.dumps(one_size(args.db, root, args.one, not args.no_exact, args.per_person)))
+        return
+    if args.mode == "knn":
+        for n in args.sizes:
+            knn_choice(args.db, root, n, args.k)
+        return
+    for n in args.sizes:
+        cmd = [sys.executable, __file__, "--one", str(n), "--db", args.db, "--root", root]
+        cmd += ["--per-person", str(args.per_person)] + (["--no-exact"] if args.no_exact else [])
+        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        exact = (
+            f"exact {r['exact_s']:7.1f} s F {r['exact_f']:.3f} | "
+            if "exact_s" in r
+            else "exact  (not run) | "
+        )
+        print(
+            f"{r['n']:>8} faces, {r['people']:>6} people: {exact}"
+            f"knn {r['knn_s']:6.1f} s F {r['knn_f']:.3f}"
+            + (f" (Δ {r['knn_f'] - r['exact_f']:+.3f})" if "exact_f" in r else "")
+            + f" | pipeline {r['pipeline_s']:6.1f} s F {r['pipeline_f']:.3f} noise "
+            f"{r['pipeline_noise']:.1%} | peak RSS {r['peak_mib']:6.0f} MiB "
+            f"(embeddings {r['matrix_mib']:.0f} MiB, before clustering {r['rss_before_mib']:.0f})",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
