@@ -3,8 +3,8 @@
 Each synthetic identity is a real identity's centroid turned by a random rotation about the mean
 centroid; each face is its identity's centre plus a real within-identity residual (a real face
 minus its person's centroid), so within-person spread and between-person distances are those of
-the labelled photos (``bench/bench_cluster.py`` mixes centroids instead, which crowds
-identities together as n grows).
+the labelled photos. (Mixing centroids instead, as an earlier benchmark did, crowds identities
+together as n grows: at 100 000 faces the median nearest other person was 0.52 away.)
 """
 
 from __future__ import annotations
