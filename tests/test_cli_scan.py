@@ -97,6 +97,33 @@ def test_status_reports_and_lists_failures(sample_catalog: str) -> None:
     assert "corrupt_truncated.jpg\tcannot decode image" in out
 
 
+@pytest.mark.dlib
+def test_scan_keeps_the_face_index_and_find_names_a_new_photo(
+    sample_catalog: str, tmp_path: Path
+) -> None:
+    from photocluster.settings import Settings
+
+    assert (Settings(db=sample_catalog).cache_dir / "face-index" / "meta.json").exists()
+    # a photo the catalog has not seen: Grace Hopper's portrait, mirrored and shrunk
+    img = Image.open(SAMPLE_DATA / "originals" / "grace_hopper.jpg").convert("RGB")
+    img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img.thumbnail((400, 400))
+    img.save(tmp_path / "hopper_mirror.jpg", quality=90)
+    code, out, err = _run(
+        "find", str(tmp_path / "hopper_mirror.jpg"), "--db", sample_catalog, "--json", "-q"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    (face,) = doc["faces"]
+    assert face["verdict"] == "known"
+    assert 0 < face["best"]["nearest_face"] < 0.5
+    hopper = {"hopper_exif_rotated.jpg", "grace_hopper.jpg"}
+    assert Path(face["neighbours"][0]["photo"]).name in hopper
+    assert face["neighbours"][0]["person_id"] == face["best"]["person_id"]
+    # the photo was only looked up: the catalog did not change
+    assert not _db_rows(sample_catalog, "SELECT 1 FROM photos WHERE path LIKE '%hopper_mirror%'")
+
+
 def test_scan_summary_is_json_on_stdout_and_progress_stays_off_it(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -6,6 +6,7 @@ Each area registers its commands on :data:`app` from its own module.
 from __future__ import annotations
 
 from photocluster.cli import export_cmds as _export_cmds  # noqa: F401  (registers commands)
+from photocluster.cli import find_cmds as _find_cmds  # noqa: F401  (registers commands)
 from photocluster.cli import naming_cmds as _naming_cmds  # noqa: F401  (registers commands)
 from photocluster.cli import people_cmds as _people_cmds  # noqa: F401  (registers commands)
 from photocluster.cli import scan_cmds as _scan_cmds  # noqa: F401  (registers commands)

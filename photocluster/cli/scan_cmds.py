@@ -25,6 +25,7 @@ from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
 from photocluster.scan import ScanOptions, ScanSummary, scan
+from photocluster.settings import Settings
 
 SMALL_FACES_DETECT_SIZE = 2400
 ENV_SCHEDULER = "PHOTOCLUSTER_SCHEDULER"
@@ -191,6 +192,7 @@ def scan_command(
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
         if not no_cluster:
             _cluster_after_scan(catalog)
+        _index_after_scan(catalog, settings)
     if as_json:
         out(json.dumps(_summary_dict(summary), indent=2))
     else:
@@ -213,6 +215,19 @@ def _cluster_after_scan(catalog: Catalog) -> None:
         f"{len(changes.people_created)} people created, "
         f"{changes.unassigned_faces} faces unassigned."
     )
+
+
+def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
+    """Keep `find`'s face index in step; a failure here is a note (`find` rebuilds it)."""
+    from photocluster.face_index import sync_index
+
+    try:
+        _index, report = sync_index(catalog, settings.cache_dir)
+    except (OSError, PhotoclusterError) as exc:
+        err(f"note: face index not updated ({exc}); `photocluster index` retries.")
+        return
+    if not settings.quiet and (report.rebuilt or report.added or report.removed):
+        err(f"Face index: {report.faces} faces ({report.kind} search).")
 
 
 @app.command("status")

@@ -1,0 +1,129 @@
+"""`find PHOTO` ("who is this?") and `index` (the face index behind it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Annotated
+
+import typer
+
+from photocluster.cli.app import app
+from photocluster.cli.common import (
+    DbOption,
+    JsonOption,
+    QuietOption,
+    catalog_for,
+    err,
+    make_settings,
+    out,
+)
+from photocluster.face_index import SyncReport
+
+
+def _index_note(report: SyncReport, quiet: bool) -> None:
+    if quiet:
+        return
+    if report.rebuilt:
+        err(
+            f"Face index built ({report.kind}, {report.faces} faces"
+            + (f"; previous one {report.reason}" if report.reason not in ("", "missing") else "")
+            + ")."
+        )
+    elif report.added or report.removed:
+        err(f"Face index updated: +{report.added} / -{report.removed} faces ({report.kind}).")
+
+
+@app.command("find")
+def find_command(
+    photo: Annotated[
+        str, typer.Argument(help="A photo to look up (it is not added to the catalog).")
+    ],
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top", "-k", help="Most similar catalog faces to list per face.", min=1, max=1000
+        ),
+    ] = 5,
+    db: DbOption = None,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Who is this? Each face in PHOTO: the best matching person and a verdict, and the most
+    similar faces in the catalog with their photos.
+
+    Verdicts: known (as close to the person as `cluster` requires to add a face to them),
+    probably (one of their faces closer than SAME_PERSON, 0.58), unknown. Exit 1 when the photo
+    has no face or the catalog has none to compare with.
+
+    Example: photocluster find party.jpg --top 3
+    """
+    from photocluster.encoder import EncoderParams, make_encoder
+    from photocluster.find import find_in_photo
+
+    settings = make_settings(db, quiet)
+    params = EncoderParams()
+    started = time.perf_counter()
+    with catalog_for(settings) as catalog:
+        result = find_in_photo(
+            catalog, settings.cache_dir, photo, make_encoder(params), params, top=top
+        )
+    took = time.perf_counter() - started
+    _index_note(result.index, settings.quiet)
+    if as_json:
+        doc = dataclasses.asdict(result)
+        doc["seconds"] = round(took, 3)
+        out(json.dumps(doc, indent=2))
+        return
+    out(f"{result.photo}: {len(result.faces)} face{'s' if len(result.faces) != 1 else ''}")
+    for n, face in enumerate(result.faces, 1):
+        left, top_, right, bottom = face.box
+        where = f"face {n} at ({left},{top_})-({right},{bottom})"
+        best = face.best
+        if best is None:
+            out(f"{where}: unknown (no named or clustered person near it)")
+        else:
+            name = best.name or f"unnamed person #{best.person_id}"
+            out(
+                f"{where}: {face.verdict} — {name} (distance {best.centroid_distance:.3f} to "
+                f"their centre, nearest face {best.nearest_face:.3f})"
+            )
+        for nb in face.neighbours:
+            who = nb.person or (f"#{nb.person_id}" if nb.person_id is not None else "unassigned")
+            out(f"    {nb.distance:.3f}  {who:<20} {nb.photo}")
+
+
+@app.command("index")
+def index_command(
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Build it afresh from the catalog.")
+    ] = False,
+    db: DbOption = None,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring the face index used by `find` up to date (scan does this too).
+
+    It lives beside the catalog (<catalog>-cache/face-index/). A missing, stale or damaged index
+    is rebuilt, never trusted.
+
+    Example: photocluster index --rebuild
+    """
+    from photocluster.face_index import sync_index
+
+    settings = make_settings(db, quiet)
+    started = time.perf_counter()
+    with catalog_for(settings) as catalog:
+        _index, report = sync_index(catalog, settings.cache_dir, rebuild=rebuild)
+    took = time.perf_counter() - started
+    if as_json:
+        doc = dataclasses.asdict(report)
+        doc["seconds"] = round(took, 3)
+        out(json.dumps(doc, indent=2))
+        return
+    what = "rebuilt" if report.rebuilt else "up to date"
+    out(
+        f"Face index {what}: {report.faces} faces, {report.kind} search "
+        f"(+{report.added} / -{report.removed}) in {took:.1f} s."
+    )

@@ -1,0 +1,187 @@
+"""`find PHOTO` on fake-encoder catalogs: verdicts, neighbours, bad input, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
+
+from photocluster.cli import app
+from photocluster.db import Catalog
+from photocluster.encoder import EncoderParams
+from photocluster.errors import PhotoclusterError
+from photocluster.face_index import index_folder
+from photocluster.find import Candidate, find_in_photo, verdict
+from photocluster.models import Face, Person, Photo
+from photocluster.people import ClusterOptions, cluster_catalog
+from photocluster.scan import scan
+from tests.fakes import FakeEncoder, make_photo
+from tests.test_people import library
+
+runner = CliRunner()
+PARAMS = EncoderParams()
+
+
+@pytest.fixture
+def named(tmp_path: Path, catalog: Catalog, fake_options) -> Catalog:  # type: ignore[no-untyped-def]
+    """ada x5 (named "Ada"), bob x4, cyd x4 (unnamed), dee x1 (unassigned)."""
+    library(tmp_path / "photos", {"ada": 5, "bob": 4, "cyd": 4, "dee": 1})
+    scan(catalog, fake_options(tmp_path / "photos"))
+    cluster_catalog(catalog, ClusterOptions())
+    with catalog.session() as s:
+        ada = s.scalar(
+            select(Face.person_id)
+            .join(Photo, Photo.id == Face.photo_id)
+            .where(Photo.path.like("%/ada/%"))
+        )
+        s.execute(update(Person).where(Person.id == ada).values(name="Ada"))
+    return catalog
+
+
+def _find(catalog: Catalog, cache: Path, photo: Path, top: int = 3):  # type: ignore[no-untyped-def]
+    return find_in_photo(catalog, cache, str(photo), FakeEncoder(), PARAMS, top=top)
+
+
+def test_known_people_are_named_with_their_nearest_photos(named: Catalog, tmp_path: Path) -> None:
+    photo = make_photo(
+        tmp_path / "new" / "party.png", [("ada", (30, 40, 50)), ("bob", (200, 60, 50))]
+    )
+    with named.session() as s:
+        photos_before = s.scalar(select(func.count(Photo.id)))
+    result = _find(named, tmp_path / "cache", photo)
+    assert [f.verdict for f in result.faces] == ["known", "known"]
+    ada, bob = result.faces
+    assert ada.best is not None and ada.best.name == "Ada"
+    assert (
+        ada.best.centroid_distance < 0.3 < (ada.runner_up.centroid_distance if ada.runner_up else 9)
+    )
+    assert len(ada.neighbours) == 3
+    assert all("/ada/" in n.photo and n.person == "Ada" for n in ada.neighbours)
+    assert [n.distance for n in ada.neighbours] == sorted(n.distance for n in ada.neighbours)
+    assert bob.best is not None and bob.best.name is None  # clustered, not named yet
+    assert all("/bob/" in n.photo for n in bob.neighbours)
+    assert ada.box[0] < bob.box[0]
+    with named.session() as s:
+        assert s.scalar(select(func.count(Photo.id))) == photos_before, "not added to the catalog"
+    assert result.index.rebuilt and result.index.faces == 14
+
+
+def test_a_stranger_is_unknown_and_an_unassigned_face_is_still_listed(
+    named: Catalog, tmp_path: Path
+) -> None:
+    photo = make_photo(tmp_path / "new" / "eve.png", [("eve", (30, 40, 50))])
+    (face,) = _find(named, tmp_path / "cache", photo).faces
+    assert face.verdict == "unknown"
+    assert face.best is None or face.best.centroid_distance > 0.8
+    # dee's only face belongs to no person: it is a neighbour, never a person
+    photo = make_photo(tmp_path / "new" / "dee.png", [("dee", (60, 40, 50))])
+    (face,) = _find(named, tmp_path / "cache", photo).faces
+    assert "/dee/" in face.neighbours[0].photo and face.neighbours[0].person_id is None
+    assert face.best is None or "dee" not in (face.best.name or "")
+    assert face.verdict == "unknown"
+
+
+def test_verdict_thresholds() -> None:
+    def c(centroid: float, nearest: float) -> Candidate:
+        return Candidate(1, None, False, centroid, nearest)
+
+    assert verdict(None, None) == "unknown"
+    assert verdict(c(0.40, 0.35), None) == "known"
+    assert verdict(c(0.40, 0.35), c(0.50, 0.45)) == "known"
+    assert verdict(c(0.40, 0.35), c(0.43, 0.40)) == "probably", "too close a runner-up"
+    assert verdict(c(0.59, 0.50), None) == "probably"
+    assert verdict(c(0.70, 0.57), None) == "probably"
+    assert verdict(c(0.70, 0.65), None) == "unknown"
+
+
+def test_photo_without_faces_unreadable_or_missing_is_a_clear_error(
+    named: Catalog, tmp_path: Path
+) -> None:
+    empty = make_photo(tmp_path / "new" / "wall.png", [])
+    with pytest.raises(PhotoclusterError, match="No face found"):
+        _find(named, tmp_path / "cache", empty)
+    bad = tmp_path / "new" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(PhotoclusterError, match="Cannot read"):
+        _find(named, tmp_path / "cache", bad)
+    with pytest.raises(PhotoclusterError, match="No such file"):
+        _find(named, tmp_path / "cache", tmp_path / "nope.jpg")
+
+
+def test_a_catalog_without_faces_is_a_clear_error(catalog: Catalog, tmp_path: Path) -> None:
+    photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
+    with pytest.raises(PhotoclusterError, match="no faces to compare"):
+        _find(catalog, tmp_path / "cache", photo)
+
+
+def test_find_follows_the_catalog_after_it_changes(
+    named: Catalog,
+    tmp_path: Path,
+    fake_options,  # type: ignore[no-untyped-def]
+) -> None:
+    photo = make_photo(tmp_path / "new" / "fay.png", [("fay", (30, 40, 50))])
+    (face,) = _find(named, tmp_path / "cache", photo).faces
+    assert face.verdict == "unknown"
+    library(tmp_path / "photos", {"fay": 4})
+    scan(named, fake_options(tmp_path / "photos"))
+    cluster_catalog(named, ClusterOptions())
+    result = _find(named, tmp_path / "cache", photo)
+    assert result.index.added == 4 and not result.index.rebuilt
+    (face,) = result.faces
+    assert face.verdict == "known" and all("/fay/" in n.photo for n in face.neighbours)
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_dlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("photocluster.encoder.make_encoder", lambda params: FakeEncoder(params))
+
+
+def test_cli_find_text_and_json(
+    named: Catalog, tmp_path: Path, db_path: str, fake_dlib: None
+) -> None:
+    photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
+    result = runner.invoke(app, ["find", str(photo), "--db", db_path, "--top", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert "known — Ada" in result.stdout
+    assert result.stdout.count("/ada/") == 2
+    assert "Face index built" in result.stderr
+    result = runner.invoke(app, ["find", str(photo), "--db", db_path, "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (face,) = doc["faces"]
+    assert face["verdict"] == "known" and face["best"]["name"] == "Ada"
+    assert len(face["neighbours"]) == 5 and doc["index"]["rebuilt"] is False
+    assert result.stderr == ""
+
+
+def test_cli_find_failures_exit_1_with_a_message(
+    named: Catalog, tmp_path: Path, db_path: str, fake_dlib: None
+) -> None:
+    empty = make_photo(tmp_path / "new" / "wall.png", [])
+    result = runner.invoke(app, ["find", str(empty), "--db", db_path])
+    assert result.exit_code == 1 and "No face found" in result.stderr and result.stdout == ""
+    other = str(tmp_path / "other.sqlite3")
+    photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
+    result = runner.invoke(app, ["find", str(photo), "--db", other])
+    assert result.exit_code == 1 and "no faces to compare" in result.stderr
+
+
+def test_cli_index_builds_repairs_and_reports(named: Catalog, db_path: str) -> None:
+    from photocluster.settings import Settings
+
+    result = runner.invoke(app, ["index", "--db", db_path, "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["rebuilt"] is True and doc["faces"] == 14 and doc["kind"] == "exact"
+    folder = index_folder(Settings(db=db_path).cache_dir)
+    (folder / "ids.npy").write_bytes(b"\x93NUMPY garbage")
+    result = runner.invoke(app, ["index", "--db", db_path])
+    assert result.exit_code == 0 and "rebuilt: 14 faces" in result.stdout
+    result = runner.invoke(app, ["index", "--db", db_path])
+    assert "up to date: 14 faces" in result.stdout
