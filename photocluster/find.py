@@ -2,15 +2,16 @@
 
 Each face of the photo is searched in the face index (:mod:`photocluster.face_index`). The
 people owning the nearest catalog faces are the candidates; each is scored by the distance from
-the face to the person's centroid (their mean embedding), the quantity ``cluster`` uses to add
-new faces to people, so the verdict reuses its calibrated thresholds (``thresholds.py``):
+the face to the person's centroid (their mean embedding) and to their nearest face. The verdict
+uses thresholds measured for this open-set question, where the face may be a stranger's
+(``thresholds.py``, ``bench/bench_find.py verdicts``):
 
-* ``known``: within ``ATTACH_DISTANCE`` of the person's centroid and at least ``ATTACH_MARGIN``
-  nearer than to the runner-up: what ``cluster`` itself would accept (pairwise precision 0.993 on
-  ``../shared/faces``);
-* ``probably``: one of the person's faces within ``SAME_PERSON`` (one stranger pair in 1 000 is
-  that close), or within ``EJECT_DISTANCE`` of the centroid;
-* ``unknown``: neither; ``person`` is still the best candidate, if any, for the curious.
+* ``known``: within ``FIND_KNOWN_DISTANCE`` (0.50) of the person's centroid and at least
+  ``ATTACH_MARGIN`` nearer than to the runner-up (right for 89.9 % of in-catalog faces, wrong for
+  0.5 %; 0.7 % of strangers);
+* ``probably``: within ``ATTACH_DISTANCE`` (0.55) of the centroid, or one of the person's faces
+  within ``FIND_PROBABLY_FACE`` (0.53);
+* ``unknown``: neither; ``best`` is still the nearest candidate, if any, for the curious.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from photocluster.analyse import analyse_file
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.encoder import EncoderParams, FaceEncoder
 from photocluster.errors import PhotoclusterError
-from photocluster.face_index import SyncReport, sync_index
+from photocluster.face_index import FaceIndex, SyncReport, sync_index
 from photocluster.models import Face, Person, Photo
-from photocluster.thresholds import ATTACH_DISTANCE, ATTACH_MARGIN, EJECT_DISTANCE, SAME_PERSON
+from photocluster.thresholds import (
+    ATTACH_DISTANCE,
+    ATTACH_MARGIN,
+    FIND_KNOWN_DISTANCE,
+    FIND_PROBABLY_FACE,
+)
 
 # Nearest faces looked at for candidate people (at least; more when more are asked for).
 CANDIDATE_FACES = 50
@@ -78,9 +84,9 @@ def verdict(best: Candidate | None, runner_up: Candidate | None) -> str:
     if best is None:
         return "unknown"
     margin = (runner_up.centroid_distance if runner_up else np.inf) - best.centroid_distance
-    if best.centroid_distance <= ATTACH_DISTANCE and margin >= ATTACH_MARGIN:
+    if best.centroid_distance <= FIND_KNOWN_DISTANCE and margin >= ATTACH_MARGIN:
         return "known"
-    if best.nearest_face <= SAME_PERSON or best.centroid_distance <= EJECT_DISTANCE:
+    if best.centroid_distance <= ATTACH_DISTANCE or best.nearest_face <= FIND_PROBABLY_FACE:
         return "probably"
     return "unknown"
 
@@ -99,25 +105,38 @@ def find_in_photo(
         st = os.stat(path)
     except OSError as exc:
         raise PhotoclusterError(f"Cannot read {path}: {exc.strerror}") from exc
-    photo = analyse_file(path, st.st_size, st.st_mtime_ns, encoder, params)
-    if photo.status == "failed":
-        raise PhotoclusterError(f"Cannot read {path}: {photo.error}")
-    if not photo.faces:
-        raise PhotoclusterError(f"No face found in {path}.")
     index, report = sync_index(catalog, cache_dir)
     if index.size == 0:
         raise PhotoclusterError(
             "The catalog has no faces to compare with: run `photocluster scan DIR` first."
         )
-    queries = np.stack([f.embedding for f in photo.faces]).astype(np.float32)
+    photo = analyse_file(path, st.st_size, st.st_mtime_ns, encoder, params)
+    if photo.status == "failed":
+        raise PhotoclusterError(f"Cannot read {path}: {photo.error}")
+    if not photo.faces:
+        raise PhotoclusterError(f"No face found in {path}.")
+    queries = np.stack([f.embedding for f in photo.faces])
+    answers = match_faces(catalog, index, queries, [f.box for f in photo.faces], top=top)
+    return FindResult(path, photo.width, photo.height, answers, report)
+
+
+def match_faces(
+    catalog: Catalog,
+    index: FaceIndex,
+    queries: np.ndarray,
+    boxes: list[tuple[int, int, int, int]],
+    *,
+    top: int = 5,
+) -> list[FaceAnswer]:
+    """Best person, verdict and nearest catalog faces for each query embedding."""
+    queries = np.asarray(queries, dtype=np.float32).reshape(len(boxes), -1)
     dist, ids = index.search(queries, max(top, CANDIDATE_FACES))
     with catalog.session() as s:
         info = _face_info(s, {int(i) for i in ids.ravel() if i >= 0})
-        answers = [
-            _answer(s, face.box, q, d, i, info, top)
-            for face, q, d, i in zip(photo.faces, queries, dist, ids, strict=True)
+        return [
+            _answer(s, box, q, d, i, info, top)
+            for box, q, d, i in zip(boxes, queries, dist, ids, strict=True)
         ]
-    return FindResult(path, photo.width, photo.height, answers, report)
 
 
 def _face_info(s: Session, ids: set[int]) -> dict[int, Neighbour]:

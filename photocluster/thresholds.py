@@ -39,3 +39,13 @@ EJECT_DISTANCE = 0.6
 # distance where 1 in 10 000 different-person pairs match (0.53); on ../shared/faces it turns
 # 5.7 % unassigned into 4.0 % with pairwise precision unchanged (0.993). 0.40 → 4.5 %, 0.50 → 3.7 %.
 PAIR_DISTANCE = 0.45
+# `find`: the verdict on a face that may belong to nobody in the catalog. Measured with
+# `uv run python bench/bench_find.py verdicts` (../shared/faces split by photo; 8 people left out
+# as strangers; people named after the majority label of their faces): "known" at
+# FIND_KNOWN_DISTANCE to the person's centroid (and ATTACH_MARGIN before the runner-up) was right
+# for 89.9 % of in-catalog faces and wrong for 0.5 %, and took 0.7 % of strangers; with 0.55 (the
+# clustering attach distance) strangers got 3.5 %. "probably" adds faces within ATTACH_DISTANCE
+# of the centroid or FIND_PROBABLY_FACE of one of the person's faces (1 in 10 000 stranger pairs
+# is that close): 94.1 % right, 1.1 % wrong, strangers 8.4 % (centroid 0.60: 45.8 %).
+FIND_KNOWN_DISTANCE = 0.50
+FIND_PROBABLY_FACE = 0.53

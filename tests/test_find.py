@@ -90,11 +90,11 @@ def test_verdict_thresholds() -> None:
 
     assert verdict(None, None) == "unknown"
     assert verdict(c(0.40, 0.35), None) == "known"
-    assert verdict(c(0.40, 0.35), c(0.50, 0.45)) == "known"
+    assert verdict(c(0.49, 0.35), c(0.55, 0.45)) == "known"
     assert verdict(c(0.40, 0.35), c(0.43, 0.40)) == "probably", "too close a runner-up"
-    assert verdict(c(0.59, 0.50), None) == "probably"
-    assert verdict(c(0.70, 0.57), None) == "probably"
-    assert verdict(c(0.70, 0.65), None) == "unknown"
+    assert verdict(c(0.52, 0.60), None) == "probably", "near the centre, not to one face"
+    assert verdict(c(0.70, 0.52), None) == "probably", "one very close face"
+    assert verdict(c(0.58, 0.55), None) == "unknown"
 
 
 def test_photo_without_faces_unreadable_or_missing_is_a_clear_error(

@@ -53,9 +53,10 @@ def find_command(
     """Who is this? Each face in PHOTO: the best matching person and a verdict, and the most
     similar faces in the catalog with their photos.
 
-    Verdicts: known (as close to the person as `cluster` requires to add a face to them),
-    probably (one of their faces closer than SAME_PERSON, 0.58), unknown. Exit 1 when the photo
-    has no face or the catalog has none to compare with.
+    Verdicts, measured on labelled photos with strangers among them: known (within 0.50 of the
+    person's mean face and clearly nearer than to anyone else: right 99 % of the time, 0.7 % of
+    strangers), probably (within 0.55 of their mean face or 0.53 of one of their faces),
+    unknown. Exit 1 when the photo has no face or the catalog has none to compare with.
 
     Example: photocluster find party.jpg --top 3
     """
