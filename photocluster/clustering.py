@@ -27,7 +27,7 @@ import dataclasses
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from photocluster.thresholds import (
     PAIR_DISTANCE,
     SAME_PERSON,
 )
+
+if TYPE_CHECKING:
+    from photocluster.scale_cluster import Neighbours
 
 NOISE = -1
 
@@ -93,8 +96,14 @@ def _as_matrix(embeddings: np.ndarray) -> np.ndarray:
     return x
 
 
-def hdbscan_labels(x: np.ndarray, params: ClusterParams, single: bool = True) -> np.ndarray:
-    """Step 1 alone: HDBSCAN labels (-1 = noise)."""
+def hdbscan_labels(
+    x: np.ndarray,
+    params: ClusterParams,
+    single: bool = True,
+    neighbours: Neighbours | None = None,
+) -> np.ndarray:
+    """Step 1 alone: HDBSCAN labels (-1 = noise). ``neighbours`` may supply the k-NN graph used
+    above ``_BIG`` faces (e.g. from the face index); it is ignored below."""
     x = _as_matrix(x)
     n = len(x)
     if n < max(2, params.min_cluster_size):
@@ -102,7 +111,7 @@ def hdbscan_labels(x: np.ndarray, params: ClusterParams, single: bool = True) ->
     if n > _BIG:
         from photocluster.scale_cluster import knn_hdbscan_labels
 
-        return knn_hdbscan_labels(x, params, single)
+        return knn_hdbscan_labels(x, params, single, neighbours=neighbours)
     import hdbscan  # heavy import, only when clustering
 
     algorithm = "generic"
@@ -355,17 +364,21 @@ def enforce_cannot_link(
 
 
 def cluster_embeddings(
-    embeddings: np.ndarray, params: ClusterParams | None = None, groups: np.ndarray | None = None
+    embeddings: np.ndarray,
+    params: ClusterParams | None = None,
+    groups: np.ndarray | None = None,
+    neighbours: Neighbours | None = None,
 ) -> np.ndarray:
     """Label each face with a cluster (0..k-1) or -1 for noise.
 
     ``groups`` gives each face's photo; faces sharing a value are never in one cluster.
+    ``neighbours``: see :func:`hdbscan_labels`.
     """
     params = params or ClusterParams()
     x = _as_matrix(embeddings)
     if groups is not None and len(groups) != len(x):
         raise ValueError("groups must give one photo per face")
-    labels = hdbscan_labels(x, params)
+    labels = hdbscan_labels(x, params, neighbours=neighbours)
     labels = split_loose_clusters(x, labels, params)
     labels = eject_outliers(x, labels, params.eject_distance)
     labels = attach_noise(x, labels, params.attach_distance, params.attach_margin)

@@ -80,6 +80,7 @@ class SyncReport:
     removed: int = 0
     rebuilt: bool = False
     reason: str = ""  # why it was rebuilt: missing, corrupt, ...
+    not_saved: str = ""  # why the up-to-date index could not be written (it still answers)
 
 
 class FaceIndex:
@@ -128,16 +129,17 @@ class FaceIndex:
         want = min(len(self.ids), k + min(self.tombstones, 4 * k))
         self.hnsw.hnsw.efSearch = max(HNSW_EF_SEARCH, want)
         d2, rows = self.hnsw.search(q, want)
-        dist = np.full((len(q), k), np.inf, dtype=np.float32)
-        ids = np.full((len(q), k), -1, dtype=np.int64)
-        for i in range(len(q)):
-            ok = rows[i] >= 0
-            face = self.ids[rows[i][ok]]
-            keep = face >= 0
-            face, dd = face[keep][:k], d2[i][ok][keep][:k]
-            ids[i, : len(face)] = face
-            dist[i, : len(face)] = np.sqrt(np.maximum(dd, 0.0))
-        return dist, ids
+        face = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
+        # alive answers first, each row's order kept; then cut to k
+        order = np.argsort(face < 0, axis=1, kind="stable")[:, :k]
+        face = np.take_along_axis(face, order, 1)
+        dist = np.sqrt(np.maximum(np.take_along_axis(d2, order, 1), 0.0))
+        dist[face < 0] = np.inf
+        if face.shape[1] < k:  # a catalog smaller than k
+            pad = k - face.shape[1]
+            face = np.pad(face, ((0, 0), (0, pad)), constant_values=-1)
+            dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf)
+        return dist.astype(np.float32), face
 
     # -- change -----------------------------------------------------------------------------
 
@@ -269,6 +271,25 @@ def _new_hnsw(vectors: np.ndarray) -> Any:
     return index
 
 
+def knn_graph(
+    index: FaceIndex, ids: np.ndarray, x: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest faces of every catalog face, from the index: distances and positions
+    in ``ids`` (sorted face ids; -1 / inf where none), as :func:`scale_cluster.knn` gives them.
+
+    Lets ``cluster`` reuse the HNSW graph ``scan`` keeps instead of building one."""
+    n = len(ids)
+    dist = np.full((n, k), np.inf, dtype=np.float32)
+    pos = np.full((n, k), -1, dtype=np.int64)
+    for start in range(0, n, _BLOCK * 2):
+        d, face = index.search(x[start : start + _BLOCK * 2], k)
+        at = np.minimum(np.searchsorted(ids, face), n - 1)
+        ok = (face >= 0) & (ids[at] == face)
+        pos[start : start + len(d)] = np.where(ok, at, -1)
+        dist[start : start + len(d)] = np.where(ok, d, np.inf)
+    return dist, pos
+
+
 # -- keeping it in step with the catalog ----------------------------------------------------
 
 
@@ -346,7 +367,10 @@ def sync_index(
                     True,
                     "outgrown or too many deleted",
                 )
-    index.save(folder, Fingerprint.of_ids(index.ids), encoder)
+    try:
+        index.save(folder, Fingerprint.of_ids(index.ids), encoder)
+    except OSError as exc:  # read-only or full disk: answer anyway, rebuild next time
+        report.not_saved = f"{folder}: {exc.strerror or exc}"
     return index, report
 
 

@@ -24,11 +24,13 @@ and report a :class:`ClusterChanges`. ``dry_run`` computes the same changes and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import case, delete, func, select, update
@@ -42,8 +44,12 @@ from photocluster.clustering import (
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.encoder import model_of
 from photocluster.errors import NotFound, PhotoclusterError
+from photocluster.face_index import FaceIndex, knn_graph, sync_index
 from photocluster.models import Face, Meta, Person, Photo, Rejection
 from photocluster.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from photocluster.scale_cluster import Neighbours
 
 META_LAST_FACE = "cluster.last_face_id"
 META_PARAMS = "cluster.params"
@@ -106,6 +112,8 @@ class _Faces:
     person: np.ndarray  # -1 = unassigned
     confirmed: np.ndarray
     x: np.ndarray
+    # The k-NN graph of x from the face index, when scan keeps an HNSW one (large catalogs).
+    neighbours: Neighbours | None = None
 
 
 def _load_faces(session: Session) -> _Faces:
@@ -193,6 +201,16 @@ def saved_params(catalog: Catalog) -> ClusterParams | None:
         return None
 
 
+def _face_index(catalog: Catalog, index_dir: Path | None) -> FaceIndex | None:
+    """The face index, up to date, if there is a folder for it and it can be had."""
+    if index_dir is None:
+        return None
+    try:
+        return sync_index(catalog, index_dir)[0]
+    except OSError:  # unwritable cache: cluster builds its own k-NN graph
+        return None
+
+
 def _plan_incremental(
     f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, last_face: int
 ) -> tuple[np.ndarray, int, np.ndarray]:
@@ -227,7 +245,7 @@ def _plan_incremental(
         return owner, matched, rest[:0]
     # HDBSCAN's density is relative, so leftovers clustered alone would turn sparse noise into
     # people. Cluster everything for context and keep the clusters that are mostly leftovers.
-    labels = cluster_embeddings(f.x, params, f.photo)
+    labels = cluster_embeddings(f.x, params, f.photo, f.neighbours)
     is_rest = owner == -1
     key = -2  # placeholders -2, -3, ... (-1 means unassigned)
     for lab in np.unique(labels[labels >= 0]).tolist():
@@ -243,7 +261,7 @@ def _plan_incremental(
 def _plan_full(
     f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, existing: set[int]
 ) -> np.ndarray:
-    labels = cluster_embeddings(f.x, params, f.photo)
+    labels = cluster_embeddings(f.x, params, f.photo, f.neighbours)
     owner = np.full(len(f.ids), -1, dtype=np.int64)
     # Confirmed faces never move.
     owner[f.confirmed] = f.person[f.confirmed]
@@ -342,9 +360,15 @@ def cluster_catalog(
     full: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    index_dir: Path | None = None,
 ) -> ClusterChanges:
-    """Cluster the catalog's faces into people (see the module docstring)."""
+    """Cluster the catalog's faces into people (see the module docstring).
+
+    ``index_dir`` (``Settings.cache_dir``): where `find`'s face index lives. Brought up to date
+    first; when it is an HNSW graph, HDBSCAN's k-NN graph comes from it instead of being built.
+    """
     progress = progress or NoProgress()
+    index = _face_index(catalog, index_dir)
     params = options.params
     changes = ClusterChanges(mode="full" if full else "incremental", dry_run=dry_run)
     changes.params = asdict(params)
@@ -352,6 +376,10 @@ def cluster_catalog(
         check_clusterable(session)
         progress.start(3, "Clustering")
         f = _load_faces(session)
+        if index is not None and index.kind == "hnsw":
+            alive = np.sort(index.ids[index.ids >= 0])
+            if np.array_equal(alive, f.ids):  # not changed by someone else meanwhile
+                f.neighbours = functools.partial(knn_graph, index, f.ids, f.x)
         rejected = _rejections(session)
         people = {p.id: p for p in session.execute(select(Person)).scalars()}
         last_face = int(_get_meta(session, META_LAST_FACE) or 0)

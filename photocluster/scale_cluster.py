@@ -20,6 +20,7 @@ A pure function of arrays, like :mod:`photocluster.clustering`, which calls
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from photocluster.clustering import ClusterParams
 
 NOISE = -1
+# k -> (distances, indices) of each face's k nearest faces, as knn() returns them; e.g. from the
+# face index scan keeps (photocluster.face_index.knn_graph).
+Neighbours = Callable[[int], tuple[np.ndarray, np.ndarray]]
 # Below this many faces the k-NN graph is computed exactly (faiss flat search, BLAS): 18 s at
 # 100 000 faces, but ~26 min extrapolated at 1 000 000. Beyond it, an HNSW graph (faiss), chosen
 # by bench/bench_cluster_scale.py knn: at 100 000 faces IVF-Flat gave recall@30 0.72 in 5.6 s
@@ -216,6 +220,7 @@ def knn_hdbscan_labels(
     *,
     k: int = DEFAULT_K,
     exact_knn: bool | None = None,
+    neighbours: Neighbours | None = None,
 ) -> np.ndarray:
     """HDBSCAN labels (-1 = noise) from a k-NN graph: the interface of
     :func:`photocluster.clustering.hdbscan_labels`, for large ``x``."""
@@ -228,7 +233,10 @@ def knn_hdbscan_labels(
     if n < max(2, params.min_cluster_size):
         return np.full(n, NOISE, dtype=np.int64)
     min_samples = min(params.min_samples, n - 1)
-    dist, idx = knn(x, max(k, min_samples + 1), exact=exact_knn)
+    k = min(n, max(k, min_samples + 1))
+    dist, idx = neighbours(k) if neighbours is not None else knn(x, k, exact=exact_knn)
+    if dist.shape != (n, k):
+        raise ValueError(f"neighbours gave shape {dist.shape}, not {(n, k)}")
     mst = mutual_reachability_mst(x, dist, idx, min_samples)
     del dist, idx
     with warnings.catch_warnings():

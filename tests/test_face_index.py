@@ -215,3 +215,20 @@ def test_empty_catalog_gives_an_empty_index(catalog: Catalog, tmp_path: Path) ->
     assert index.size == 0 and report.faces == 0
     _dist, ids = index.search(points(1), 3)
     assert (ids == -1).all()
+
+
+def test_knn_graph_from_the_index_gives_row_positions_like_scale_cluster_knn() -> None:
+    from photocluster.face_index import knn_graph
+    from photocluster.scale_cluster import knn
+
+    x = points(2000, seed=4)
+    ids = np.arange(2000, dtype=np.int64) * 3 + 7
+    index = FaceIndex.build(ids, x, ann=True)
+    index.remove(ids[-5:])  # faces the index has but the clustering does not see
+    dist, pos = knn_graph(index, ids[:-5], x[:-5], 10)
+    want_d, want = knn(x[:-5], 10, exact=True)
+    assert pos.shape == (1995, 10) and (pos < 1995).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(pos, want, strict=True)])
+    assert recall > 0.95
+    assert (pos[:, 0] == np.arange(1995)).mean() > 0.99, "a face is its own nearest"
+    assert np.allclose(dist[:, 1], want_d[:, 1], atol=1e-3)

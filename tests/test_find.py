@@ -185,3 +185,47 @@ def test_cli_index_builds_repairs_and_reports(named: Catalog, db_path: str) -> N
     assert result.exit_code == 0 and "rebuilt: 14 faces" in result.stdout
     result = runner.invoke(app, ["index", "--db", db_path])
     assert "up to date: 14 faces" in result.stdout
+
+
+def test_cluster_reuses_the_hnsw_index_for_its_knn_graph(
+    tmp_path: Path,
+    catalog: Catalog,
+    fake_options,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Above clustering._BIG faces, cluster asks the face index for neighbours (when HNSW)."""
+    from photocluster import clustering, face_index
+
+    library(tmp_path / "photos", {"ada": 6, "bob": 5, "cyd": 5})
+    scan(catalog, fake_options(tmp_path / "photos"))
+    monkeypatch.setattr(clustering, "_BIG", 10)
+    monkeypatch.setattr(face_index, "ANN_MIN_FACES", 10)
+    asked: list[int] = []
+    real = face_index.knn_graph
+
+    def spy(index, ids, x, k):  # type: ignore[no-untyped-def]
+        asked.append(len(ids))
+        return real(index, ids, x, k)
+
+    monkeypatch.setattr("photocluster.people.knn_graph", spy)
+    with_index = cluster_catalog(catalog, ClusterOptions(), full=True, index_dir=tmp_path / "c")
+    assert asked == [16]
+    assert (index_folder(tmp_path / "c") / "hnsw.faiss").exists()
+    without = cluster_catalog(catalog, ClusterOptions(), full=True, dry_run=True)
+    assert asked == [16], "no index folder: cluster builds its own graph"
+    assert len(with_index.people_created) == 3 and without.faces_moved == 0
+
+
+def test_an_unwritable_index_folder_still_answers_and_says_so(
+    named: Catalog, tmp_path: Path, db_path: str, fake_dlib: None
+) -> None:
+    from photocluster.settings import Settings
+
+    Settings(db=db_path).cache_dir.write_text("a file where the cache folder should be")
+    photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
+    result = runner.invoke(app, ["find", str(photo), "--db", db_path, "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert "known — Ada" in result.stdout
+    assert "could not save the face index" in result.stderr
+    result = runner.invoke(app, ["index", "--db", db_path])
+    assert result.exit_code == 1 and "Cannot save the face index" in result.stderr

@@ -134,7 +134,9 @@ def test_hdbscan_labels_switches_to_the_knn_graph_above_the_measured_size(
 
     real = sc.knn_hdbscan_labels
 
-    def spy(x: np.ndarray, params: ClusterParams, single: bool = True) -> np.ndarray:
+    def spy(
+        x: np.ndarray, params: ClusterParams, single: bool = True, neighbours: object = None
+    ) -> np.ndarray:
         calls.append(len(x))
         return real(x, params, single)
 
@@ -146,3 +148,18 @@ def test_hdbscan_labels_switches_to_the_knn_graph_above_the_measured_size(
     small = hdbscan_labels(x, ClusterParams())
     assert calls == [len(x)], "exact HDBSCAN below the size"
     assert abs(f_vs_truth(truth, big) - f_vs_truth(truth, small)) <= 0.01
+
+
+def test_a_supplied_knn_graph_is_used_and_checked() -> None:
+    x, _ = faces(40, 12, seed=4)
+    asked: list[int] = []
+
+    def graph(k: int) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(k)
+        return knn(x, k, exact=True)
+
+    got = knn_hdbscan_labels(x, ClusterParams(), neighbours=graph)
+    assert asked == [30]
+    assert (got == knn_hdbscan_labels(x, ClusterParams())).all()
+    with pytest.raises(ValueError, match="shape"):
+        knn_hdbscan_labels(x, ClusterParams(), neighbours=lambda k: knn(x, k - 1, exact=True))

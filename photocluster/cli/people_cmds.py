@@ -227,6 +227,7 @@ def cluster_command(
             full=full,
             dry_run=dry_run,
             progress=TqdmProgress(settings.quiet, unit="step"),
+            index_dir=settings.cache_dir,
         )
     if as_json:
         out(json.dumps(changes.as_dict(), indent=2))

@@ -191,7 +191,7 @@ def scan_command(
         catalog = stack.enter_context(catalog_for(settings))
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
         if not no_cluster:
-            _cluster_after_scan(catalog)
+            _cluster_after_scan(catalog, settings)
         _index_after_scan(catalog, settings)
     if as_json:
         out(json.dumps(_summary_dict(summary), indent=2))
@@ -199,14 +199,16 @@ def scan_command(
         _print_summary(summary)
 
 
-def _cluster_after_scan(catalog: Catalog) -> None:
+def _cluster_after_scan(catalog: Catalog, settings: Settings) -> None:
     """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
     from photocluster.clustering import ClusterParams
     from photocluster.people import ClusterOptions, cluster_catalog, saved_params
 
     try:
         params = saved_params(catalog) or ClusterParams()
-        changes = cluster_catalog(catalog, ClusterOptions(params=params))
+        changes = cluster_catalog(
+            catalog, ClusterOptions(params=params), index_dir=settings.cache_dir
+        )
     except PhotoclusterError as exc:
         err(f"note: not clustered: {exc}")
         return
@@ -226,7 +228,9 @@ def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
     except (OSError, PhotoclusterError) as exc:
         err(f"note: face index not updated ({exc}); `photocluster index` retries.")
         return
-    if not settings.quiet and (report.rebuilt or report.added or report.removed):
+    if report.not_saved:
+        err(f"note: face index not saved ({report.not_saved}); `find` rebuilds it.")
+    elif not settings.quiet and (report.rebuilt or report.added or report.removed):
         err(f"Face index: {report.faces} faces ({report.kind} search).")
 
 
