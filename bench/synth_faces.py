@@ -54,9 +54,11 @@ def synthesise(
         rotation = q * np.sign(np.diag(r))  # uniformly random orthogonal matrix
         block = min(real, people - start)
         centres[start : start + block] = mu + dev[:block] @ rotation.T
-    sizes = rng.poisson(per_person, size=people) + 1
-    sizes = (sizes * n / sizes.sum()).astype(int)
-    sizes[-1] += n - sizes.sum()
+    want = rng.poisson(per_person, size=people) + 1
+    share = want * n / want.sum()
+    sizes = np.floor(share).astype(int)
+    # largest remainders get the faces rounding left over (one each), so no person is inflated
+    sizes[np.argsort(sizes - share)[: n - sizes.sum()]] += 1
     truth = np.repeat(np.arange(people), sizes)
     faces = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 100_000):  # bounded float64 temporaries
