@@ -40,13 +40,39 @@ def singletonise(pred: np.ndarray) -> np.ndarray:
     return pred
 
 
-def _contingency(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts n_ij of (truth i, pred j) cells, with the row and column sums."""
+@dataclass(frozen=True)
+class _Contingency:
+    """The non-empty cells of the (truth x pred) table, kept sparse: with a million faces a dense
+    table (people x clusters) would take tens of GiB."""
+
+    t: np.ndarray  # per face: its truth class, 0..T-1
+    p: np.ndarray  # per face: its predicted cluster, 0..C-1
+    cell: np.ndarray  # per face: its cell, an index into the arrays below
+    cell_t: np.ndarray  # per cell: truth class
+    cell_p: np.ndarray  # per cell: predicted cluster
+    counts: np.ndarray  # per cell: faces in it
+    rows: np.ndarray  # per truth class: faces
+    cols: np.ndarray  # per predicted cluster: faces
+
+
+def _contingency(truth: np.ndarray, pred: np.ndarray) -> _Contingency:
     _, t = np.unique(truth, return_inverse=True)
     _, p = np.unique(pred, return_inverse=True)
-    table = np.zeros((t.max() + 1, p.max() + 1), dtype=np.int64)
-    np.add.at(table, (t, p), 1)
-    return table, table.sum(axis=1), table.sum(axis=0)
+    t, p = t.reshape(-1), p.reshape(-1)
+    width = int(p.max()) + 1
+    keys, cell, counts = np.unique(
+        t.astype(np.int64) * width + p, return_inverse=True, return_counts=True
+    )
+    return _Contingency(
+        t=t,
+        p=p,
+        cell=cell.reshape(-1),
+        cell_t=keys // width,
+        cell_p=keys % width,
+        counts=counts,
+        rows=np.bincount(t),
+        cols=np.bincount(p),
+    )
 
 
 def _pairs(n: np.ndarray) -> float:
@@ -75,9 +101,9 @@ def pairwise_prf(truth: np.ndarray, pred: np.ndarray) -> PRF:
         raise ValueError("truth and pred must have the same length")
     if truth.size == 0:
         return PRF(1.0, 1.0, 1.0)
-    table, rows, cols = _contingency(truth, pred)
-    together = _pairs(table)
-    pred_pairs, true_pairs = _pairs(cols), _pairs(rows)
+    table = _contingency(truth, pred)
+    together = _pairs(table.counts)
+    pred_pairs, true_pairs = _pairs(table.cols), _pairs(table.rows)
     p = together / pred_pairs if pred_pairs else 1.0
     r = together / true_pairs if true_pairs else 1.0
     return PRF(p, r, _f(p, r))
@@ -88,12 +114,10 @@ def bcubed_prf(truth: np.ndarray, pred: np.ndarray) -> PRF:
     truth, pred = np.asarray(truth), singletonise(pred)
     if truth.size == 0:
         return PRF(1.0, 1.0, 1.0)
-    _, t = np.unique(truth, return_inverse=True)
-    _, c = np.unique(pred, return_inverse=True)
-    table, rows, cols = _contingency(truth, pred)
-    shared = table[t, c].astype(float)
-    p = float((shared / cols[c]).mean())
-    r = float((shared / rows[t]).mean())
+    table = _contingency(truth, pred)
+    shared = table.counts[table.cell].astype(float)
+    p = float((shared / table.cols[table.p]).mean())
+    r = float((shared / table.rows[table.t]).mean())
     return PRF(p, r, _f(p, r))
 
 
@@ -103,10 +127,10 @@ def nmi(truth: np.ndarray, pred: np.ndarray) -> float:
     n = truth.size
     if n == 0:
         return 1.0
-    table, rows, cols = _contingency(truth, pred)
-    nz = table > 0
-    pij = table[nz] / n
-    outer = (rows[:, None] * cols[None, :])[nz] / (n * n)
+    table = _contingency(truth, pred)
+    rows, cols = table.rows, table.cols
+    pij = table.counts / n
+    outer = rows[table.cell_t] * cols[table.cell_p] / (n * n)
     mi = float((pij * np.log(pij / outer)).sum())
     h_t = float(-(rows / n * np.log(rows / n)).sum())
     h_p = float(-(cols / n * np.log(cols / n)).sum())
