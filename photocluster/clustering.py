@@ -6,9 +6,9 @@ Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``Cl
    sparse regions as noise (-1) instead of forcing them somewhere. A cluster with a member
    further than ``eject_distance`` from its centroid is re-clustered alone (small groups hide
    inside a parent cluster otherwise), and faces still that far become noise.
-2. Attach: a noise face joins the cluster of its nearest clustered face when that face is within
+2. Attach: a noise face joins the cluster whose centroid is nearest when that centroid is within
    ``attach_distance`` (a same-person distance with a low false-match rate) and the runner-up
-   cluster is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
+   centroid is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
    most of its noise without joining strangers.
 3. Merge: two clusters whose centroids are within ``merge_distance`` become one (centroids
    average out pose and lighting, so they are much closer for one person than single faces).
@@ -16,6 +16,11 @@ Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``Cl
    cluster's centroid stays; each other one moves to its nearest other cluster within
    ``attach_distance`` that has no face of that photo yet, else becomes noise. A cluster left
    smaller than ``min_cluster_size`` becomes noise.
+
+Every step is linear in the number of faces (one sort groups the members of all clusters; no
+scan of all faces per cluster), and above ``_BIG`` faces float32 embeddings stay float32, so a
+million faces cluster in minutes within a few times the embedding matrix
+(``bench/bench_cluster_scale.py``).
 
 Labels are 0..k-1 for clusters and -1 for noise; cluster numbers carry no meaning across runs
 (``photocluster.people`` maps them to stable people).
@@ -89,11 +94,31 @@ class ClusterParams:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
 
 
-def _as_matrix(embeddings: np.ndarray) -> np.ndarray:
-    x = np.asarray(embeddings, dtype=np.float64)
+def as_matrix(embeddings: np.ndarray) -> np.ndarray:
+    """The embeddings as a float matrix: float64, except that above ``_BIG`` faces float32 input
+    is used as it is (a float64 copy of a million faces is another 1 GiB; distances between
+    embeddings need nothing like float64's precision)."""
+    x = np.asarray(embeddings)
     if x.ndim != 2:
         raise ValueError("embeddings must be a 2-d array (faces x dimensions)")
-    return x
+    if x.dtype == np.float32 and len(x) > _BIG:
+        return x
+    return np.asarray(x, dtype=np.float64)
+
+
+def members_by_label(
+    labels: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The cluster ids (sorted) and each one's member indices (ascending), from one sort.
+    ``mask``: the faces that count (default: ``labels >= 0``).
+
+    (``np.nonzero(labels == c)`` per cluster is a scan of every face per cluster: 5·10¹⁰
+    comparisons for a million faces in 50 000 clusters.)
+    """
+    idx = np.flatnonzero(labels >= 0 if mask is None else mask)
+    order = idx[np.argsort(labels[idx], kind="stable")]
+    ids, starts = np.unique(labels[order], return_index=True)
+    return ids, np.split(order, starts[1:]) if len(ids) else []
 
 
 def hdbscan_labels(
@@ -104,7 +129,7 @@ def hdbscan_labels(
 ) -> np.ndarray:
     """Step 1 alone: HDBSCAN labels (-1 = noise). ``neighbours`` may supply the k-NN graph used
     above ``_BIG`` faces (e.g. from the face index); it is ignored below."""
-    x = _as_matrix(x)
+    x = as_matrix(x)
     n = len(x)
     if n < max(2, params.min_cluster_size):
         return np.full(n, NOISE, dtype=np.int64)
@@ -149,39 +174,64 @@ def _spread(x: np.ndarray) -> float:
 def _relabel(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters 0..k-1 by first appearance, keeping -1 for noise."""
     out = np.full(len(labels), NOISE, dtype=np.int64)
-    mapping: dict[int, int] = {}
-    for i, lab in enumerate(labels.tolist()):
-        if lab < 0:
-            continue
-        out[i] = mapping.setdefault(lab, len(mapping))
+    mask = labels >= 0
+    ids, first = np.unique(labels[mask], return_index=True)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(ids))
+    out[mask] = rank[np.searchsorted(ids, labels[mask])]
     return out
 
 
-def centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The cluster ids (sorted) and the mean embedding of each."""
-    ids = np.unique(labels[labels >= 0])
+def centroids(
+    x: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cluster ids (sorted) and the mean embedding (float64) of each. ``mask``: the faces
+    that count (default: ``labels >= 0``)."""
+    from scipy.sparse import csr_matrix
+
+    mask = labels >= 0 if mask is None else mask
+    ids, inverse, counts = np.unique(labels[mask], return_inverse=True, return_counts=True)
     if len(ids) == 0:
         return ids, np.zeros((0, x.shape[1]))
-    _, inverse = np.unique(labels[labels >= 0], return_inverse=True)
-    sums = np.zeros((len(ids), x.shape[1]))
-    np.add.at(sums, inverse, x[labels >= 0])
-    counts = np.bincount(inverse, minlength=len(ids))
+    # clusters x faces indicator times the embeddings: one pass over the members only
+    indicator = csr_matrix(
+        (np.ones(len(inverse), dtype=x.dtype), (inverse.reshape(-1), np.flatnonzero(mask))),
+        shape=(len(ids), len(x)),
+    )
+    sums = np.asarray(indicator @ x, dtype=np.float64)
     return ids, sums / counts[:, None]
+
+
+# Entries of a points x centroids distance block: bounds memory whatever the number of people.
+_BLOCK_ENTRIES = 1 << 23
 
 
 def _two_nearest(
     points: np.ndarray, cents: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index of the nearest centroid, its distance and the runner-up distance, per point."""
-    d = _distances(points, cents)
-    order = np.argsort(d, axis=1)[:, :2]
-    rows = np.arange(len(points))
-    d1 = d[rows, order[:, 0]]
-    d2 = d[rows, order[:, 1]] if cents.shape[0] > 1 else np.full(len(points), np.inf)
-    return order[:, 0], d1, d2
+    n = len(points)
+    nearest = np.zeros(n, dtype=np.int64)
+    d1 = np.full(n, np.inf)
+    d2 = np.full(n, np.inf)
+    if len(cents) == 0:
+        return nearest, d1, d2
+    step = max(1, _BLOCK_ENTRIES // len(cents))
+    for start in range(0, n, step):
+        d = _distances(points[start : start + step], cents)
+        rows = np.arange(len(d))
+        best = np.argmin(d, axis=1)
+        nearest[start : start + len(d)] = best
+        d1[start : start + len(d)] = d[rows, best]
+        if d.shape[1] > 1:
+            d[rows, best] = np.inf
+            d2[start : start + len(d)] = d.min(axis=1)
+    return nearest, d1, d2
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances, rows of ``a`` x rows of ``b``, in ``a`` 's precision."""
+    b = np.asarray(b, dtype=a.dtype if a.dtype == np.float32 else np.float64)
     sa, sb = (a * a).sum(axis=1), (b * b).sum(axis=1)
     return np.sqrt(np.maximum(sa[:, None] + sb[None, :] - 2.0 * a @ b.T, 0.0))
 
@@ -202,8 +252,7 @@ def split_loose_clusters(x: np.ndarray, labels: np.ndarray, params: ClusterParam
     if params.eject_distance <= 0:
         return labels
     next_label = int(labels.max()) + 1 if len(labels) else 0
-    for lab in np.unique(labels[labels >= 0]).tolist():
-        members = np.nonzero(labels == lab)[0]
+    for members in members_by_label(labels)[1]:
         if len(members) < 2 * params.min_cluster_size or not _loose(
             x, members, params.eject_distance
         ):
@@ -231,13 +280,17 @@ def eject_outliers(x: np.ndarray, labels: np.ndarray, distance: float) -> np.nda
     labels = labels.copy()
     if distance <= 0:
         return labels
+    checking = labels.copy()  # clusters still to check (a cluster that lost no face is done)
     for _ in range(20):
-        ids, cents = centroids(x, labels)
+        ids, cents = centroids(x, checking)
         if len(ids) == 0:
             break
-        member = np.nonzero(labels >= 0)[0]
-        where = np.searchsorted(ids, labels[member])
-        d = np.linalg.norm(x[member] - cents[where], axis=1)
+        member = np.flatnonzero(checking >= 0)
+        where = np.searchsorted(ids, checking[member])
+        d = np.empty(len(member))
+        for start in range(0, len(member), 65_536):  # bounded temporaries
+            part = slice(start, start + 65_536)
+            d[part] = np.linalg.norm(x[member[part]] - cents[where[part]], axis=1)
         far = d > distance
         if not far.any():
             break
@@ -249,6 +302,7 @@ def eject_outliers(x: np.ndarray, labels: np.ndarray, distance: float) -> np.nda
             if dist > worst.get(lab, (0.0, -1))[0]:
                 worst[lab] = (float(dist), i)
         labels[[i for _, i in worst.values()]] = NOISE
+        checking = np.where(np.isin(labels, list(worst)), labels, NOISE)
     return labels
 
 
@@ -264,11 +318,9 @@ def attach_noise(
     ids, cents = centroids(x, labels)
     if len(noise) == 0 or len(ids) == 0:
         return labels
-    for start in range(0, len(noise), 4096):
-        chunk = noise[start : start + 4096]
-        nearest, d1, d2 = _two_nearest(x[chunk], cents)
-        ok = (d1 <= distance) & (d2 - d1 >= margin)
-        labels[chunk[ok]] = ids[nearest[ok]]
+    nearest, d1, d2 = _two_nearest(x[noise], cents)
+    ok = (d1 <= distance) & (d2 - d1 >= margin)
+    labels[noise[ok]] = ids[nearest[ok]]
     return labels
 
 
@@ -331,14 +383,18 @@ def enforce_cannot_link(
     """
     labels = labels.copy()
     groups = np.asarray(groups)
-    clustered = np.nonzero(labels >= 0)[0]
+    clustered = np.flatnonzero(labels >= 0)
+    # (cluster, photo) pairs held by more than one face, found by one sort
+    pairs = np.stack([labels[clustered], groups[clustered]], axis=1)
+    _, inverse, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
     by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i in clustered.tolist():
+    for i in clustered[counts[inverse.reshape(-1)] > 1].tolist():
         by_key[(int(labels[i]), int(groups[i]))].append(i)
-    clashes = {k: v for k, v in by_key.items() if len(v) > 1}
+    clashes = dict(by_key)
     if not clashes:
         return labels
-    cents = {int(c): x[labels == c].mean(axis=0) for c in {cluster for cluster, _ in clashes}}
+    ids, cent_rows = centroids(x, labels)
+    cents = {int(c): cent_rows[j] for j, c in enumerate(ids.tolist())}
     detached: list[int] = []
     for (cluster, _photo), faces in clashes.items():
         d = np.linalg.norm(x[faces] - cents[cluster], axis=1)
@@ -375,7 +431,7 @@ def cluster_embeddings(
     ``neighbours``: see :func:`hdbscan_labels`.
     """
     params = params or ClusterParams()
-    x = _as_matrix(embeddings)
+    x = as_matrix(embeddings)
     if groups is not None and len(groups) != len(x):
         raise ValueError("groups must give one photo per face")
     labels = hdbscan_labels(x, params, neighbours=neighbours)
@@ -423,11 +479,11 @@ def pair_close_noise(
         keep &= g[rows] != g[cols]
     rows, cols = rows[keep], cols[keep]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(xn), len(xn)))
-    count, component = connected_components(graph, directed=False)
+    _, component = connected_components(graph, directed=False)
     next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
-    sizes = np.bincount(component, minlength=count)
-    for c in np.flatnonzero(sizes >= 2):
-        members = np.flatnonzero(component == c)
+    for members in members_by_label(component)[1]:
+        if len(members) < 2:
+            continue
         if groups is not None and len(set(g[members].tolist())) < len(members):
             continue  # a chain through two faces of one photo is not one person
         labels[noise[members]] = next_label
@@ -449,15 +505,24 @@ def assign_to_centroids(
     is at least ``margin`` further; labels in the point's ``forbidden`` set are never given.
     Returns -1 where no label qualifies.
     """
-    points, cents = _as_matrix(points), _as_matrix(cents)
+    points, cents = as_matrix(points), as_matrix(cents)
     cent_labels = np.asarray(cent_labels, dtype=np.int64)
     out = np.full(len(points), NOISE, dtype=np.int64)
     if len(points) == 0 or len(cents) == 0:
         return out
-    for start in range(0, len(points), 4096):
-        d = _distances(points[start : start + 4096], cents)
+    # Points with nothing forbidden: the nearest centroid and the runner-up, vectorised.
+    free = np.array([not (forbidden and forbidden[i]) for i in range(len(points))], dtype=bool)
+    if free.any():
+        nearest, d1, d2 = _two_nearest(points[free], cents)
+        ok = (d1 <= max_distance) & (d2 - d1 >= margin)
+        out[np.flatnonzero(free)[ok]] = cent_labels[nearest[ok]]
+    rest = np.flatnonzero(~free)
+    step = max(1, _BLOCK_ENTRIES // len(cents))
+    for start in range(0, len(rest), step):
+        block = rest[start : start + step]
+        d = _distances(points[block], cents)
         for row in range(d.shape[0]):
-            i = start + row
+            i = int(block[row])
             banned = forbidden[i] if forbidden else set()
             order = np.argsort(d[row])
             best = next((int(j) for j in order if int(cent_labels[j]) not in banned), None)

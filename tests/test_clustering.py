@@ -8,10 +8,14 @@ import pytest
 from photocluster.clustering import (
     NOISE,
     ClusterParams,
+    _relabel,
+    as_matrix,
     assign_to_centroids,
     attach_noise,
+    centroids,
     cluster_embeddings,
     enforce_cannot_link,
+    members_by_label,
     merge_close_clusters,
 )
 
@@ -179,3 +183,58 @@ def test_cluster_embeddings_makes_a_person_of_two_photos() -> None:
     assert with_pairs[-1] != with_pairs[0]
     without = cluster_embeddings(x, ClusterParams(pair_distance=0), groups)
     assert without[-1] == without[-2] == -1
+
+
+def test_members_by_label_groups_each_cluster_in_index_order() -> None:
+    labels = np.array([2, -1, 0, 2, 5, 0, -1, 2])
+    ids, members = members_by_label(labels)
+    assert ids.tolist() == [0, 2, 5]
+    assert [m.tolist() for m in members] == [[2, 5], [0, 3, 7], [4]]
+    ids, members = members_by_label(labels, labels != 0)  # a mask: noise counts, 0 does not
+    assert ids.tolist() == [-1, 2, 5] and members[0].tolist() == [1, 6]
+    assert members_by_label(np.full(3, -1))[1] == []
+
+
+def test_centroids_are_the_member_means_and_a_mask_can_count_placeholders() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 128)).astype(np.float32)
+    labels = rng.integers(-3, 6, size=50)
+    ids, cents = centroids(x, labels)
+    assert ids.tolist() == sorted(set(labels[labels >= 0].tolist()))
+    for c, row in zip(ids.tolist(), cents, strict=True):
+        assert np.allclose(row, x[labels == c].astype(np.float64).mean(axis=0), atol=1e-6)
+    ids, cents = centroids(x, labels, labels != -1)  # people and negative placeholders
+    assert -3 in ids.tolist() and -1 not in ids.tolist()
+    assert np.allclose(cents[0], x[labels == -3].mean(axis=0), atol=1e-6)
+
+
+def test_relabel_numbers_clusters_by_first_appearance() -> None:
+    assert _relabel(np.array([7, -1, 3, 7, 9, 3])).tolist() == [0, -1, 1, 0, 2, 1]
+    assert _relabel(np.array([-1, -1])).tolist() == [-1, -1]
+
+
+def test_many_points_take_the_vectorised_path_and_agree_with_the_rule() -> None:
+    rng = np.random.default_rng(4)
+    cents = rng.normal(size=(300, 128))
+    pts = cents[rng.integers(0, 300, size=2000)] + rng.normal(scale=0.03, size=(2000, 128))
+    pts[::7] = rng.normal(size=(len(pts[::7]), 128)) * 3  # far from everyone
+    labels = np.arange(100, 400)
+    got = assign_to_centroids(pts, cents, labels, 0.8, margin=0.1)
+    d = np.linalg.norm(pts[:, None, :] - cents[None, :, :], axis=2)
+    order = np.sort(d, axis=1)
+    want = np.where(
+        (order[:, 0] <= 0.8) & (order[:, 1] - order[:, 0] >= 0.1), labels[d.argmin(axis=1)], NOISE
+    )
+    assert (got == want).all()
+    assert (got[::7] == NOISE).all() and (got != NOISE).sum() > 1500
+
+
+def test_large_float32_input_is_not_copied_and_clusters_like_float64() -> None:
+    x, truth = blobs([30] * 150, spread=0.25, seed=5)  # 4 500 faces: the k-NN graph path
+    x32 = x.astype(np.float32)
+    assert as_matrix(x32) is x32  # above _BIG a float32 matrix is used as it is
+    assert as_matrix(x32[:100]).dtype == np.float64
+    a = cluster_embeddings(x32)
+    b = cluster_embeddings(x32.astype(np.float64))
+    assert same_partition(a, b)
+    assert same_partition(a, truth)
