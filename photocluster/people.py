@@ -38,8 +38,11 @@ from sqlalchemy.orm import Session
 
 from photocluster.clustering import (
     ClusterParams,
+    as_matrix,
     assign_to_centroids,
+    centroids,
     cluster_embeddings,
+    members_by_label,
 )
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.encoder import model_of
@@ -129,7 +132,7 @@ def _load_faces(session: Session) -> _Faces:
             [r.person_id if r.person_id is not None else -1 for r in rows], dtype=np.int64
         ),
         confirmed=np.array([bool(r.confirmed) for r in rows], dtype=bool),
-        x=blobs_to_matrix([r.embedding for r in rows]).astype(np.float64),
+        x=as_matrix(blobs_to_matrix([r.embedding for r in rows])),
     )
 
 
@@ -163,11 +166,8 @@ def _rejections(session: Session) -> dict[int, set[int]]:
 
 
 def _centroids(x: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keys = np.unique(owner[owner != -1])
-    if len(keys) == 0:
-        return keys, np.zeros((0, x.shape[1]))
-    cents = np.stack([x[owner == k].mean(axis=0) for k in keys])
-    return keys, cents
+    """Each person key (sorted, placeholders included) and the mean embedding of its faces."""
+    return centroids(x, owner, owner != -1)
 
 
 def _get_meta(session: Session, key: str) -> str | None:
@@ -248,8 +248,7 @@ def _plan_incremental(
     labels = cluster_embeddings(f.x, params, f.photo, f.neighbours)
     is_rest = owner == -1
     key = -2  # placeholders -2, -3, ... (-1 means unassigned)
-    for lab in np.unique(labels[labels >= 0]).tolist():
-        members = np.nonzero(labels == lab)[0]
+    for members in members_by_label(labels)[1]:
         leftovers = members[is_rest[members]]
         # cluster_embeddings already applied the size rules (including small pair-ups).
         if len(leftovers) * 2 > len(members) and len(leftovers) >= 2:
@@ -268,8 +267,7 @@ def _plan_full(
 
     # Split clusters holding confirmed faces of several people; tie others to their people.
     groups: list[tuple[np.ndarray, int | None]] = []  # member indices, forced person
-    for lab in np.unique(labels[labels >= 0]).tolist():
-        members = np.nonzero(labels == lab)[0]
+    for members in members_by_label(labels)[1]:
         conf = members[f.confirmed[members] & (f.person[members] != -1)]
         persons = sorted(set(f.person[conf].tolist()))
         if not persons:
@@ -419,12 +417,14 @@ def _describe(
     created = Counter(int(k) for k in owner[owner < -1].tolist())
     changes.people_created = dict(sorted(created.items(), reverse=True))
     after = Counter(int(k) for k in owner[owner > 0].tolist())
+    person_ids, their_faces = members_by_label(before, before > 0)
+    had_faces = dict(zip(person_ids.tolist(), their_faces, strict=True))
     for pid in sorted(people):
-        had = before == pid
-        if not had.any() or after.get(pid):
+        had = had_faces.get(pid)
+        if had is None or after.get(pid):
             continue
         dest = Counter(int(k) for k in owner[had].tolist() if k != -1 and k > 0)
-        if dest and dest.most_common(1)[0][1] * 2 > int(had.sum()):
+        if dest and dest.most_common(1)[0][1] * 2 > len(had):
             changes.people_merged.append((pid, dest.most_common(1)[0][0]))
         else:
             changes.people_emptied.append(pid)
@@ -441,12 +441,12 @@ def _apply(
     people: dict[int, Person],
 ) -> None:
     now = datetime.now()
-    real: dict[int, int] = {}
-    for key in changes.people_created:
-        person = Person(name=None, hidden=False, created_at=now)
-        session.add(person)
-        session.flush()
-        real[key] = person.id
+    created = {
+        key: Person(name=None, hidden=False, created_at=now) for key in changes.people_created
+    }
+    session.add_all(created.values())
+    session.flush()  # one batched INSERT ... RETURNING for all of them
+    real: dict[int, int] = {key: person.id for key, person in created.items()}
     final = {k: real.get(k, k) for k in set(owner.tolist())}
     by_person: dict[int | None, list[int]] = defaultdict(list)
     for i in np.nonzero(f.person != owner)[0].tolist():
