@@ -93,16 +93,20 @@ def mutual_reachability_mst(
     finite = np.isfinite(core)
     if not finite.all():
         core[~finite] = core[finite].max() if finite.any() else 1.0
-    rows = np.repeat(np.arange(n, dtype=np.int64), k)
-    cols = idx.reshape(-1)
-    d = dist.reshape(-1).astype(np.float64)
-    keep = (cols >= 0) & (cols != rows)
-    rows, cols, d = rows[keep], cols[keep], d[keep]
-    weight = np.maximum(np.maximum(core[rows], core[cols]), d)
+    # Edges in int32 / float32 (the distances are float32 already): at a million faces and
+    # k = 30 each edge array is 120 MiB, and this is the peak of the whole clustering.
+    keep = (idx >= 0) & (idx != np.arange(n)[:, None])
+    rows = np.broadcast_to(np.arange(n, dtype=np.int32)[:, None], (n, k))[keep]
+    cols = idx[keep].astype(np.int32)
+    weight = dist[keep].astype(np.float32)
+    del keep
+    core32 = core.astype(np.float32)
+    np.maximum(weight, core32[rows], out=weight)
+    np.maximum(weight, core32[cols], out=weight)
     # scipy treats a stored 0 as "no edge": duplicates far from any other face could hit it.
-    np.maximum(weight, 1e-12, out=weight)
+    np.maximum(weight, np.float32(1e-12), out=weight)
     graph = coo_matrix((weight, (rows, cols)), shape=(n, n)).tocsr()
-    del rows, cols, d, weight
+    del rows, cols, weight
     tree = minimum_spanning_tree(graph).tocoo()
     del graph
     edges = np.column_stack([tree.row, tree.col, tree.data]).astype(np.float64)
