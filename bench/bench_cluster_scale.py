@@ -60,9 +60,9 @@ def _f(truth: np.ndarray, labels: np.ndarray) -> float:
 
 
 def one_size(db: str, root: str, n: int, exact: bool, per_person: int) -> dict:
-    cents, residuals = real_identities(db, root)
-    x, truth = synthesise(cents, residuals, n, per_person=per_person)
-    del residuals
+    real = real_identities(db, root)
+    x, truth = synthesise(real, n, per_person=per_person)
+    del real
     out: dict = {"n": n, "people": int(truth.max() + 1), "matrix_mib": x.nbytes / 2**20}
     params = ClusterParams()
     if exact and n <= EXACT_MAX:
@@ -100,8 +100,8 @@ def knn_choice(db: str, root: str, n: int, k: int) -> None:
     """Recall@k and time of ways to build the k-NN graph, against exact (flat) search."""
     import faiss
 
-    cents, residuals = real_identities(db, root)
-    x, _ = synthesise(cents, residuals, n)
+    real = real_identities(db, root)
+    x, _ = synthesise(real, n)
     queries = np.random.default_rng(1).choice(n, size=min(n, 2000), replace=False)
     flat = faiss.IndexFlatL2(x.shape[1])
     flat.add(x)

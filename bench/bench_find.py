@@ -40,9 +40,9 @@ K = 10
 
 
 def speed(db: str, root: str, sizes: list[int], queries: int) -> None:
-    cents, residuals = real_identities(db, root)
+    real = real_identities(db, root)
     for n in sizes:
-        x, _ = synthesise(cents, residuals, n + queries, seed=n)
+        x, _ = synthesise(real, n + queries, seed=n)
         pick = np.random.default_rng(n).choice(len(x), size=queries, replace=False)
         held = np.zeros(len(x), dtype=bool)
         held[pick] = True
