@@ -124,11 +124,18 @@ class FaceIndex:
             return exact_search(self.vectors, self.ids, q, k)
         return self._search_hnsw(q, k)
 
-    def _search_hnsw(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_hnsw(
+        self, q: np.ndarray, k: int, entry: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         # Tombstones take places in the answer: ask for more, as many more as may be dead.
         want = min(len(self.ids), k + min(self.tombstones, 4 * k))
         self.hnsw.hnsw.efSearch = max(HNSW_EF_SEARCH, want)
-        d2, rows = self.hnsw.search(q, want)
+        if entry is None:
+            d2, rows = self.hnsw.search(q, want)
+        else:
+            from photocluster.scale_cluster import hnsw_search_from
+
+            d2, rows = hnsw_search_from(self.hnsw, q, entry, want)
         face = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
         # alive answers first, each row's order kept; then cut to k
         order = np.argsort(face < 0, axis=1, kind="stable")[:, :k]
@@ -281,8 +288,20 @@ def knn_graph(
     n = len(ids)
     dist = np.full((n, k), np.inf, dtype=np.float32)
     pos = np.full((n, k), -1, dtype=np.int64)
+    # each face's own row in the graph, where its search starts (see hnsw_search_from)
+    alive = np.flatnonzero(index.ids >= 0)
+    by_id = alive[np.argsort(index.ids[alive])]
+    own_row = (
+        by_id[np.minimum(np.searchsorted(index.ids[by_id], ids), len(by_id) - 1)]
+        if len(alive)
+        else None
+    )
     for start in range(0, n, _BLOCK * 2):
-        d, face = index.search(x[start : start + _BLOCK * 2], k)
+        block = np.ascontiguousarray(x[start : start + _BLOCK * 2], dtype=np.float32)
+        if index.hnsw is not None and own_row is not None:
+            d, face = index._search_hnsw(block, k, own_row[start : start + len(block)])
+        else:
+            d, face = index.search(block, k)
         at = np.minimum(np.searchsorted(ids, face), n - 1)
         ok = (face >= 0) & (ids[at] == face)
         pos[start : start + len(d)] = np.where(ok, at, -1)

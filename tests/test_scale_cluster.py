@@ -8,7 +8,12 @@ import pytest
 from photocluster import clustering
 from photocluster.clustering import NOISE, ClusterParams, hdbscan_labels
 from photocluster.evaluate import pairwise_prf, singletonise
-from photocluster.scale_cluster import knn, knn_hdbscan_labels, mutual_reachability_mst
+from photocluster.scale_cluster import (
+    hnsw_search_from,
+    knn,
+    knn_hdbscan_labels,
+    mutual_reachability_mst,
+)
 
 
 def faces(
@@ -66,6 +71,26 @@ def test_approximate_knn_is_close_to_exact() -> None:
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, want, strict=True)])
     assert recall > 0.95
     assert (np.diff(dist, axis=1) >= 0).all()
+
+
+def test_hnsw_search_from_a_given_row_finds_the_neighbours_there() -> None:
+    import faiss
+
+    x, _ = faces(60, 40, seed=4)
+    index = faiss.IndexHNSWFlat(128, 16)
+    index.add(x)
+    index.hnsw.efSearch = 32
+    rows = np.arange(0, len(x), 7)
+    d2, got = hnsw_search_from(index, x[rows], rows, 10)
+    _, want = knn(x, 10, exact=True)
+    assert (got[:, 0] == rows).all() and np.allclose(d2[:, 0], 0.0, atol=1e-5)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want[rows], strict=True)])
+    assert recall > 0.95
+    # The start matters: on the bottom layer alone, a start in another person's faces often
+    # stays there (which is why the k-NN graph starts each face at itself).
+    far = (rows + len(x) // 2) % len(x)
+    _, from_far = hnsw_search_from(index, x[rows], far, 10)
+    assert (from_far[:, 0] == rows).mean() < (got[:, 0] == rows).mean()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
