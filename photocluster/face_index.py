@@ -1,11 +1,20 @@
 """The face index: nearest catalog faces to a query embedding, exact or approximate.
 
-Small catalogs are searched exactly (NumPy, in blocks so memory stays bounded); from
-``ANN_MIN_FACES`` faces on, a faiss HNSW graph answers instead (``bench/bench_find.py`` measured
-both: see the constants). The index lives beside the catalog, in ``Settings.cache_dir/face-index``:
+Two uses, two ways to search (``bench/bench_find.py`` measured both: see the constants):
+
+* ``find`` asks about the few faces of one photo. It always searches exactly (NumPy, blocked so
+  memory stays bounded) over ``vectors.npy``, loaded without the graph: at 1 000 000 faces that
+  is ~0.5 s to load and 0.12 s per face, with every answer right, where loading the HNSW graph
+  alone took 6.5 s and its recall@10 was 0.87 (efSearch 128) to 0.95 (1 024).
+* ``cluster`` needs the k nearest faces of *every* face (HDBSCAN's k-NN graph), where exact
+  search is hours at a million faces. From ``ANN_MIN_FACES`` faces on the index also keeps a
+  faiss HNSW graph, which ``scan`` extends as it adds faces (:func:`knn_graph`).
+
+The index lives beside the catalog, in ``Settings.cache_dir/face-index``:
 
 * ``ids.npy``: the face id of each row (-1 = the face was deleted since; HNSW cannot drop rows);
-* ``vectors.npy`` (exact) or ``hnsw.faiss`` (approximate; the graph holds the vectors too);
+* ``vectors.npy``: the embeddings, row by row; ``hnsw.faiss``: the graph (HNSW kind only; it
+  holds the vectors too, so the HNSW kind takes twice the disk: 1.3 GB at 1 000 000 faces);
 * ``meta.json``, written last: format version, kind, encoder, the catalog fingerprint it matches,
   and the size and CRC-32 of the other files. A file that does not match is never trusted: the
   index is rebuilt from the catalog.
@@ -33,7 +42,7 @@ from sqlalchemy.orm import Session
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.models import Face, Photo
 
-FORMAT = 1
+FORMAT = 2  # 2: vectors.npy beside hnsw.faiss too
 DIM = 128
 # From this many faces on, search goes through an HNSW graph. Measured at 1 579 (real) to
 # 1 000 000 (synthetic) faces by bench/bench_find.py: exact NumPy search costs ~0.1 ms per 1 000
@@ -115,13 +124,16 @@ class FaceIndex:
 
     # -- search -----------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, exact: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Distances (float32, ascending) and face ids (-1 where fewer than ``k`` exist) of
-        the ``k`` faces nearest to each query row."""
+        the ``k`` faces nearest to each query row; ``exact`` even when there is a graph."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, DIM)
-        if self.hnsw is None:
-            assert self.vectors is not None
-            return exact_search(self.vectors, self.ids, q, k)
+        if self.hnsw is None or exact:
+            ids, vectors = self.alive() if self.hnsw is not None else (self.ids, self.vectors)
+            assert vectors is not None
+            return exact_search(vectors, ids, q, k)
         return self._search_hnsw(q, k)
 
     def _search_hnsw(
@@ -189,6 +201,9 @@ class FaceIndex:
         if self.hnsw is not None:
             import faiss
 
+            vectors = self.hnsw.reconstruct_n(0, self.hnsw.ntotal)
+            files["vectors.npy"] = _write(folder / "vectors.npy", _npy_bytes(vectors))
+            del vectors
             data = faiss.serialize_index(self.hnsw).tobytes()
             files["hnsw.faiss"] = _write(folder / "hnsw.faiss", data)
         else:
@@ -206,8 +221,13 @@ class FaceIndex:
             (folder / name).unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, folder: Path, encoder: str) -> tuple[FaceIndex, Fingerprint]:
-        """The saved index, or :class:`IndexUnusable` saying why it cannot be trusted."""
+    def load(
+        cls, folder: Path, encoder: str, *, graph: bool = True
+    ) -> tuple[FaceIndex, Fingerprint]:
+        """The saved index, or :class:`IndexUnusable` saying why it cannot be trusted.
+
+        ``graph=False``: the ids and vectors only (an exact index, whatever was saved), for a
+        few exact queries without the cost of loading the HNSW graph."""
         try:
             meta = json.loads((folder / "meta.json").read_text())
         except FileNotFoundError:
@@ -219,12 +239,15 @@ class FaceIndex:
         if meta.get("encoder") != encoder:
             raise IndexUnusable("made for other encoder settings")
         try:
+            wanted = {"ids.npy", "vectors.npy"} | ({"hnsw.faiss"} if graph else set())
             files = {
-                name: _read_checked(folder / name, spec) for name, spec in meta["files"].items()
+                name: _read_checked(folder / name, spec)
+                for name, spec in meta["files"].items()
+                if name in wanted
             }
             ids = np.load(_bytes_io(files["ids.npy"]), allow_pickle=False)
             fp = Fingerprint(*(int(v) for v in meta["fingerprint"]))
-            if meta["kind"] == "hnsw":
+            if meta["kind"] == "hnsw" and graph:
                 import faiss
 
                 raw = np.frombuffer(files["hnsw.faiss"], dtype=np.uint8)
@@ -346,9 +369,12 @@ def _embeddings(session: Session, ids: np.ndarray) -> np.ndarray:
 
 
 def sync_index(
-    catalog: Catalog, cache_dir: Path, *, rebuild: bool = False
+    catalog: Catalog, cache_dir: Path, *, rebuild: bool = False, graph: bool = True
 ) -> tuple[FaceIndex, SyncReport]:
-    """The index, brought up to date with the catalog and saved; built if missing or untrusted."""
+    """The index, brought up to date with the catalog and saved; built if missing or untrusted.
+
+    ``graph=False`` (``find``): when the saved index is up to date, only its ids and vectors
+    are loaded (see :meth:`FaceIndex.load`); an index that needs changing is loaded whole."""
     folder = index_folder(cache_dir)
     with catalog.session() as s:
         encoder = catalog_encoder(s)
@@ -357,11 +383,13 @@ def sync_index(
         reason = "asked to rebuild" if rebuild else ""
         if not rebuild:
             try:
-                index, saved_fp = FaceIndex.load(folder, encoder)
+                index, saved_fp = FaceIndex.load(folder, encoder, graph=graph)
+                if saved_fp != fp and not graph:
+                    index, saved_fp = FaceIndex.load(folder, encoder)
             except IndexUnusable as exc:
-                reason = str(exc)
+                index, reason = None, str(exc)
         if index is not None and saved_fp == fp:
-            return index, SyncReport(index.kind, index.size)
+            return index, SyncReport(_saved_kind(folder, index), index.size)
         ids = _face_ids(s)
         if index is None:
             index = FaceIndex.build(ids, _embeddings(s, ids))
@@ -391,6 +419,13 @@ def sync_index(
     except OSError as exc:  # read-only or full disk: answer anyway, rebuild next time
         report.not_saved = f"{folder}: {exc.strerror or exc}"
     return index, report
+
+
+def _saved_kind(folder: Path, index: FaceIndex) -> str:
+    """The kind of the index on disk (an HNSW index loaded without its graph is still one)."""
+    if index.kind == "hnsw" or not (folder / "hnsw.faiss").exists():
+        return index.kind
+    return "hnsw"
 
 
 # -- file helpers ---------------------------------------------------------------------------

@@ -105,7 +105,8 @@ def find_in_photo(
         st = os.stat(path)
     except OSError as exc:
         raise PhotoclusterError(f"Cannot read {path}: {exc.strerror}") from exc
-    index, report = sync_index(catalog, cache_dir)
+    # Exact search over the saved vectors: a few queries do not pay for loading the graph.
+    index, report = sync_index(catalog, cache_dir, graph=False)
     if index.size == 0:
         raise PhotoclusterError(
             "The catalog has no faces to compare with: run `photocluster scan DIR` first."
@@ -130,7 +131,7 @@ def match_faces(
 ) -> list[FaceAnswer]:
     """Best person, verdict and nearest catalog faces for each query embedding."""
     queries = np.asarray(queries, dtype=np.float32).reshape(len(boxes), -1)
-    dist, ids = index.search(queries, max(top, CANDIDATE_FACES))
+    dist, ids = index.search(queries, max(top, CANDIDATE_FACES), exact=True)
     with catalog.session() as s:
         info = _face_info(s, {int(i) for i in ids.ravel() if i >= 0})
         return [

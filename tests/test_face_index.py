@@ -187,7 +187,8 @@ def test_sync_rebuilds_a_damaged_index_and_switches_kind_at_the_measured_size(
     _add_faces(catalog, x[40:])
     index, report = sync_index(catalog, tmp_path)
     assert index.kind == "hnsw" and report.rebuilt and index.size == 80
-    assert not (index_folder(tmp_path) / "vectors.npy").exists()
+    assert (index_folder(tmp_path) / "vectors.npy").exists()  # for find, beside the graph
+    assert (index_folder(tmp_path) / "hnsw.faiss").exists()
     with catalog.session() as s:
         wanted = s.scalars(select(Face.id).order_by(Face.id)).all()
     _, got = index.search(x, 1)
@@ -232,3 +233,34 @@ def test_knn_graph_from_the_index_gives_row_positions_like_scale_cluster_knn() -
     assert recall > 0.95
     assert (pos[:, 0] == np.arange(1995)).mean() > 0.99, "a face is its own nearest"
     assert np.allclose(dist[:, 1], want_d[:, 1], atol=1e-3)
+
+
+def test_find_loads_the_vectors_without_the_graph_and_searches_exactly(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(face_index, "ANN_MIN_FACES", 10)
+    x = points(300, seed=6)
+    _add_faces(catalog, x[:200])
+    sync_index(catalog, tmp_path)  # saves an HNSW index
+    index, report = sync_index(catalog, tmp_path, graph=False)
+    assert index.kind == "exact" and report.kind == "hnsw" and not report.rebuilt
+    with catalog.session() as s:
+        wanted = np.array(s.scalars(select(Face.id).order_by(Face.id)).all())
+    d, got = index.search(x[:200], 3)
+    assert (got[:, 0] == wanted).all() and np.allclose(d[:, 0], 0.0, atol=1e-3)
+    # the graph is not even read: damage to it alone does not matter to find...
+    (index_folder(tmp_path) / "hnsw.faiss").write_bytes(b"garbage")
+    _, report = sync_index(catalog, tmp_path, graph=False)
+    assert not report.rebuilt
+    # ...but whoever needs the graph finds the damage and rebuilds
+    index, report = sync_index(catalog, tmp_path)
+    assert report.rebuilt and "checksum" in report.reason and index.kind == "hnsw"
+    # a stale index is loaded whole, brought up to date and saved, graph included
+    _add_faces(catalog, x[200:])
+    index, report = sync_index(catalog, tmp_path, graph=False)
+    assert report.added == 100 and not report.rebuilt and index.size == 300
+    assert FaceIndex.load(index_folder(tmp_path), "fake")[0].kind == "hnsw"
+    # and an exact search on an in-memory HNSW index skips its tombstones
+    index.remove(wanted[:5])
+    _, got = index.search(x[:5], 1, exact=True)
+    assert not set(got[:, 0].tolist()) & set(wanted[:5].tolist())
