@@ -254,7 +254,7 @@ class FaceIndex:
                 index = cls(ids, None, faiss.deserialize_index(raw))
                 rows = index.hnsw.ntotal
             else:
-                vectors = np.load(_bytes_io(files["vectors.npy"]), allow_pickle=False)
+                vectors = _npy_view(files["vectors.npy"])
                 index = cls(ids, np.ascontiguousarray(vectors, dtype=np.float32))
                 rows = len(vectors)
         except IndexUnusable:
@@ -437,6 +437,22 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
+
+
+def _npy_view(data: bytes) -> np.ndarray:
+    """The array in .npy bytes as a read-only view of them (no copy: 0.5 GB at 10⁶ faces)."""
+    import io
+
+    from numpy.lib import format as npy
+
+    buf = io.BytesIO(data)
+    version = npy.read_magic(buf)
+    header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, fortran, dtype = header(buf)
+    if fortran or dtype.hasobject:
+        raise ValueError("unexpected array layout")
+    count = int(np.prod(shape))
+    return np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell()).reshape(shape)
 
 
 def _bytes_io(data: bytes) -> Any:
