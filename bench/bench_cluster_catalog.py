@@ -128,7 +128,8 @@ def main() -> None:
     try:
         for name, extra in (("first", ()), ("again", ()), ("full", ("--full",))):
             took, peak = run(db, *extra)
-            line = f"{args.faces:>8} faces: cluster {name:5} {took:7.1f} s, peak RSS {peak:.0f} MiB"
+            rss = f"{peak:.0f} MiB" if peak == peak else "no more than before"  # nan: not grown
+            line = f"{args.faces:>8} faces: cluster {name:5} {took:7.1f} s, peak RSS {rss}"
             if name == "first":
                 catalog = open_catalog(db, migrate=False)
                 with catalog.session() as s:
