@@ -366,13 +366,17 @@ def cluster_catalog(
     first; when it is an HNSW graph, HDBSCAN's k-NN graph comes from it instead of being built.
     """
     progress = progress or NoProgress()
+    with catalog.session() as session:
+        check_clusterable(session)  # before any work
+    # Steps: the face index (minutes when a large catalog's HNSW graph is first built), loading
+    # faces, clustering, writing.
+    progress.start(4, "Clustering")
     index = _face_index(catalog, index_dir)
+    progress.advance()
     params = options.params
     changes = ClusterChanges(mode="full" if full else "incremental", dry_run=dry_run)
     changes.params = asdict(params)
     with catalog.session() as session:
-        check_clusterable(session)
-        progress.start(3, "Clustering")
         f = _load_faces(session)
         if index is not None and index.kind == "hnsw":
             alive = np.sort(index.ids[index.ids >= 0])
@@ -454,10 +458,13 @@ def _apply(
         by_person[target if target != -1 else None].append(int(f.ids[i]))
     for person_id, face_ids in by_person.items():
         for start in range(0, len(face_ids), 500):
+            # No ORM faces are loaded here: skip the per-statement scan of the session's
+            # objects ("evaluate" sync), quadratic with 50 000 new people in the session.
             session.execute(
                 update(Face)
                 .where(Face.id.in_(face_ids[start : start + 500]))
                 .values(person_id=person_id)
+                .execution_options(synchronize_session=False)
             )
     if changes.people_deleted:
         session.execute(delete(Person).where(Person.id.in_(changes.people_deleted)))

@@ -130,6 +130,7 @@ def index_command(
         return
     what = "rebuilt" if report.rebuilt else "up to date"
     out(
-        f"Face index {what}: {report.faces} faces, {report.kind} search "
+        f"Face index {what}: {report.faces} faces"
+        f"{' and an HNSW graph for clustering' if report.kind == 'hnsw' else ''} "
         f"(+{report.added} / -{report.removed}) in {took:.1f} s."
     )

@@ -231,7 +231,8 @@ def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
     if report.not_saved:
         err(f"note: face index not saved ({report.not_saved}); `find` rebuilds it.")
     elif not settings.quiet and (report.rebuilt or report.added or report.removed):
-        err(f"Face index: {report.faces} faces ({report.kind} search).")
+        graph = " and an HNSW graph for clustering" if report.kind == "hnsw" else ""
+        err(f"Face index: {report.faces} faces{graph}.")
 
 
 @app.command("status")
