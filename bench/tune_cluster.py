@@ -89,6 +89,8 @@ def main() -> None:
             "merge_distance": [0.0, 0.3, 0.35, 0.4, 0.45, 0.5],
             "attach_margin": [0.0, 0.02, 0.05, 0.1],
             "eject_distance": [0.0, 0.55, 0.6, 0.65, 0.7, 0.8],
+            "pair_distance": [0.0, 0.4, 0.5],
+            "split_share": [0.0, 0.1, 0.3, 0.4, 0.5],
         }
         for key, values in grid.items():
             for value in values:

@@ -5,7 +5,9 @@ Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``Cl
 1. HDBSCAN over the 128-d embeddings (Euclidean). It finds dense groups and leaves faces in
    sparse regions as noise (-1) instead of forcing them somewhere. A cluster with a member
    further than ``eject_distance`` from its centroid is re-clustered alone (small groups hide
-   inside a parent cluster otherwise), and faces still that far become noise.
+   inside a parent cluster otherwise); a cluster whose two halves (average linkage) rarely
+   look alike (fewer than ``split_share`` of their pairs within ``SAME_PERSON``) is cut in two;
+   faces still further than ``eject_distance`` from their centroid become noise.
 2. Attach: a noise face joins the cluster whose centroid is nearest when that centroid is within
    ``attach_distance`` (a same-person distance with a low false-match rate) and the runner-up
    centroid is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
@@ -43,6 +45,7 @@ from photocluster.thresholds import (
     MERGE_DISTANCE,
     PAIR_DISTANCE,
     SAME_PERSON,
+    SPLIT_SHARE,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +77,7 @@ class ClusterParams:
     attach_margin: float = ATTACH_MARGIN  # runner-up must be at least this much further
     eject_distance: float = EJECT_DISTANCE  # members further from their centroid: noise (0 = off)
     pair_distance: float = PAIR_DISTANCE  # leftover faces this close form a small person (0 = off)
+    split_share: float = SPLIT_SHARE  # cut a cluster whose halves rarely look alike (0 = off)
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -89,9 +93,12 @@ class ClusterParams:
             "attach_margin",
             "eject_distance",
             "pair_distance",
+            "split_share",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
+        if self.split_share > 1:
+            raise ValueError("split share must be between 0 and 1")
 
 
 def as_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -270,8 +277,63 @@ def split_loose_clusters(x: np.ndarray, labels: np.ndarray, params: ClusterParam
     return labels
 
 
+# Clusters larger than this are checked for a split on a random sample of this many faces
+# (average linkage is quadratic in the faces it looks at).
+_SPLIT_SAMPLE = 1000
+
+
+def split_mixed_clusters(
+    x: np.ndarray, labels: np.ndarray, share: float, distance: float = SAME_PERSON
+) -> np.ndarray:
+    """Step 1c: split a cluster made of two groups of faces that do not look alike.
+
+    HDBSCAN's excess-of-mass selection on few faces often keeps two or three people of four or
+    five photos each as one cluster, and their members can all be near the mixed centroid, so
+    step 1b does not see it. Here each cluster is cut in two by average linkage; when fewer than
+    ``share`` of the pairs across the cut are within ``distance`` (``SAME_PERSON``, where 78 % of
+    one person's pairs and 0.1 % of strangers' are), the halves are two clusters, each checked
+    again, and a lone face becomes noise. Clusters above ``_SPLIT_SAMPLE`` faces are cut on a
+    random sample and their other faces go with the nearer half.
+    """
+    labels = labels.copy()
+    if share <= 0 or distance <= 0:
+        return labels
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(0)
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    todo = list(members_by_label(labels)[1])
+    while todo:
+        members = todo.pop()
+        if len(members) < 2:
+            continue
+        sample = members
+        if len(members) > _SPLIT_SAMPLE:
+            sample = np.sort(rng.choice(members, _SPLIT_SAMPLE, replace=False))
+        halves = fcluster(linkage(pdist(x[sample]), "average"), 2, "maxclust")
+        first = halves == 1
+        if first.all() or not first.any():
+            continue  # identical faces: nothing to cut
+        cross = _distances(x[sample[first]], x[sample[~first]])
+        if (cross <= distance).mean() >= share:
+            continue
+        if len(sample) < len(members):
+            to_first = _distances(x[members], x[sample[first]].mean(axis=0)[None, :])[:, 0]
+            to_second = _distances(x[members], x[sample[~first]].mean(axis=0)[None, :])[:, 0]
+            first = to_first <= to_second
+        for part in (members[first], members[~first]):
+            if len(part) == 1:
+                labels[part] = NOISE
+            else:
+                labels[part] = next_label
+                next_label += 1
+                todo.append(part)
+    return labels
+
+
 def eject_outliers(x: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
-    """Step 1c: members further than ``distance`` from their cluster's centroid become noise.
+    """Step 1d: members further than ``distance`` from their cluster's centroid become noise.
 
     Repeated until no member is that far, since each ejection moves the centroid. HDBSCAN keeps
     a lone face in a cluster when the cluster is still joined to it at the density level where
@@ -436,6 +498,7 @@ def cluster_embeddings(
         raise ValueError("groups must give one photo per face")
     labels = hdbscan_labels(x, params, neighbours=neighbours)
     labels = split_loose_clusters(x, labels, params)
+    labels = split_mixed_clusters(x, labels, params.split_share)
     labels = eject_outliers(x, labels, params.eject_distance)
     labels = attach_noise(x, labels, params.attach_distance, params.attach_margin)
     labels = merge_close_clusters(x, labels, params.merge_distance, groups)

@@ -39,6 +39,10 @@ EJECT_DISTANCE = 0.6
 # distance where 1 in 10 000 different-person pairs match (0.53); on ../shared/faces it turns
 # 5.7 % unassigned into 4.0 % with pairwise precision unchanged (0.993). 0.40 → 4.5 %, 0.50 → 3.7 %.
 PAIR_DISTANCE = 0.45
+# A cluster is cut in two (average linkage) when fewer than this share of the pairs across the
+# cut are within SAME_PERSON (one person's pairs: 78 %; strangers': 0.1 %). See SPLIT_SHARE in
+# the module docstring for the measurement.
+SPLIT_SHARE = 0.2
 # `find`: the verdict on a face that may belong to nobody in the catalog. Measured with
 # `uv run python bench/bench_find.py verdicts` (../shared/faces split by photo; 8 people left out
 # as strangers; people named after the majority label of their faces): "known" at

@@ -17,6 +17,7 @@ from photocluster.clustering import (
     enforce_cannot_link,
     members_by_label,
     merge_close_clusters,
+    split_mixed_clusters,
 )
 
 
@@ -238,3 +239,50 @@ def test_large_float32_input_is_not_copied_and_clusters_like_float64() -> None:
     b = cluster_embeddings(x32.astype(np.float64))
     assert same_partition(a, b)
     assert same_partition(a, truth)
+
+
+def test_two_small_people_hdbscan_keeps_together_are_split() -> None:
+    """HDBSCAN (excess of mass) keeps two people of three photos each as one cluster here."""
+    x, truth = blobs([6, 3, 3], spread=0.1, seed=0)
+    groups = np.arange(len(x))
+    before = cluster_embeddings(x, ClusterParams(split_share=0), groups)
+    assert len({int(v) for v in before[6:]}) == 1 and before[6] >= 0, "the failure this fixes"
+    labels = cluster_embeddings(x, ClusterParams(), groups)
+    assert (labels >= 0).all()
+    assert same_partition(labels, truth)
+
+
+def test_split_mixed_clusters_cuts_until_each_part_looks_alike() -> None:
+    x, truth = blobs([5, 4, 3], spread=0.3, seed=2)
+    lone = _unit(40) * 0.75
+    x = np.vstack([x, lone])
+    truth = np.append(truth, 3)
+    one_cluster = np.zeros(len(x), dtype=np.int64)
+    labels = split_mixed_clusters(x, one_cluster, share=0.2)
+    assert labels[-1] == NOISE  # a face alike to no other is not a person of its own
+    assert same_partition(labels[:-1], truth[:-1])
+    # Off, or one person's faces only: nothing changes.
+    assert (split_mixed_clusters(x, one_cluster, share=0.0) == 0).all()
+    one_person = np.where(truth == 0, 0, NOISE)
+    assert (split_mixed_clusters(x, one_person, share=0.2) == one_person).all()
+    same_face = np.zeros((4, 128))
+    assert (split_mixed_clusters(same_face, np.zeros(4, np.int64), share=0.2) == 0).all()
+
+
+def test_split_mixed_clusters_samples_big_clusters_and_places_every_face(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import photocluster.clustering as clustering
+
+    monkeypatch.setattr(clustering, "_SPLIT_SAMPLE", 12)
+    x, truth = blobs([40, 30], spread=0.3, seed=5)
+    labels = split_mixed_clusters(x, np.zeros(len(x), dtype=np.int64), share=0.2)
+    assert (labels >= 0).all()
+    assert same_partition(labels, truth)
+
+
+def test_split_share_must_be_a_share() -> None:
+    with pytest.raises(ValueError, match="split share"):
+        ClusterParams(split_share=1.5)
+    with pytest.raises(ValueError, match="split share"):
+        ClusterParams(split_share=-0.1)

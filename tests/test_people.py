@@ -223,6 +223,7 @@ def test_cluster_help_states_the_real_defaults() -> None:
     text = " ".join(CliRunner().invoke(app, ["cluster", "--help"]).stdout.split())
     assert f"min cluster size {d.min_cluster_size}, min samples {d.min_samples}" in text
     assert f"attach distance {d.attach_distance}, pair distance {d.pair_distance}" in text
+    assert f"split share {d.split_share}, merge off" in text
     assert d.merge_distance == 0  # "merge off"
 
 

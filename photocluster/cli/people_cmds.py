@@ -74,6 +74,15 @@ PairDistance = Annotated[
         min=0.0,
     ),
 ]
+SplitShare = Annotated[
+    float,
+    typer.Option(
+        help="Cut a cluster in two when fewer than this share of the face pairs across the cut "
+        "look like one person (0 = never).",
+        min=0.0,
+        max=1.0,
+    ),
+]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -87,6 +96,7 @@ def build_params(
     attach_distance: float,
     merge_distance: float,
     pair_distance: float = _D.pair_distance,
+    split_share: float = _D.split_share,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -97,6 +107,7 @@ def build_params(
             attach_distance=attach_distance,
             merge_distance=merge_distance,
             pair_distance=pair_distance,
+            split_share=split_share,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -181,6 +192,17 @@ def cluster_command(
             min=0.0,
         ),
     ] = None,
+    split_share: Annotated[
+        float | None,
+        typer.Option(
+            help=_remembered(
+                "Cut a cluster in two when fewer than this share of the face pairs across the "
+                "cut look like one person (0 = never)."
+            ),
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -198,7 +220,7 @@ def cluster_command(
     labelled photos (see README "How thresholds were chosen").
 
     Built-in defaults: min cluster size 4, min samples 3, attach distance 0.55, pair distance
-    0.45, merge off. Parameters you give are remembered; --defaults forgets them.
+    0.45, split share 0.2, merge off. Parameters you give are remembered; --defaults forgets them.
 
     Example: photocluster cluster --dry-run
     """
@@ -211,6 +233,7 @@ def cluster_command(
         "attach_distance": attach_distance,
         "merge_distance": merge_distance,
         "pair_distance": pair_distance,
+        "split_share": split_share,
     }
     with catalog_for(settings) as catalog:
         base = (None if defaults else saved_params(catalog)) or ClusterParams()
@@ -377,6 +400,7 @@ def eval_command(
     attach_distance: AttachDistance = _D.attach_distance,
     merge_distance: MergeDistance = _D.merge_distance,
     pair_distance: PairDistance = _D.pair_distance,
+    split_share: SplitShare = _D.split_share,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -404,6 +428,7 @@ def eval_command(
         attach_distance,
         merge_distance,
         pair_distance,
+        split_share,
     )
     with tempfile.TemporaryDirectory(prefix="photocluster-eval-") as tmp:
         path = catalog or str(Path(tmp) / "eval.sqlite3")
