@@ -282,6 +282,21 @@ def split_loose_clusters(x: np.ndarray, labels: np.ndarray, params: ClusterParam
 _SPLIT_SAMPLE = 1000
 
 
+def _first_half(z: np.ndarray, n: int) -> np.ndarray:
+    """Leaves under one side of the last merge of linkage matrix ``z`` over ``n`` leaves (what
+    ``fcluster(z, 2, "maxclust")`` gives, without its per-call validation, which cost more than
+    the linkage itself on 50 000 small clusters)."""
+    first = np.zeros(n, dtype=bool)
+    stack = [int(z[-1, 0])]
+    while stack:
+        node = stack.pop()
+        if node < n:
+            first[node] = True
+        else:
+            stack += (int(z[node - n, 0]), int(z[node - n, 1]))
+    return first
+
+
 def split_mixed_clusters(
     x: np.ndarray, labels: np.ndarray, share: float, distance: float = SAME_PERSON
 ) -> np.ndarray:
@@ -298,7 +313,7 @@ def split_mixed_clusters(
     labels = labels.copy()
     if share <= 0 or distance <= 0:
         return labels
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import pdist
 
     rng = np.random.default_rng(0)
@@ -311,8 +326,7 @@ def split_mixed_clusters(
         sample = members
         if len(members) > _SPLIT_SAMPLE:
             sample = np.sort(rng.choice(members, _SPLIT_SAMPLE, replace=False))
-        halves = fcluster(linkage(pdist(x[sample]), "average"), 2, "maxclust")
-        first = halves == 1
+        first = _first_half(linkage(pdist(x[sample]), "average"), len(sample))
         if first.all() or not first.any():
             continue  # identical faces: nothing to cut
         cross = _distances(x[sample[first]], x[sample[~first]])

@@ -286,3 +286,16 @@ def test_split_share_must_be_a_share() -> None:
         ClusterParams(split_share=1.5)
     with pytest.raises(ValueError, match="split share"):
         ClusterParams(split_share=-0.1)
+
+
+def test_first_half_is_scipys_two_cluster_cut() -> None:
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    from photocluster.clustering import _first_half
+
+    rng = np.random.default_rng(4)
+    for n in (2, 3, 17, 60):
+        z = linkage(pdist(rng.normal(size=(n, 8))), "average")
+        mine = _first_half(z, n).astype(int)
+        assert same_partition(mine, fcluster(z, 2, "maxclust"))
