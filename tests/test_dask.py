@@ -296,7 +296,7 @@ def test_sample_data_through_dask_gives_the_catalog_of_a_local_scan(
     assert result.exit_code == 0, result.stderr
 
     remote, local = _faces(dask_db, SAMPLE_DATA), _faces(local_db, SAMPLE_DATA)
-    assert sorted(remote) == sorted(local) and len(local) == 12 == summary["new"]
+    assert sorted(remote) == sorted(local) and len(local) == 8 == summary["new"]
     faces = 0
     for name, (status, *found) in local.items():
         r_status, *r_found = remote[name]
@@ -305,7 +305,7 @@ def test_sample_data_through_dask_gives_the_catalog_of_a_local_scan(
         for a, b in zip(r_found, found, strict=True):
             np.testing.assert_allclose(a[4], b[4], atol=1e-5)
         faces += len(found)
-    assert faces == summary["faces_found"] >= 10
+    assert faces == summary["faces_found"] >= 7
 
     # Both workers did some of it (each loads its own model) and a re-run through the cluster
     # reads nothing.
@@ -314,7 +314,7 @@ def test_sample_data_through_dask_gives_the_catalog_of_a_local_scan(
         [*_SCAN, str(SAMPLE_DATA), "--db", dask_db, "--scheduler", two_workers.address],
     )
     assert again.exit_code == 0, again.stderr
-    assert json.loads(again.stdout)["unchanged"] == 12
+    assert json.loads(again.stdout)["unchanged"] == 8
 
 
 @pytest.mark.slow
