@@ -60,7 +60,8 @@ def main() -> None:
     x, groups, idx, truth = load(args.db, args.root)
     labels = cluster_embeddings(x, ClusterParams(), groups)
     other = nearest_to_label(x, groups, idx, truth)
-    multi = sum(1 for i in idx.tolist() if (groups == groups[i]).sum() > 1)
+    faces_in = Counter(groups.tolist())
+    multi = sum(1 for i in idx.tolist() if faces_in[groups[i]] > 1)
     changed = np.flatnonzero(other != idx)
     print(
         f"{len(idx)} labelled photos with a face; {multi} show several faces; "

@@ -314,7 +314,7 @@ def split_mixed_clusters(
     if share <= 0 or distance <= 0:
         return labels
     from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import pdist
+    from scipy.spatial.distance import pdist, squareform
 
     rng = np.random.default_rng(0)
     next_label = int(labels.max()) + 1 if len(labels) else 0
@@ -326,16 +326,17 @@ def split_mixed_clusters(
         sample = members
         if len(members) > _SPLIT_SAMPLE:
             sample = np.sort(rng.choice(members, _SPLIT_SAMPLE, replace=False))
-        first = _first_half(linkage(pdist(x[sample]), "average"), len(sample))
+        pairs = pdist(x[sample])
+        first = _first_half(linkage(pairs, "average"), len(sample))
         if first.all() or not first.any():
             continue  # identical faces: nothing to cut
-        cross = _distances(x[sample[first]], x[sample[~first]])
+        cross = squareform(pairs)[np.ix_(first, ~first)]
         if (cross <= distance).mean() >= share:
             continue
         if len(sample) < len(members):
-            to_first = _distances(x[members], x[sample[first]].mean(axis=0)[None, :])[:, 0]
-            to_second = _distances(x[members], x[sample[~first]].mean(axis=0)[None, :])[:, 0]
-            first = to_first <= to_second
+            halves = np.stack([x[sample[first]].mean(axis=0), x[sample[~first]].mean(axis=0)])
+            to_half = _distances(x[members], halves)
+            first = to_half[:, 0] <= to_half[:, 1]
         for part in (members[first], members[~first]):
             if len(part) == 1:
                 labels[part] = NOISE

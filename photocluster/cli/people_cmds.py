@@ -74,15 +74,11 @@ PairDistance = Annotated[
         min=0.0,
     ),
 ]
-SplitShare = Annotated[
-    float,
-    typer.Option(
-        help="Cut a cluster in two when fewer than this share of the face pairs across the cut "
-        "look like one person (0 = never).",
-        min=0.0,
-        max=1.0,
-    ),
-]
+_SPLIT_HELP = (
+    "Cut a cluster in two when fewer than this share of the face pairs across the cut look like "
+    "one person (0 = never)."
+)
+SplitShare = Annotated[float, typer.Option(help=_SPLIT_HELP, min=0.0, max=1.0)]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -193,15 +189,7 @@ def cluster_command(
         ),
     ] = None,
     split_share: Annotated[
-        float | None,
-        typer.Option(
-            help=_remembered(
-                "Cut a cluster in two when fewer than this share of the face pairs across the "
-                "cut look like one person (0 = never)."
-            ),
-            min=0.0,
-            max=1.0,
-        ),
+        float | None, typer.Option(help=_remembered(_SPLIT_HELP), min=0.0, max=1.0)
     ] = None,
     defaults: Annotated[
         bool,
