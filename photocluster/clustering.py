@@ -7,7 +7,9 @@ Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``Cl
    further than ``eject_distance`` from its centroid is re-clustered alone (small groups hide
    inside a parent cluster otherwise); a cluster whose two halves (average linkage) rarely
    look alike (fewer than ``split_share`` of their pairs within ``SAME_PERSON``) is cut in two;
-   faces still further than ``eject_distance`` from their centroid become noise.
+   faces still further than ``eject_distance`` from their centroid become noise; two clusters
+   that look alike as often as one person's photos do (at least ``merge_share`` of their
+   pairs within ``SAME_PERSON``) are joined.
 2. Attach: a noise face joins the cluster whose centroid is nearest when that centroid is within
    ``attach_distance`` (a same-person distance with a low false-match rate) and the runner-up
    centroid is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
@@ -43,6 +45,7 @@ from photocluster.thresholds import (
     ATTACH_MARGIN,
     EJECT_DISTANCE,
     MERGE_DISTANCE,
+    MERGE_SHARE,
     PAIR_DISTANCE,
     SAME_PERSON,
     SPLIT_SHARE,
@@ -78,6 +81,7 @@ class ClusterParams:
     eject_distance: float = EJECT_DISTANCE  # members further from their centroid: noise (0 = off)
     pair_distance: float = PAIR_DISTANCE  # leftover faces this close form a small person (0 = off)
     split_share: float = SPLIT_SHARE  # cut a cluster whose halves rarely look alike (0 = off)
+    merge_share: float = MERGE_SHARE  # join clusters that look alike as one person's (0 = off)
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -94,11 +98,14 @@ class ClusterParams:
             "eject_distance",
             "pair_distance",
             "split_share",
+            "merge_share",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
         if self.split_share > 1:
             raise ValueError("split share must be between 0 and 1")
+        if self.merge_share > 1:
+            raise ValueError("merge share must be between 0 and 1")
 
 
 def as_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -383,6 +390,94 @@ def eject_outliers(x: np.ndarray, labels: np.ndarray, distance: float) -> np.nda
     return labels
 
 
+# Faces per cluster on which merge_alike_clusters measures a share (the share of cross pairs
+# within SAME_PERSON is a proportion: 100 x 100 pairs give it to about +-0.05).
+_MERGE_SAMPLE = 100
+# Nearest other clusters considered for a merge, per cluster.
+_MERGE_NEIGHBOURS = 8
+
+
+def _cross_share(
+    x: np.ndarray, a: np.ndarray, b: np.ndarray, distance: float, rng: np.random.Generator
+) -> float:
+    """Share of face pairs across member sets ``a`` and ``b`` within ``distance``."""
+    if len(a) > _MERGE_SAMPLE:
+        a = rng.choice(a, _MERGE_SAMPLE, replace=False)
+    if len(b) > _MERGE_SAMPLE:
+        b = rng.choice(b, _MERGE_SAMPLE, replace=False)
+    return float((_distances(x[a], x[b]) <= distance).mean())
+
+
+def merge_alike_clusters(
+    x: np.ndarray,
+    labels: np.ndarray,
+    share: float,
+    groups: np.ndarray | None = None,
+    distance: float = SAME_PERSON,
+) -> np.ndarray:
+    """Step 1e: join two clusters when at least ``share`` of the face pairs across them are
+    within ``distance`` (``SAME_PERSON``), i.e. they look alike as often as one person's photos
+    (78 % of one person's pairs are that close, 0.1 % of strangers').
+
+    HDBSCAN splits a person whose photos form two dense groups (a run of low-resolution crops,
+    an era, a look); the split step's own test, turned round. Candidates are each cluster's
+    ``_MERGE_NEIGHBOURS`` nearest clusters whose centroids are within ``distance`` (the mean
+    squared distance across two clusters is their centroids' squared distance plus both
+    spreads, so clusters further apart rarely have close pairs). Most alike pairs first; a pair
+    whose cluster already grew is measured again as merged so far, so no chain joins two groups
+    that do not look alike; two clusters holding faces of one photo (``groups``) never join.
+    Shares are measured on at most ``_MERGE_SAMPLE`` faces per cluster.
+    """
+    labels = labels.copy()
+    if share <= 0 or distance <= 0:
+        return labels
+    ids, member_lists = members_by_label(labels)
+    if len(ids) < 2:
+        return labels
+    from sklearn.neighbors import NearestNeighbors
+
+    _, cents = centroids(x, labels)
+    k = min(_MERGE_NEIGHBOURS + 1, len(ids))
+    dist, near = NearestNeighbors(n_neighbors=k).fit(cents).kneighbors(cents)
+    rng = np.random.default_rng(0)
+    found: list[tuple[float, int, int]] = []
+    for i, j in zip(*np.nonzero(dist <= distance), strict=True):
+        a, b = int(i), int(near[i, j])
+        if a < b or (a > b and a not in near[b]):  # each pair once
+            s = _cross_share(x, member_lists[a], member_lists[b], distance, rng)
+            if s >= share:
+                found.append((s, a, b))
+    if not found:
+        return labels
+    parent = list(range(len(ids)))
+
+    def root(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    members = {c: member_lists[c] for c in range(len(ids))}
+    photos: dict[int, set[int]] = {}
+    if groups is not None:
+        g = np.asarray(groups)
+        photos = {c: set(g[m].tolist()) for c, m in members.items()}
+    for _share, a, b in sorted(found, reverse=True):
+        ra, rb = root(a), root(b)
+        if ra == rb or (groups is not None and photos[ra] & photos[rb]):
+            continue
+        grown = len(members[ra]) + len(members[rb]) > len(member_lists[a]) + len(member_lists[b])
+        if grown and _cross_share(x, members[ra], members[rb], distance, rng) < share:
+            continue  # measured again as merged so far
+        parent[rb] = ra
+        members[ra] = np.concatenate([members[ra], members.pop(rb)])
+        if groups is not None:
+            photos[ra] |= photos.pop(rb)
+    for c, m in members.items():
+        labels[m] = ids[c]
+    return labels
+
+
 def attach_noise(
     x: np.ndarray, labels: np.ndarray, distance: float, margin: float = 0.0
 ) -> np.ndarray:
@@ -515,6 +610,7 @@ def cluster_embeddings(
     labels = split_loose_clusters(x, labels, params)
     labels = split_mixed_clusters(x, labels, params.split_share)
     labels = eject_outliers(x, labels, params.eject_distance)
+    labels = merge_alike_clusters(x, labels, params.merge_share, groups)
     labels = attach_noise(x, labels, params.attach_distance, params.attach_margin)
     labels = merge_close_clusters(x, labels, params.merge_distance, groups)
     if groups is not None:

@@ -16,6 +16,7 @@ from photocluster.clustering import (
     cluster_embeddings,
     enforce_cannot_link,
     members_by_label,
+    merge_alike_clusters,
     merge_close_clusters,
     split_mixed_clusters,
 )
@@ -299,3 +300,57 @@ def test_first_half_is_scipys_two_cluster_cut() -> None:
         z = linkage(pdist(rng.normal(size=(n, 8))), "average")
         mine = _first_half(z, n).astype(int)
         assert same_partition(mine, fcluster(z, 2, "maxclust"))
+
+
+def _along(offsets: list[float], sizes: list[int], spread: float = 0.05) -> np.ndarray:
+    """Groups of faces whose centres lie on one line, ``offsets`` apart from the first."""
+    rng = np.random.default_rng(3)
+    direction = _unit(11)
+    base = _unit(12) * 0.75
+    return np.vstack(
+        [
+            base + off * direction + rng.normal(scale=spread / np.sqrt(128), size=(n, 128))
+            for off, n in zip(offsets, sizes, strict=True)
+        ]
+    )
+
+
+def test_merge_alike_clusters_joins_one_persons_two_groups_only() -> None:
+    x, truth = blobs([10, 10], spread=0.3, seed=6)
+    # person 0 came out as two clusters (0 and 1); person 1 is cluster 2
+    labels = np.where(truth == 0, np.arange(len(x)) % 2, 2)
+    merged = merge_alike_clusters(x, labels, share=0.5)
+    assert same_partition(merged, truth)
+    # off: nothing changes
+    assert (merge_alike_clusters(x, labels, share=0.0) == labels).all()
+    # noise stays noise
+    with_noise = labels.copy()
+    with_noise[[0, 15]] = NOISE
+    got = merge_alike_clusters(x, with_noise, share=0.5)
+    assert got[0] == NOISE and got[15] == NOISE
+    assert len(set(got[1:10].tolist())) == 1 and got[1] != got[16]
+
+
+def test_merge_alike_clusters_never_joins_two_faces_of_one_photo() -> None:
+    x, _ = blobs([10], spread=0.3, seed=7)
+    labels = np.arange(len(x)) % 2
+    groups = np.arange(len(x))
+    groups[1] = groups[0]  # faces 0 (cluster 0) and 1 (cluster 1) are in one photo
+    assert (merge_alike_clusters(x, labels, share=0.5, groups=groups) == labels).all()
+    assert len(set(merge_alike_clusters(x, labels, share=0.5).tolist())) == 1
+
+
+def test_merge_alike_clusters_does_not_chain_through_a_middle_group() -> None:
+    """A looks like B and B like C, but A not like C: joined clusters are measured again."""
+    x = _along([0.0, 0.35, 0.7], [10, 5, 10])
+    labels = np.repeat([0, 1, 2], [10, 5, 10])
+    merged = merge_alike_clusters(x, labels, share=0.5)
+    assert merged[0] != merged[-1]  # A and C stay apart
+    assert merged[10] in (merged[0], merged[-1])  # B joined one of them
+
+
+def test_merge_share_must_be_a_share() -> None:
+    with pytest.raises(ValueError, match="merge share"):
+        ClusterParams(merge_share=1.5)
+    with pytest.raises(ValueError, match="merge share"):
+        ClusterParams(merge_share=-0.1)

@@ -223,8 +223,8 @@ def test_cluster_help_states_the_real_defaults() -> None:
     text = " ".join(CliRunner().invoke(app, ["cluster", "--help"]).stdout.split())
     assert f"min cluster size {d.min_cluster_size}, min samples {d.min_samples}" in text
     assert f"attach distance {d.attach_distance}, pair distance {d.pair_distance}" in text
-    assert f"split share {d.split_share}, merge off" in text
-    assert d.merge_distance == 0  # "merge off"
+    assert f"split share {d.split_share}, merge share {d.merge_share}, merge distance off" in text
+    assert d.merge_distance == 0  # "merge distance off"
 
 
 def test_parameters_given_to_cluster_are_remembered_for_later_runs(
@@ -248,10 +248,13 @@ def test_parameters_given_to_cluster_are_remembered_for_later_runs(
     remembered = saved_params(cat)
     assert remembered is not None and remembered.min_cluster_size == 7
     # A later run without options keeps 7 and changes only what it is told.
-    runner.invoke(app, ["cluster", "--db", db_path, "--attach-distance", "0.5", "-q"])
+    runner.invoke(
+        app, ["cluster", "--db", db_path, "--attach-distance", "0.5", "--merge-share", "0.6", "-q"]
+    )
     remembered = saved_params(cat)
     assert remembered is not None
     assert (remembered.min_cluster_size, remembered.attach_distance) == (7, 0.5)
+    assert remembered.merge_share == 0.6
     # A dry run remembers nothing; --defaults forgets.
     runner.invoke(app, ["cluster", "--db", db_path, "--min-samples", "9", "--dry-run", "-q"])
     assert saved_params(cat).min_samples == 3  # type: ignore[union-attr]
@@ -259,6 +262,8 @@ def test_parameters_given_to_cluster_are_remembered_for_later_runs(
     assert saved_params(cat) == ClusterParams()
     bad = runner.invoke(app, ["cluster", "--db", db_path, "--method", "nope"])
     assert bad.exit_code == 1 and "eom" in bad.stderr
+    bad = runner.invoke(app, ["cluster", "--db", db_path, "--merge-share", "1.5"])
+    assert bad.exit_code == 2 and "merge-share" in bad.stderr  # typer's range check
     cat.close()
 
 

@@ -79,6 +79,11 @@ _SPLIT_HELP = (
     "one person (0 = never)."
 )
 SplitShare = Annotated[float, typer.Option(help=_SPLIT_HELP, min=0.0, max=1.0)]
+_MERGE_SHARE_HELP = (
+    "Join two clusters when at least this share of the face pairs across them look like one "
+    "person (0 = never)."
+)
+MergeShare = Annotated[float, typer.Option(help=_MERGE_SHARE_HELP, min=0.0, max=1.0)]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -93,6 +98,7 @@ def build_params(
     merge_distance: float,
     pair_distance: float = _D.pair_distance,
     split_share: float = _D.split_share,
+    merge_share: float = _D.merge_share,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -104,6 +110,7 @@ def build_params(
             merge_distance=merge_distance,
             pair_distance=pair_distance,
             split_share=split_share,
+            merge_share=merge_share,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -191,6 +198,9 @@ def cluster_command(
     split_share: Annotated[
         float | None, typer.Option(help=_remembered(_SPLIT_HELP), min=0.0, max=1.0)
     ] = None,
+    merge_share: Annotated[
+        float | None, typer.Option(help=_remembered(_MERGE_SHARE_HELP), min=0.0, max=1.0)
+    ] = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -208,7 +218,8 @@ def cluster_command(
     labelled photos (see README "How thresholds were chosen").
 
     Built-in defaults: min cluster size 4, min samples 3, attach distance 0.55, pair distance
-    0.45, split share 0.2, merge off. Parameters you give are remembered; --defaults forgets them.
+    0.45, split share 0.2, merge share 0.5, merge distance off. Parameters you give are
+    remembered; --defaults forgets them.
 
     Example: photocluster cluster --dry-run
     """
@@ -222,6 +233,7 @@ def cluster_command(
         "merge_distance": merge_distance,
         "pair_distance": pair_distance,
         "split_share": split_share,
+        "merge_share": merge_share,
     }
     with catalog_for(settings) as catalog:
         base = (None if defaults else saved_params(catalog)) or ClusterParams()
@@ -389,6 +401,7 @@ def eval_command(
     merge_distance: MergeDistance = _D.merge_distance,
     pair_distance: PairDistance = _D.pair_distance,
     split_share: SplitShare = _D.split_share,
+    merge_share: MergeShare = _D.merge_share,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -417,6 +430,7 @@ def eval_command(
         merge_distance,
         pair_distance,
         split_share,
+        merge_share,
     )
     with tempfile.TemporaryDirectory(prefix="photocluster-eval-") as tmp:
         path = catalog or str(Path(tmp) / "eval.sqlite3")
