@@ -17,12 +17,14 @@ process's peak RSS next to the size of the embedding matrix.
 
     uv run python bench/bench_cluster_scale.py --db /tmp/shared_faces.sqlite3 --root ../shared/faces
     uv run python bench/bench_cluster_scale.py --sizes 1000000 --no-exact
+    uv run python bench/bench_cluster_scale.py --sizes 100000 --set merge_share=0   # one step off
     uv run python bench/bench_cluster_scale.py knn --sizes 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -59,12 +61,26 @@ def _f(truth: np.ndarray, labels: np.ndarray) -> float:
     return pairwise_prf(truth, singletonise(labels)).f
 
 
-def one_size(db: str, root: str, n: int, exact: bool, per_person: int) -> dict:
+def cluster_params(settings: list[str]) -> ClusterParams:
+    """The defaults with ``NAME=VALUE`` overrides (``--set merge_share=0``)."""
+    fields = {f.name: f.type for f in dataclasses.fields(ClusterParams)}
+    changes: dict[str, object] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        if name not in fields:
+            raise SystemExit(f"--set: unknown parameter {name!r} (one of {', '.join(fields)})")
+        default = getattr(ClusterParams(), name)
+        changes[name] = value if isinstance(default, str) else type(default)(value)
+    return dataclasses.replace(ClusterParams(), **changes)  # type: ignore[arg-type]
+
+
+def one_size(
+    db: str, root: str, n: int, exact: bool, per_person: int, params: ClusterParams
+) -> dict:
     real = real_identities(db, root)
     x, truth = synthesise(real, n, per_person=per_person)
     del real
     out: dict = {"n": n, "people": int(truth.max() + 1), "matrix_mib": x.nbytes / 2**20}
-    params = ClusterParams()
     if exact and n <= EXACT_MAX:
         import hdbscan
 
@@ -153,11 +169,23 @@ def main() -> None:
     ap.add_argument("--per-person", type=int, default=20)
     ap.add_argument("--no-exact", action="store_true", help="skip exact HDBSCAN")
     ap.add_argument("--k", type=int, default=30)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a clustering parameter, e.g. --set merge_share=0 (repeatable)",
+    )
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
     args = ap.parse_args()
     root = os.path.abspath(args.root)
     if args.one:
-        print(json.dumps(one_size(args.db, root, args.one, not args.no_exact, args.per_person)))
+        params = cluster_params(args.set)
+        print(
+            json.dumps(
+                one_size(args.db, root, args.one, not args.no_exact, args.per_person, params)
+            )
+        )
         return
     if args.mode == "knn":
         for n in args.sizes:
@@ -166,6 +194,7 @@ def main() -> None:
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--db", args.db, "--root", root]
         cmd += ["--per-person", str(args.per_person)] + (["--no-exact"] if args.no_exact else [])
+        cmd += [f"--set={item}" for item in args.set]
         # the child's stderr (progress, errors) passes through
         r = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
         exact = (

@@ -4,9 +4,10 @@ With few faces, HDBSCAN's excess-of-mass selection often keeps two or three peop
 cluster. This draws many small catalogs from a labelled catalog (the labelled face of photos of
 people with at least ``--min-photos`` photos): ``k`` random people x ``n`` random photos each,
 ``--trials`` times per (k, n), each photo its own photo (no cannot-link), and clusters each with
-the defaults and with the split step off (``split_share=0``, the behaviour before it), and with
-every ``--shares`` value. Prints mean pairwise F and precision, and in how many catalogs a
-cluster mixed people badly (pairwise precision < 0.9). Asserts nothing.
+the defaults, with one step off (``--param``, default ``split_share``, set to 0) and with
+every ``--values`` value of it (e.g. ``--param merge_share --values 0.4 0.6``). Prints mean
+pairwise F and precision, and in how many catalogs a cluster mixed people badly (pairwise
+precision < 0.9). Asserts nothing.
 
     uv run python bench/small_catalogs.py --db /tmp/shared_faces.sqlite3 --root ../shared/faces
 """
@@ -32,16 +33,28 @@ def main() -> None:
     ap.add_argument("--photos", type=int, nargs="+", default=[4, 5, 8])
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--min-photos", type=int, default=8)
-    ap.add_argument("--shares", type=float, nargs="*", default=[0.1, 0.3])
+    ap.add_argument(
+        "--param",
+        default="split_share",
+        help="the ClusterParams field to vary (0 = off, for a step's share)",
+    )
+    ap.add_argument("--values", type=float, nargs="*", default=[0.1, 0.3])
     args = ap.parse_args()
     x, _groups, idx, truth = load(args.db, os.path.abspath(args.root))
     xl = x[idx]
     people = [t for t in np.unique(truth) if (truth == t).sum() >= args.min_photos]
     base = ClusterParams()
-    settings = {"split off (0)": dataclasses.replace(base, split_share=0.0)}
-    settings[f"default ({base.split_share:g})"] = base
-    for share in args.shares:
-        settings[f"split_share {share:g}"] = dataclasses.replace(base, split_share=share)
+    settings: dict[str, ClusterParams] = {}
+    try:
+        off = {args.param: type(getattr(base, args.param))(0)}
+        settings[f"{args.param} off"] = dataclasses.replace(base, **off)  # type: ignore[arg-type]
+    except ValueError:
+        pass  # not a step that 0 turns off (e.g. min_samples)
+    settings[f"default ({getattr(base, args.param):g})"] = base
+    kind = type(getattr(base, args.param))
+    for value in args.values:
+        step = {args.param: kind(value)}
+        settings[f"{args.param} {value:g}"] = dataclasses.replace(base, **step)  # type: ignore[arg-type]
     scores: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     print(f"{len(people)} people with >= {args.min_photos} labelled photos; {args.trials} trials")
     print(f"{'people x photos':<16}" + "".join(f"{name:>26}" for name in settings))

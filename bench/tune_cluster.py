@@ -91,6 +91,7 @@ def main() -> None:
             "eject_distance": [0.0, 0.55, 0.6, 0.65, 0.7, 0.8],
             "pair_distance": [0.0, 0.4, 0.5],
             "split_share": [0.0, 0.1, 0.3, 0.4, 0.5],
+            "merge_share": [0.0, 0.3, 0.4, 0.6, 0.7],
         }
         for key, values in grid.items():
             for value in values:
