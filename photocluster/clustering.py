@@ -312,7 +312,7 @@ def split_mixed_clusters(
     HDBSCAN's excess-of-mass selection on few faces often keeps two or three people of four or
     five photos each as one cluster, and their members can all be near the mixed centroid, so
     step 1b does not see it. Here each cluster is cut in two by average linkage; when fewer than
-    ``share`` of the pairs across the cut are within ``distance`` (``SAME_PERSON``, where 78 % of
+    ``share`` of the pairs across the cut are within ``distance`` (``SAME_PERSON``, where 79 % of
     one person's pairs and 0.1 % of strangers' are), the halves are two clusters, each checked
     again, and a lone face becomes noise. Clusters above ``_SPLIT_SAMPLE`` faces are cut on a
     random sample and their other faces go with the nearer half.
@@ -417,7 +417,7 @@ def merge_alike_clusters(
 ) -> np.ndarray:
     """Step 1e: join two clusters when at least ``share`` of the face pairs across them are
     within ``distance`` (``SAME_PERSON``), i.e. they look alike as often as one person's photos
-    (78 % of one person's pairs are that close, 0.1 % of strangers').
+    (79 % of one person's pairs are that close, 0.08 % of strangers').
 
     HDBSCAN splits a person whose photos form two dense groups (a run of low-resolution crops,
     an era, a look); the split step's own test, turned round. Candidates are each cluster's

@@ -7,10 +7,10 @@ uses thresholds measured for this open-set question, where the face may be a str
 (``thresholds.py``, ``bench/bench_find.py verdicts``):
 
 * ``known``: within ``FIND_KNOWN_DISTANCE`` (0.50) of the person's centroid and at least
-  ``ATTACH_MARGIN`` nearer than to the runner-up (90.5 % of in-catalog faces, the person right
+  ``ATTACH_MARGIN`` nearer than to the runner-up (91.7 % of in-catalog faces, the person right
   for 99.4 % of them; 0.7 % of strangers);
-* ``probably``: within ``ATTACH_DISTANCE`` (0.55) of the centroid, or one of the person's faces
-  within ``FIND_PROBABLY_FACE`` (0.53);
+* ``probably``: within ``ATTACH_DISTANCE`` (0.54) of the centroid, or one of the person's faces
+  within ``FIND_PROBABLY_FACE`` (0.51);
 * ``unknown``: neither; ``best`` is still the nearest candidate, if any, for the curious.
 """
 

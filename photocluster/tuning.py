@@ -28,7 +28,7 @@ from photocluster.progress import NoProgress, Progress
 DEFAULT_GRID: dict[str, Sequence[float | int]] = {
     "min_cluster_size": (2, 4, 8),
     "min_samples": (2, 3, 5),
-    "attach_distance": (0.5, 0.55, 0.6),
+    "attach_distance": (0.5, 0.54, 0.58),
 }
 
 

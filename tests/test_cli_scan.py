@@ -286,7 +286,7 @@ def test_cnn_detector_finds_the_face_and_is_a_separate_cache_key(tmp_path: Path)
     ((encoder, left, right),) = _db_rows(
         db, "SELECT p.encoder, f.left, f.right FROM photos p JOIN faces f ON f.photo_id = p.id"
     )
-    assert encoder.startswith("dlib_resnet_v1;cnn;d320;u0")
+    assert encoder.startswith("dlib_resnet_v1_flip;cnn;d320;u0")
     assert 100 < right - left < 300  # a face-sized box in displayed pixels (photo is 512 wide)
     # Switching back to HOG re-analyses the photo: results are cached per detector.
     code, out, _ = _run(*args)

@@ -88,13 +88,21 @@ def test_verdict_thresholds() -> None:
     def c(centroid: float, nearest: float) -> Candidate:
         return Candidate(1, None, False, centroid, nearest)
 
+    from photocluster.thresholds import (
+        ATTACH_DISTANCE,
+        ATTACH_MARGIN,
+        FIND_KNOWN_DISTANCE,
+        FIND_PROBABLY_FACE,
+    )
+
+    known, near, face = FIND_KNOWN_DISTANCE, ATTACH_DISTANCE, FIND_PROBABLY_FACE
     assert verdict(None, None) == "unknown"
-    assert verdict(c(0.40, 0.35), None) == "known"
-    assert verdict(c(0.49, 0.35), c(0.55, 0.45)) == "known"
+    assert verdict(c(known - 0.10, 0.35), None) == "known"
+    assert verdict(c(known - 0.01, 0.35), c(known - 0.01 + ATTACH_MARGIN + 0.01, 0.45)) == "known"
     assert verdict(c(0.40, 0.35), c(0.43, 0.40)) == "probably", "too close a runner-up"
-    assert verdict(c(0.52, 0.60), None) == "probably", "near the centre, not to one face"
-    assert verdict(c(0.70, 0.52), None) == "probably", "one very close face"
-    assert verdict(c(0.58, 0.55), None) == "unknown"
+    assert verdict(c(near - 0.01, 0.60), None) == "probably", "near the centre, not to one face"
+    assert verdict(c(0.70, face - 0.01), None) == "probably", "one very close face"
+    assert verdict(c(near + 0.03, face + 0.02), None) == "unknown"
 
 
 def test_photo_without_faces_unreadable_or_missing_is_a_clear_error(

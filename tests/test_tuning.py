@@ -57,6 +57,9 @@ def test_grid_reports_people_unassigned_and_agreement_with_names(
     assert tiny.recall == 0.0 and tiny.purity == 0.0  # everything unassigned
 
 
+ATTACH = str(ClusterParams().attach_distance)  # the default, so its row is marked
+
+
 def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake_options) -> None:
     from photocluster.db import open_catalog
 
@@ -65,7 +68,7 @@ def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake
     scan(cat, fake_options(tmp_path / "lib"))
     cat.close()
     result = runner.invoke(
-        app, ["tune", "--db", db_path, "--sizes", "2,4", "--samples", "3", "--attach", "0.55", "-q"]
+        app, ["tune", "--db", db_path, "--sizes", "2,4", "--samples", "3", "--attach", ATTACH, "-q"]
     )
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -91,7 +94,7 @@ def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake
             "--samples",
             "3",
             "--attach",
-            "0.55",
+            ATTACH,
             "--json",
             "-q",
         ],

@@ -58,7 +58,7 @@ def find_command(
 
     Verdicts, measured on labelled photos with strangers among them: known (within 0.50 of the
     person's mean face and clearly nearer than to anyone else: right 99.4 % of the time, 0.7 %
-    of strangers), probably (within 0.55 of their mean face or 0.53 of one of their faces),
+    of strangers), probably (within 0.54 of their mean face or 0.51 of one of their faces),
     unknown. Exit 1 when the photo has no face or the catalog has none to compare with.
 
     Example: photocluster find party.jpg --top 3

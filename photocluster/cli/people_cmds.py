@@ -217,8 +217,8 @@ def cluster_command(
     one person. Faces HDBSCAN finds no group for stay unassigned. Defaults were measured on
     labelled photos (see README "How thresholds were chosen").
 
-    Built-in defaults: min cluster size 4, min samples 3, attach distance 0.55, pair distance
-    0.45, split share 0.2, merge share 0.5, merge distance off. Parameters you give are
+    Built-in defaults: min cluster size 4, min samples 3, attach distance 0.54, pair distance
+    0.43, split share 0.2, merge share 0.5, merge distance off. Parameters you give are
     remembered; --defaults forgets them.
 
     Example: photocluster cluster --dry-run
@@ -487,8 +487,8 @@ def compare_command(
 ) -> None:
     """Compare the largest face of two photos: distance and a same/different verdict.
 
-    The verdict threshold is photocluster.thresholds.SAME_PERSON (0.58): on the labelled test
-    photos 0.1% of different-person pairs are closer than that, and 79% of same-person pairs.
+    The verdict threshold is photocluster.thresholds.SAME_PERSON (0.56): on the labelled test
+    photos 0.08% of different-person pairs are closer than that, and 79% of same-person pairs.
 
     Example: photocluster compare a.jpg b.jpg
     """

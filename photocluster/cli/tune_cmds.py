@@ -62,7 +62,7 @@ def tune_command(
     `photocluster name` first to get them); purity is the share of those faces whose cluster is
     mostly their own person. The current defaults are marked with *.
 
-    Example: photocluster tune --sizes 2,4 --attach 0.5,0.55
+    Example: photocluster tune --sizes 2,4 --attach 0.5,0.54
     """
     settings = make_settings(db, quiet)
     grid = {
@@ -122,5 +122,5 @@ def tune_command(
         out("(name some people with `photocluster name` to see precision, recall and purity)")
     out(
         "Apply a setting with e.g. `photocluster cluster --full --min-cluster-size 4 "
-        "--min-samples 3 --attach-distance 0.55` (names and ids are kept)."
+        "--min-samples 3 --attach-distance 0.54` (names and ids are kept)."
     )
