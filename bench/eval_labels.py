@@ -32,27 +32,8 @@ from tune_cluster import load
 
 from photocluster.clustering import ClusterParams, cluster_embeddings
 from photocluster.db import open_catalog
-from photocluster.evaluate import cluster_quality
+from photocluster.evaluate import cluster_quality, nearest_to_label
 from photocluster.models import Face, Photo
-
-
-def nearest_to_label(
-    x: np.ndarray, groups: np.ndarray, idx: np.ndarray, truth: np.ndarray
-) -> np.ndarray:
-    """Per labelled photo, the face nearest its label's single-face centroid (else unchanged)."""
-    faces_in = Counter(groups.tolist())
-    single = np.array([faces_in[groups[i]] == 1 for i in idx.tolist()], dtype=bool)
-    out = idx.copy()
-    for j, i in enumerate(idx.tolist()):
-        if faces_in[groups[i]] == 1:
-            continue
-        own = (truth == truth[j]) & single
-        if not own.any():
-            continue
-        centre = x[idx[own]].mean(axis=0)
-        candidates = np.flatnonzero(groups == groups[i])
-        out[j] = candidates[int(np.argmin(np.linalg.norm(x[candidates] - centre, axis=1)))]
-    return out
 
 
 def contact_sheet(

@@ -291,3 +291,30 @@ def test_cnn_detector_finds_the_face_and_is_a_separate_cache_key(tmp_path: Path)
     # Switching back to HOG re-analyses the photo: results are cached per detector.
     code, out, _ = _run(*args)
     assert json.loads(out)["changed"] == 1
+
+
+@pytest.mark.dlib
+def test_eval_command_on_a_labelled_copy_of_sample_data(tmp_path: Path) -> None:
+    """`eval` as a user runs it: a folder per person, a throw-away catalog, JSON and text."""
+    root = tmp_path / "labelled"
+    files = {
+        "hopper": ["originals/grace_hopper.jpg", "hopper_exif_rotated.jpg"],
+        "collins": ["family/collins_dated_2021.jpg", "originals/astronaut.png"],
+        "_group": ["group_photo.jpg"],
+    }
+    for person, names in files.items():
+        (root / person).mkdir(parents=True)
+        for name in names:
+            shutil.copy(SAMPLE_DATA / name, root / person / Path(name).name)
+    code, out, err = _run("eval", str(root), "--json", "-q")
+    assert code == 0, err
+    r = json.loads(out)
+    assert (r["photos"], r["photos_labelled"], r["labelled_faces"], r["identities"]) == (5, 4, 4, 2)
+    assert set(r["pairwise"]) == {"precision", "recall", "f"}
+    assert r["verification"]["genuine_pairs"] == 2 and r["verification"]["impostor_pairs"] == 4
+    assert r["labels"]["multi_face_photos"] == 0
+    code, out, err = _run("eval", str(root), "-q")
+    assert code == 0 and "pairwise precision" in out and "verification over 2 same" in out
+    # no labelled photo: a clear error, exit 1
+    code, _out, err = _run("eval", str(root / "_group"), "-q")
+    assert code == 1 and "No labelled photos" in err

@@ -98,6 +98,29 @@ def test_eval_on_fake_labelled_folder(tmp_path: Path, catalog: Catalog, fake_opt
     assert r.labelled_faces == 12 and r.identities == 2 and r.photos_without_face == 1
     assert r.pairwise.f == pytest.approx(1.0) and r.bcubed.f == pytest.approx(1.0)
     assert r.verification.eer == pytest.approx(0.0)
+    assert r.labels.multi_face_photos == 0 and r.labels.largest_unlike_label == 0
+
+
+def test_eval_sees_a_labelled_photo_whose_largest_face_is_somebody_else(
+    tmp_path: Path, catalog: Catalog, fake_options
+) -> None:
+    """Filed under ada, but bob's face is the larger: a right clustering is scored as wrong,
+    and the label check says so (and what the score would be on ada's face)."""
+    root = tmp_path / "labelled"
+    for name in ("ada", "bob"):
+        for k in range(4):
+            make_photo(root / name / f"{k}.png", [(name, (10 + 9 * k, 10 + 4 * k, 40))])
+    make_photo(root / "ada" / "with-bob.png", [("ada", (10, 10, 30)), ("bob", (200, 90, 60))])
+    scan(catalog, fake_options(root))
+    r = evaluate_catalog(catalog, str(root), ClusterParams())
+    assert r.labelled_faces == 9
+    assert r.pairwise.precision < 1.0  # bob's face, scored as ada, sits with bob
+    check = r.labels
+    assert (check.multi_face_photos, check.largest_unlike_label) == (1, 1)
+    assert check.nearest_rule.f == pytest.approx(1.0)  # ada's own face is with ada
+    # right about every face, the largest-face rule still misses ada's 4 pairs with that photo
+    assert check.ceiling.precision == 1.0
+    assert check.ceiling.recall == pytest.approx(12 / 16)
 
 
 def test_eval_without_labelled_photos_is_a_clear_error(

@@ -411,7 +411,10 @@ def eval_command(
     starting with _ are unlabelled extras), clusters with the same defaults as `cluster`, and
     scores the largest face of each labelled photo: pairwise and BCubed precision/recall/F (noise
     counted as singletons), NMI, unassigned share; and the ROC over all labelled pairs (EER and
-    the threshold for a target false-match rate).
+    the threshold for a target false-match rate). When a photo's largest face looks less like
+    its label than another face in it (a spouse beside the person the photo is filed under),
+    it says how often, the score on the face nearest the label instead, and the best score the
+    largest-face rule allows.
 
     Example: photocluster eval ../shared/faces --catalog /tmp/faces-eval.sqlite3
     """
@@ -468,6 +471,19 @@ def eval_command(
         f"  at SAME_PERSON {v.same_person}: false matches {v.fmr_at_same_person:.3%}, "
         f"true matches {v.tmr_at_same_person:.1%}"
     )
+    c = result.labels
+    if c.largest_unlike_label:
+        n, m = c.nearest_rule, c.ceiling
+        out(
+            f"  labels: in {c.largest_unlike_label} of {c.multi_face_photos} labelled photos with "
+            "several faces, another face looks more like the label's one-face photos than the "
+            "largest does (somebody else in the photo?)"
+        )
+        out(
+            f"    scored on that face instead: pairwise precision {n.precision:.3f}  recall "
+            f"{n.recall:.3f}  F {n.f:.3f}; a clustering right about every face would score F "
+            f"{m.f:.3f} by the largest-face rule"
+        )
 
 
 @app.command("compare")
