@@ -459,9 +459,9 @@ def merge_alike_clusters(
 
     members = {c: member_lists[c] for c in range(len(ids))}
     photos: dict[int, set[int]] = {}
-    if groups is not None:
+    if groups is not None:  # only for clusters that may join
         g = np.asarray(groups)
-        photos = {c: set(g[m].tolist()) for c, m in members.items()}
+        photos = {c: set(g[members[c]].tolist()) for _, a, b in found for c in (a, b)}
     for _share, a, b in sorted(found, reverse=True):
         ra, rb = root(a), root(b)
         if ra == rb or (groups is not None and photos[ra] & photos[rb]):
