@@ -45,7 +45,7 @@ from photocluster.clustering import (
     members_by_label,
 )
 from photocluster.db import Catalog, blobs_to_matrix
-from photocluster.encoder import model_of
+from photocluster.encoder import MODEL_ID, model_of
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.face_index import FaceIndex, knn_graph, sync_index
 from photocluster.models import Face, Meta, Person, Photo, Rejection
@@ -147,14 +147,25 @@ def check_clusterable(session: Session) -> None:
         raise PhotoclusterError(
             "Only one face in the catalog: clustering needs at least two. Scan more photos first."
         )
+    with_faces = Photo.id.in_(select(Face.photo_id).distinct())
     keys = session.execute(
-        select(Photo.encoder).where(Photo.id.in_(select(Face.photo_id).distinct())).distinct()
-    ).scalars()
-    models = sorted({model_of(k) for k in keys})
-    if len(models) > 1:
+        select(Photo.encoder, func.count(), func.min(Photo.path))
+        .where(with_faces)
+        .group_by(Photo.encoder)
+    ).all()
+    per_model: dict[str, tuple[int, str]] = {}
+    for key, count, path in keys:
+        n, example = per_model.get(model_of(key), (0, path))
+        per_model[model_of(key)] = (n + count, min(example, path))
+    if len(per_model) > 1:
+        found = "; ".join(
+            f"{m}: {n} photo{'s' if n != 1 else ''} (e.g. {p})"
+            for m, (n, p) in sorted(per_model.items())
+        )
         raise PhotoclusterError(
-            f"Faces come from different encoder models ({', '.join(models)}); their distances "
-            "cannot be compared. Re-scan every folder with the same settings, then cluster again."
+            f"Faces come from different encoder models, whose distances cannot be compared "
+            f"({found}). Scan the folders of the photos not made with {MODEL_ID} again "
+            "(`photocluster scan DIR`; names and decisions are kept), then cluster again."
         )
 
 

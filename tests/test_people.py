@@ -162,8 +162,13 @@ def test_empty_one_face_and_mixed_encoders_are_clear_errors(
     scan(catalog, fake_options(tmp_path / "p"))
     with catalog.session() as s:
         s.execute(update(Photo).where(Photo.path.contains("bob")).values(encoder="other;hog"))
-    with pytest.raises(PhotoclusterError, match="different encoder models"):
+    with pytest.raises(PhotoclusterError, match="different encoder models") as err:
         cluster_catalog(catalog, OPTS)
+    # which models, how many photos each, and one photo of each: the user knows what to re-scan
+    assert "other: 2 photos (e.g. " in str(err.value) and "fake_v1: 1 photo (e.g. " in str(
+        err.value
+    )
+    assert str(tmp_path / "p") in str(err.value)
 
 
 def test_resolve_person_by_id_and_name(clustered, catalog: Catalog) -> None:
