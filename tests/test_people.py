@@ -290,3 +290,10 @@ def test_incremental_and_full_runs_agree_on_a_fresh_catalog_with_small_people(
         counts.append(sorted(changes.people_created.values()))
         cat.close()
     assert counts[0] == counts[1] == [2, 5]
+
+
+def test_counts_in_messages_agree_with_their_number() -> None:
+    from photocluster.cli.common import count
+
+    assert count(1, "face") == "1 face" and count(0, "face") == "0 faces"
+    assert count(1, "person", "people") == "1 person" and count(3, "person", "people") == "3 people"

@@ -68,6 +68,11 @@ class TqdmProgress:
             self._bar = None
 
 
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """``1 face``, ``2 faces``, ``1 person``, ``3 people``."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def out(text: str = "") -> None:
     """Results go to stdout."""
     typer.echo(text)

@@ -15,6 +15,7 @@ from photocluster.cli.common import (
     JsonOption,
     QuietOption,
     catalog_for,
+    count,
     err,
     make_settings,
     out,
@@ -80,7 +81,7 @@ def find_command(
         doc["seconds"] = round(took, 3)
         out(json.dumps(doc, indent=2))
         return
-    out(f"{result.photo}: {len(result.faces)} face{'s' if len(result.faces) != 1 else ''}")
+    out(f"{result.photo}: {count(len(result.faces), 'face')}")
     for n, face in enumerate(result.faces, 1):
         left, top_, right, bottom = face.box
         where = f"face {n} at ({left},{top_})-({right},{bottom})"

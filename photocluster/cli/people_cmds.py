@@ -16,6 +16,7 @@ from photocluster.cli.common import (
     QuietOption,
     TqdmProgress,
     catalog_for,
+    count,
     err,
     make_settings,
     out,
@@ -299,7 +300,7 @@ def people_command(
     out(f"{'id':>6}  {'name':<30} {'faces':>6} {'photos':>6}  hidden")
     for p in rows:
         out(f"{p.id:>6}  {p.label:<30} {p.faces:>6} {p.photos:>6}  {'yes' if p.hidden else ''}")
-    err(f"{len(rows)} people; {unassigned} faces unassigned.")
+    err(f"{count(len(rows), 'person', 'people')}; {count(unassigned, 'face')} unassigned.")
 
 
 @app.command("show")

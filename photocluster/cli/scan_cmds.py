@@ -16,6 +16,7 @@ from photocluster.cli.common import (
     QuietOption,
     TqdmProgress,
     catalog_for,
+    count,
     err,
     make_settings,
     out,
@@ -213,9 +214,9 @@ def _cluster_after_scan(catalog: Catalog, settings: Settings) -> None:
         err(f"note: not clustered: {exc}")
         return
     err(
-        f"Clustered: {changes.matched_to_existing} new faces joined existing people, "
-        f"{len(changes.people_created)} people created, "
-        f"{changes.unassigned_faces} faces unassigned."
+        f"Clustered: {count(changes.matched_to_existing, 'new face')} joined existing people, "
+        f"{count(len(changes.people_created), 'person', 'people')} created, "
+        f"{count(changes.unassigned_faces, 'face')} unassigned."
     )
 
 
