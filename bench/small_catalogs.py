@@ -47,14 +47,14 @@ def main() -> None:
     settings: dict[str, ClusterParams] = {}
     try:
         off = {args.param: type(getattr(base, args.param))(0)}
-        settings[f"{args.param} off"] = dataclasses.replace(base, **off)  # type: ignore[arg-type]
+        settings[f"{args.param} off"] = dataclasses.replace(base, **off)
     except ValueError:
         pass  # not a step that 0 turns off (e.g. min_samples)
     settings[f"default ({getattr(base, args.param):g})"] = base
     kind = type(getattr(base, args.param))
     for value in args.values:
         step = {args.param: kind(value)}
-        settings[f"{args.param} {value:g}"] = dataclasses.replace(base, **step)  # type: ignore[arg-type]
+        settings[f"{args.param} {value:g}"] = dataclasses.replace(base, **step)
     scores: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     print(f"{len(people)} people with >= {args.min_photos} labelled photos; {args.trials} trials")
     print(f"{'people x photos':<16}" + "".join(f"{name:>26}" for name in settings))
