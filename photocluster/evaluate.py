@@ -433,12 +433,19 @@ def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0
         photos = session.scalar(select(func.count()).select_from(Photo)) or 0
         faces = session.scalar(select(func.count()).select_from(Face)) or 0
         people = len({p for p in owner.values() if p is not None})
-        # every face of the labelled photos, for the label check
-        rows = session.execute(
-            select(Face.id, Face.photo_id, Face.embedding)
-            .where(Face.photo_id.in_(lab.photo_ids))
-            .order_by(Face.id)
-        ).all()
+        # every face of the labelled photos, for the label check (by folder, not by a list of
+        # ids: a large labelled set would pass SQLite's limit on bound parameters)
+        labelled_photos = set(lab.photo_ids)
+        rows = [
+            r
+            for r in session.execute(
+                select(Face.id, Face.photo_id, Face.embedding)
+                .join(Photo, Face.photo_id == Photo.id)
+                .where(Photo.path.startswith(root.rstrip(os.sep) + os.sep, autoescape=True))
+                .order_by(Face.id)
+            )
+            if r.photo_id in labelled_photos
+        ]
     names = sorted(set(lab.labels))
     truth = np.array([names.index(x) for x in lab.labels])
     pred = np.array([owner.get(i) or -1 for i in lab.face_ids])

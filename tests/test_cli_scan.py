@@ -318,3 +318,9 @@ def test_eval_command_on_a_labelled_copy_of_sample_data(tmp_path: Path) -> None:
     # no labelled photo: a clear error, exit 1
     code, _out, err = _run("eval", str(root / "_group"), "-q")
     assert code == 1 and "No labelled photos" in err
+    # filed under Collins, the group photo's largest face is Hopper's: the label check says so
+    shutil.move(root / "_group" / "group_photo.jpg", root / "collins" / "group_photo.jpg")
+    code, out, err = _run("eval", str(root), "-q")
+    assert code == 0, err
+    assert "labels: in 1 of 1 labelled photos with several faces" in out
+    assert "scored on that face instead: pairwise precision 1.000  recall 1.000  F 1.000" in out

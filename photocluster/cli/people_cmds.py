@@ -477,13 +477,13 @@ def eval_command(
         n, m = c.nearest_rule, c.ceiling
         out(
             f"  labels: in {c.largest_unlike_label} of {c.multi_face_photos} labelled photos with "
-            "several faces, another face looks more like the label's one-face photos than the "
-            "largest does (somebody else in the photo?)"
+            "several faces another face looks more like\n"
+            "    the label's one-face photos than the largest (somebody else in the photo?)"
         )
         out(
             f"    scored on that face instead: pairwise precision {n.precision:.3f}  recall "
-            f"{n.recall:.3f}  F {n.f:.3f}; a clustering right about every face would score F "
-            f"{m.f:.3f} by the largest-face rule"
+            f"{n.recall:.3f}  F {n.f:.3f}\n"
+            f"    a clustering right about every face scores F {m.f:.3f} by the largest-face rule"
         )
 
 
