@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections import Counter
 
 import numpy as np
 from sqlalchemy import select
@@ -32,7 +31,7 @@ from tune_cluster import load
 
 from photocluster.clustering import ClusterParams, cluster_embeddings
 from photocluster.db import open_catalog
-from photocluster.evaluate import cluster_quality, nearest_to_label
+from photocluster.evaluate import cluster_quality, label_check, nearest_to_label, pairwise_prf
 from photocluster.models import Face, Photo
 
 
@@ -78,12 +77,11 @@ def main() -> None:
     x, groups, idx, truth = load(args.db, args.root)
     labels = cluster_embeddings(x, ClusterParams(), groups)
     other = nearest_to_label(x, groups, idx, truth)
-    faces_in = Counter(groups.tolist())
-    multi = sum(1 for i in idx.tolist() if faces_in[groups[i]] > 1)
+    check = label_check(x, groups, idx, truth, labels)
     changed = np.flatnonzero(other != idx)
     print(
-        f"{len(idx)} labelled photos with a face; {multi} show several faces; "
-        f"the nearest-to-label rule picks another face in {len(changed)}"
+        f"{len(idx)} labelled photos with a face; {check.multi_face_photos} show several faces; "
+        f"the nearest-to-label rule picks another face in {check.largest_unlike_label}"
     )
     print(f"{'labelled face':<32} {'pP':>6} {'pR':>6} {'pF':>6} {'bF':>6} {'unassigned':>10}")
     for name, rows in (("largest (eval's rule)", idx), ("nearest its label", other)):
@@ -92,23 +90,16 @@ def main() -> None:
             f"{name:<32} {q.pairwise.precision:6.3f} {q.pairwise.recall:6.3f}"
             f" {q.pairwise.f:6.3f} {q.bcubed.f:6.3f} {q.unassigned_share:10.3f}"
         )
-    # The ceiling of eval's rule: a clustering that is right about every face. Where the largest
-    # face is somebody else (the faces the second rule changes), that face is right *not* to be
-    # with its label, and eval counts it as missed: alone (a stranger with one photo) or with
-    # the other such faces of its label (a spouse in several photos: generous).
-    alone = truth.copy()
-    alone[changed] = -1
+    # The ceiling of eval's rule (a clustering right about every face): eval's own figure counts
+    # the largest faces that are somebody else as strangers; grouping them per label (a spouse
+    # in several photos) is the generous bound.
     grouped = truth.copy()
     grouped[changed] = truth[changed] + truth.max() + 1
-    for name, pred in (
-        ("ceiling, those faces alone", alone),
-        ("ceiling, those grouped per label", grouped),
+    for name, prf in (
+        ("ceiling, those faces alone", check.ceiling),
+        ("ceiling, those grouped per label", pairwise_prf(truth, grouped)),
     ):
-        q = cluster_quality(truth, pred)
-        print(
-            f"{name:<32} {q.pairwise.precision:6.3f} {q.pairwise.recall:6.3f}"
-            f" {q.pairwise.f:6.3f} {q.bcubed.f:6.3f} {q.unassigned_share:10.3f}"
-        )
+        print(f"{name:<32} {prf.precision:6.3f} {prf.recall:6.3f} {prf.f:6.3f}")
     if args.sheet and len(changed):
         contact_sheet(args.db, idx[changed], other[changed], truth[changed], args.sheet)
         print(f"wrote {args.sheet}: per photo, its largest face, then the face nearest its label")

@@ -282,20 +282,26 @@ def nearest_to_label(
     """Per labelled face (row ``idx[j]`` of ``x``, label ``truth[j]``): the face of its photo
     (``groups``: each row's photo) nearest the mean of its label's *one-face* photos, which are
     unambiguous; the face itself where the photo has one face or the label no one-face photo."""
-    photo_ids, per_photo = np.unique(groups, return_counts=True)
-    faces_in = dict(zip(photo_ids.tolist(), per_photo.tolist(), strict=True))
-    single = np.array([faces_in[groups[i]] == 1 for i in idx.tolist()], dtype=bool)
+    rows_of = _rows_by_photo(groups)
+    single = np.array([len(rows_of[groups[i]]) == 1 for i in idx.tolist()], dtype=bool)
     out = idx.copy()
     for j, i in enumerate(idx.tolist()):
-        if faces_in[groups[i]] == 1:
+        candidates = rows_of[groups[i]]
+        if len(candidates) == 1:
             continue
         own = (truth == truth[j]) & single
         if not own.any():
             continue
         centre = x[idx[own]].mean(axis=0)
-        candidates = np.flatnonzero(groups == groups[i])
         out[j] = candidates[int(np.argmin(np.linalg.norm(x[candidates] - centre, axis=1)))]
     return out
+
+
+def _rows_by_photo(groups: np.ndarray) -> dict[Any, np.ndarray]:
+    """Each photo's rows, from one sort (not a scan of every face per photo)."""
+    order = np.argsort(groups, kind="stable")
+    photos, starts = np.unique(groups[order], return_index=True)
+    return dict(zip(photos.tolist(), np.split(order, starts[1:]), strict=True))
 
 
 @dataclass(frozen=True)
@@ -319,14 +325,13 @@ def label_check(
 ) -> LabelCheck:
     """``x``/``groups``/``pred``: every face (embedding, photo, cluster or -1); ``idx``: the rows
     of the labelled (largest) faces, ``truth`` their labels."""
-    photo_ids, per_photo = np.unique(groups, return_counts=True)
-    faces_in = dict(zip(photo_ids.tolist(), per_photo.tolist(), strict=True))
+    rows_of = _rows_by_photo(groups)
     nearest = nearest_to_label(x, groups, idx, truth)
     changed = nearest != idx
     alone = np.asarray(truth).copy()
     alone[changed] = -1
     return LabelCheck(
-        multi_face_photos=sum(1 for i in idx.tolist() if faces_in[groups[i]] > 1),
+        multi_face_photos=sum(1 for i in idx.tolist() if len(rows_of[groups[i]]) > 1),
         largest_unlike_label=int(changed.sum()),
         nearest_rule=pairwise_prf(truth, pred[nearest]),
         ceiling=pairwise_prf(truth, alone),
