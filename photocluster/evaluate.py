@@ -11,10 +11,21 @@ Metric functions are pure (arrays in, numbers out). Conventions:
 * Verification: every pair of labelled faces is a genuine (same label) or impostor pair; the ROC
   is over their Euclidean distances.
 
-:func:`evaluate_folder` scans a labelled folder (``<person>/<photos>``, nested sources allowed,
-folders starting with ``_`` are unlabelled extras) into a catalog, clusters it with the same
-defaults as ``cluster``, and measures the result over the labelled face of each photo (its
-largest face).
+:func:`evaluate_catalog` measures a catalog holding a labelled folder (``<person>/<photos>``,
+nested sources allowed, folders starting with ``_`` are unlabelled extras) after clustering it
+with the same defaults as ``cluster``. Each labelled photo with a face contributes one *scored
+face*: the face of that photo nearest the mean of its label's one-face photos
+(:func:`nearest_to_label`; the photo's only face when it has one, its largest face when the
+label has no one-face photo). In web-scraped sets a photo's largest face is often somebody else
+(a spouse, an opponent), so every headline figure (pairwise, BCubed, NMI, unassigned share,
+verification) is over the scored faces; the largest-face rule (the headline before
+``EVAL_SCHEMA_VERSION`` 2) stays as a second pairwise figure and in the label check.
+
+Labels are also split by how many labelled photos (with a face) they have. A label with exactly
+one is a *stranger*; it is *left alone* when its scored face is unassigned or its person holds
+no other scored face, and *absorbed* otherwise. The people-with-several-photos figure is
+pairwise precision/recall/F over the scored faces of labels with at least two photos only; the
+headline pairwise covers every scored face (each stranger a class of its own).
 """
 
 from __future__ import annotations
@@ -265,7 +276,8 @@ def label_of(path: str, root: str) -> str | None:
 
 @dataclass
 class LabelledFaces:
-    """The labelled face (largest) of each labelled photo, in catalog order."""
+    """The largest face of each labelled photo, in catalog order (`eval` scores the face of the
+    photo nearest its label instead: :func:`nearest_to_label`)."""
 
     face_ids: list[int]
     labels: list[str]
@@ -314,19 +326,26 @@ class LabelCheck:
 
     multi_face_photos: int  # labelled photos with several faces
     largest_unlike_label: int  # of those: another face is nearer the label's one-face photos
-    nearest_rule: PRF  # the same clustering, scored on the face nearest its label instead
+    nearest_rule: PRF  # scored on the face nearest its label (eval's headline pairwise)
     # a clustering right about every face, by the largest-face rule: those largest faces are
     # somebody else, so they count as strangers (singletons)
     ceiling: PRF
 
 
 def label_check(
-    x: np.ndarray, groups: np.ndarray, idx: np.ndarray, truth: np.ndarray, pred: np.ndarray
+    x: np.ndarray,
+    groups: np.ndarray,
+    idx: np.ndarray,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    nearest: np.ndarray | None = None,
 ) -> LabelCheck:
     """``x``/``groups``/``pred``: every face (embedding, photo, cluster or -1); ``idx``: the rows
-    of the labelled (largest) faces, ``truth`` their labels."""
+    of the labelled (largest) faces, ``truth`` their labels; ``nearest``: the rows
+    :func:`nearest_to_label` gives, when the caller has them already."""
     rows_of = _rows_by_photo(groups)
-    nearest = nearest_to_label(x, groups, idx, truth)
+    if nearest is None:
+        nearest = nearest_to_label(x, groups, idx, truth)
     changed = nearest != idx
     alone = np.asarray(truth).copy()
     alone[changed] = -1
@@ -338,8 +357,70 @@ def label_check(
     )
 
 
+@dataclass(frozen=True)
+class MultiPhotoPeople:
+    """The labels with at least two labelled photos (with a face), scored among themselves."""
+
+    people: int
+    faces: int
+    pairwise: PRF  # over the scored faces of these labels only (strangers left out)
+
+
+@dataclass(frozen=True)
+class Strangers:
+    """The labels with exactly one labelled photo (with a face): does clustering leave them be?
+
+    A stranger is *left alone* when its scored face is unassigned or its person holds no other
+    scored face; *absorbed* when its person holds at least one other scored face.
+    """
+
+    count: int
+    absorbed: int
+    left_alone: int
+    left_alone_share: float | None  # left_alone / count; None when there is no stranger
+
+
+def people_and_strangers(truth: np.ndarray, pred: np.ndarray) -> tuple[MultiPhotoPeople, Strangers]:
+    """Split the scored faces (``truth`` labels, ``pred`` clusters or -1) by photos per label:
+    pairwise P/R/F over the labels with >= 2 faces, and how many one-face labels stay alone."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    _, t, per_label = np.unique(truth, return_inverse=True, return_counts=True)
+    t = t.reshape(-1)
+    several = per_label[t] >= 2
+    stranger = ~several
+    # scored faces per person (unassigned faces belong to nobody)
+    assigned = pred >= 0
+    owners, per_person = np.unique(pred[assigned], return_counts=True)
+    company = np.zeros(pred.shape, dtype=np.int64)
+    company[assigned] = per_person[np.searchsorted(owners, pred[assigned])]
+    absorbed = int((stranger & assigned & (company >= 2)).sum())
+    count = int(stranger.sum())
+    return (
+        MultiPhotoPeople(
+            people=int((per_label >= 2).sum()),
+            faces=int(several.sum()),
+            pairwise=pairwise_prf(truth[several], pred[several]),
+        ),
+        Strangers(
+            count=count,
+            absorbed=absorbed,
+            left_alone=count - absorbed,
+            left_alone_share=(count - absorbed) / count if count else None,
+        ),
+    )
+
+
+# Bumped when a field of eval's JSON changes meaning or disappears (new fields keep it).
+# 1 (no "version" field): scored the largest face of each labelled photo. 2: scores the face
+# nearest its label's one-face photos; adds pairwise_largest_face, multi_photo_people, strangers.
+EVAL_SCHEMA_VERSION = 2
+
+
 @dataclass
 class EvalResult:
+    """What `eval` measured. Every figure but ``pairwise_largest_face`` and ``labels`` is over
+    the scored faces (one per labelled photo with a face: the face nearest its label)."""
+
     root: str
     catalog: str
     photos: int
@@ -350,16 +431,19 @@ class EvalResult:
     labelled_faces: int
     identities: int
     people: int
-    unassigned_share: float  # over labelled faces
+    unassigned_share: float  # over scored faces
     pairwise: PRF
     bcubed: PRF
     nmi: float
     verification: Verification
     params: dict[str, Any]
     labels: LabelCheck
+    pairwise_largest_face: PRF  # the same clustering scored on each photo's largest face
+    multi_photo_people: MultiPhotoPeople
+    strangers: Strangers
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"version": EVAL_SCHEMA_VERSION, **asdict(self)}
 
 
 ScanRunner = Callable[[str], None]
@@ -415,7 +499,8 @@ def labelled_faces(session: Any, root: str) -> LabelledFaces:
 
 
 def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0.001) -> EvalResult:
-    """Cluster a catalog holding a labelled folder (``--full``) and measure it."""
+    """Cluster a catalog holding a labelled folder (``--full``) and measure it on the scored
+    faces (each labelled photo's face nearest its label; see the module docstring)."""
     from sqlalchemy import func, select
 
     from photocluster.db import blobs_to_matrix
@@ -452,18 +537,19 @@ def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0
             if r.photo_id in labelled_photos
         ]
     names = sorted(set(lab.labels))
-    truth = np.array([names.index(x) for x in lab.labels])
-    pred = np.array([owner.get(i) or -1 for i in lab.face_ids])
-    quality = cluster_quality(truth, pred)
+    index_of = {name: k for k, name in enumerate(names)}
+    truth = np.array([index_of[x] for x in lab.labels])
     row_of = {r.id: k for k, r in enumerate(rows)}
-    check = label_check(
-        blobs_to_matrix([r.embedding for r in rows]),
-        np.array([r.photo_id for r in rows]),
-        np.array([row_of[i] for i in lab.face_ids]),
-        truth,
-        np.array([owner.get(r.id) or -1 for r in rows]),
-    )
-    d, g = pair_distances(lab.embeddings, truth)
+    x = blobs_to_matrix([r.embedding for r in rows])
+    groups = np.array([r.photo_id for r in rows])
+    largest = np.array([row_of[i] for i in lab.face_ids])
+    pred_all = np.array([owner.get(r.id) or -1 for r in rows])
+    scored = nearest_to_label(x, groups, largest, truth)
+    pred = pred_all[scored]
+    quality = cluster_quality(truth, pred)
+    check = label_check(x, groups, largest, truth, pred_all, nearest=scored)
+    several, strangers = people_and_strangers(truth, pred)
+    d, g = pair_distances(x[scored], truth)
     ver = verification(d, g, target_fmr=target_fmr, same_person=SAME_PERSON)
     return EvalResult(
         root=root,
@@ -483,6 +569,9 @@ def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0
         verification=ver,
         params=asdict(params),
         labels=check,
+        pairwise_largest_face=pairwise_prf(truth, pred_all[largest]),
+        multi_photo_people=several,
+        strangers=strangers,
     )
 
 
