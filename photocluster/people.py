@@ -10,15 +10,23 @@
   leftovers becomes a new person. (All faces are clustered, as context: HDBSCAN's density is
   relative, and leftovers clustered alone would turn sparse noise into people.) With no new
   faces, an incremental run changes nothing.
-* Full (``full=True``): every face is re-clustered. Clusters are matched to existing people by
-  their members (largest overlap first, one to one; a cluster whose majority already belongs to
-  a matched person joins it too), so ids, names and hidden flags stay. Confirmed faces never
-  move (and count as members of their person when matching); a cluster holding confirmed faces
-  of several people is split between them by the nearest confirmed centroid. A face is never
-  given to a person it was rejected from.
+* Full (``full=True``): every face is re-clustered, and unnamed faces are grouped as a fresh
+  catalog would group them (but for the confirmed faces, rejections and one-face-per-photo rule
+  below). Clusters and existing people are matched one to one by their members (largest
+  overlap first, then Jaccard), so the matched person keeps its id; every other cluster, a
+  further piece of a matched person included, becomes a new person. Noise faces end up
+  unassigned. A hidden person stays hidden on its matched id; its other pieces become new,
+  visible people (a wrong merge hidden as a stranger gives back whoever was mixed in). Named
+  people keep their unconfirmed faces (the user named them) and may gain faces through
+  matching; ``reassign_named=True`` lets the new clustering move their unconfirmed faces too
+  (the name stays on the matched id). Confirmed faces never move (and count as members of their
+  person when matching); a cluster holding confirmed faces of several people is split between
+  them by the nearest confirmed centroid. A face is never given to a person it was rejected
+  from. :attr:`ClusterChanges.named_leaving` lists, per named person, the faces that leave it.
 
-Both modes finish with the cannot-link rule per person (one face per photo; confirmed faces win)
-and report a :class:`ClusterChanges`. ``dry_run`` computes the same changes and writes nothing.
+Both modes finish with the cannot-link rule per person (one face per photo; confirmed faces win,
+then faces a named person kept) and report a :class:`ClusterChanges`. ``dry_run`` computes the
+same changes and writes nothing.
 """
 
 from __future__ import annotations
@@ -76,12 +84,22 @@ class FaceMove:
     to_person: int | None  # negative = a person this run creates (id known after writing)
 
 
+@dataclass(frozen=True)
+class NamedLeaving:
+    """A named person's faces that leave it (or would, with ``dry_run``)."""
+
+    person_id: int
+    name: str
+    moves: list[FaceMove]  # from_person is person_id
+
+
 @dataclass
 class ClusterChanges:
     """What a clustering run changed (or would change, with ``dry_run``)."""
 
     mode: str  # "incremental" | "full"
     dry_run: bool
+    reassign_named: bool = False  # full: named people's unconfirmed faces followed the clustering
     faces: int = 0  # faces in the catalog
     faces_considered: int = 0  # faces this run could move
     matched_to_existing: int = 0  # incremental: new faces that joined existing people
@@ -93,10 +111,17 @@ class ClusterChanges:
     unassigned_faces: int = 0  # after the run
     detached_same_photo: int = 0  # faces unassigned by the one-face-per-photo rule
     params: dict[str, Any] = field(default_factory=dict)
+    named_leaving: list[NamedLeaving] = field(default_factory=list)  # by person id
 
     @property
     def faces_moved(self) -> int:
         return len(self.moves)
+
+    def destination(self, move: FaceMove) -> str:
+        """Where a moved face goes: "person" (existing), "new_person" or "unassigned"."""
+        if move.to_person is None:
+            return "unassigned"
+        return "new_person" if move.to_person in self.people_created else "person"
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -105,6 +130,19 @@ class ClusterChanges:
             {"id": k if k > 0 else None, "faces": v} for k, v in self.people_created.items()
         ]
         data["people_merged"] = [{"absorbed": a, "into": b} for a, b in self.people_merged]
+        # to_person: the person's id; for a new person in a dry run, a negative placeholder
+        # shared by the faces that would form it (as in "moves").
+        data["named_leaving"] = [
+            {
+                "person_id": n.person_id,
+                "name": n.name,
+                "faces": [
+                    {"face_id": m.face_id, "to": self.destination(m), "to_person": m.to_person}
+                    for m in n.moves
+                ],
+            }
+            for n in self.named_leaving
+        ]
         return data
 
 
@@ -269,27 +307,34 @@ def _plan_incremental(
 
 
 def _plan_full(
-    f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, existing: set[int]
-) -> np.ndarray:
+    f: _Faces,
+    rejected: dict[int, set[int]],
+    params: ClusterParams,
+    existing: set[int],
+    keeps_faces: set[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """New owner per face (existing ids, negative placeholders for new people, -1 for none),
+    and the faces that stayed because their person keeps its faces (``keeps_faces``: the named
+    people, unless their faces are reassigned too)."""
     labels = cluster_embeddings(f.x, params, f.photo, f.neighbours)
+    keepers = np.fromiter(keeps_faces, dtype=np.int64, count=len(keeps_faces))
+    kept = ~f.confirmed & np.isin(f.person, keepers)
+    # Confirmed faces never move; nor do the unconfirmed faces of a person who keeps them.
+    fixed = f.confirmed | kept
     owner = np.full(len(f.ids), -1, dtype=np.int64)
-    # Confirmed faces never move.
-    owner[f.confirmed] = f.person[f.confirmed]
+    owner[fixed] = f.person[fixed]
 
     # Split clusters holding confirmed faces of several people; tie others to their people.
     groups: list[tuple[np.ndarray, int | None]] = []  # member indices, forced person
     for members in members_by_label(labels)[1]:
         conf = members[f.confirmed[members] & (f.person[members] != -1)]
         persons = sorted(set(f.person[conf].tolist()))
-        if not persons:
-            groups.append((members, None))
-            continue
-        if len(persons) == 1:
+        if len(persons) < 2:
             # Matched by overlap like any cluster (a confirmed stray must not drag the others).
             groups.append((members, None))
             continue
         cents = np.stack([f.x[conf[f.person[conf] == p]].mean(axis=0) for p in persons])
-        free = members[~f.confirmed[members]]
+        free = members[~fixed[members]]
         d = np.linalg.norm(f.x[free][:, None, :] - cents[None, :, :], axis=2)
         nearest = np.argmin(d, axis=1) if len(free) else np.zeros(0, dtype=np.int64)
         for k, p in enumerate(persons):
@@ -312,33 +357,26 @@ def _plan_full(
         if cluster_person[g] is None and p not in taken and p in existing:
             cluster_person[g] = p
             taken.add(p)
-    # A cluster that is mostly one matched person's faces is a piece of that person.
+    # Every other cluster is a new person, even one made mostly of a matched person's faces:
+    # rejoining such a piece to its old id would bring back the merge the new clustering undid.
     new_key = -1  # placeholders -2, -3, ... (-1 means unassigned)
     for g, (members, _forced) in enumerate(groups):
-        if cluster_person[g] is not None:
-            continue
-        overlap = Counter(p for p in f.person[members].tolist() if p != -1)
-        if overlap:
-            p, n = overlap.most_common(1)[0]
-            if n * 2 > len(members) and p in existing:
-                cluster_person[g] = p
-                continue
-        new_key -= 1
-        cluster_person[g] = new_key
-    for g, (members, _forced) in enumerate(groups):
         person = cluster_person[g]
-        assert person is not None
-        free = members[~f.confirmed[members]]
-        owner[free] = person
+        if person is None:
+            new_key -= 1
+            person = new_key
+        owner[members[~fixed[members]]] = person
     # Never give a face to a person it was rejected from.
     for i in np.nonzero(~f.confirmed & (owner > 0))[0].tolist():
         if int(owner[i]) in rejected.get(int(f.ids[i]), set()):
             owner[i] = -1
-    return owner
+    return owner, kept
 
 
-def _one_face_per_photo(f: _Faces, owner: np.ndarray) -> int:
-    """Per person, keep one face per photo: a confirmed one, else the nearest to the centroid."""
+def _one_face_per_photo(f: _Faces, owner: np.ndarray, kept: np.ndarray | None = None) -> int:
+    """Per person, keep one face per photo: a confirmed one, else the nearest to the centroid
+    among the faces the person kept (``kept``: a named person's own faces in a full run), if
+    any, else among all."""
     by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i in np.nonzero(owner != -1)[0].tolist():
         by_key[(int(owner[i]), int(f.photo[i]))].append(i)
@@ -353,8 +391,9 @@ def _one_face_per_photo(f: _Faces, owner: np.ndarray) -> int:
         if confirmed:
             keep = set(confirmed)
         else:
-            d = np.linalg.norm(f.x[members] - cents[where[person]], axis=1)
-            keep = {members[int(np.argmin(d))]}
+            pool = [i for i in members if kept is not None and kept[i]] or members
+            d = np.linalg.norm(f.x[pool] - cents[where[person]], axis=1)
+            keep = {pool[int(np.argmin(d))]}
         for i in members:
             if i not in keep and not f.confirmed[i]:
                 owner[i] = -1
@@ -367,15 +406,20 @@ def cluster_catalog(
     options: ClusterOptions,
     *,
     full: bool = False,
+    reassign_named: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
     index_dir: Path | None = None,
 ) -> ClusterChanges:
     """Cluster the catalog's faces into people (see the module docstring).
 
+    ``reassign_named`` (full runs only): named people's unconfirmed faces follow the new
+    clustering too, instead of staying with their person.
     ``index_dir`` (``Settings.cache_dir``): where `find`'s face index lives. Brought up to date
     first; when it is an HNSW graph, HDBSCAN's k-NN graph comes from it instead of being built.
     """
+    if reassign_named and not full:
+        raise ValueError("reassign_named applies to full runs only")
     progress = progress or NoProgress()
     with catalog.session() as session:
         check_clusterable(session)  # before any work
@@ -385,7 +429,9 @@ def cluster_catalog(
     index = _face_index(catalog, index_dir)
     progress.advance()
     params = options.params
-    changes = ClusterChanges(mode="full" if full else "incremental", dry_run=dry_run)
+    changes = ClusterChanges(
+        mode="full" if full else "incremental", dry_run=dry_run, reassign_named=reassign_named
+    )
     changes.params = asdict(params)
     with catalog.session() as session:
         f = _load_faces(session)
@@ -398,22 +444,26 @@ def cluster_catalog(
         last_face = int(_get_meta(session, META_LAST_FACE) or 0)
         progress.advance()
         changes.faces = len(f.ids)
+        named = {pid: p.name for pid, p in people.items() if p.name is not None}
+        kept: np.ndarray | None = None
         if full:
-            owner = _plan_full(f, rejected, params, set(people))
-            changes.faces_considered = int((~f.confirmed).sum())
+            keeps_faces = set() if reassign_named else set(named)
+            owner, kept = _plan_full(f, rejected, params, set(people), keeps_faces)
+            changes.faces_considered = int((~f.confirmed & ~kept).sum())
         else:
             owner, changes.matched_to_existing, rest = _plan_incremental(
                 f, rejected, params, last_face
             )
             changes.faces_considered = changes.matched_to_existing + len(rest)
         progress.advance()
-        changes.detached_same_photo = _one_face_per_photo(f, owner)
+        changes.detached_same_photo = _one_face_per_photo(f, owner, kept)
         changes.unassigned_faces = int((owner == -1).sum())
         _describe(changes, f, owner, people)
         if not dry_run:
             _apply(session, changes, f, owner, people)
             _set_meta(session, META_LAST_FACE, str(int(f.ids.max())))
             _set_meta(session, META_PARAMS, json.dumps(asdict(params), sort_keys=True))
+        changes.named_leaving = _named_leaving(changes.moves, named)
         progress.advance()
         progress.finish()
     return changes
@@ -446,6 +496,15 @@ def _describe(
         person = people[pid]
         if person.name is None and not person.hidden:
             changes.people_deleted.append(pid)
+
+
+def _named_leaving(moves: list[FaceMove], named: dict[int, str]) -> list[NamedLeaving]:
+    """The moves out of each named person, by person id (``moves`` as finally reported)."""
+    leaving: dict[int, list[FaceMove]] = defaultdict(list)
+    for m in moves:
+        if m.from_person in named:
+            leaving[m.from_person].append(m)
+    return [NamedLeaving(pid, named[pid], leaving[pid]) for pid in sorted(leaving)]
 
 
 def _apply(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -297,3 +298,197 @@ def test_counts_in_messages_agree_with_their_number() -> None:
 
     assert count(1, "face") == "1 face" and count(0, "face") == "0 faces"
     assert count(1, "person", "people") == "1 person" and count(3, "person", "people") == "3 people"
+
+
+# --- `cluster --full` follows the new clustering -------------------------------------------------
+
+
+def faces_by_key(catalog: Catalog) -> dict[str, tuple[int, int | None, bool]]:
+    """'folder/file' -> (face id, person id, confirmed), for single-face photos."""
+    with catalog.session() as s:
+        rows = s.execute(select(Photo.path, Face.id, Face.person_id, Face.confirmed).join(Photo))
+        return {
+            f"{Path(p).parent.name}/{Path(p).name}": (fid, pid, bool(c)) for p, fid, pid, c in rows
+        }
+
+
+def grouping(catalog: Catalog, among: set[str]) -> tuple[set[frozenset[str]], set[str]]:
+    """The faces ``among`` grouped by person (ids dropped), and those unassigned."""
+    groups: dict[int, set[str]] = {}
+    unassigned = set()
+    for key, (_fid, pid, _c) in faces_by_key(catalog).items():
+        if key not in among:
+            continue
+        if pid is None:
+            unassigned.add(key)
+        else:
+            groups.setdefault(pid, set()).add(key)
+    return {frozenset(g) for g in groups.values()}, unassigned
+
+
+def keys(name: str, n: int) -> set[str]:
+    return {f"{name}/{k}.png" for k in range(n)}
+
+
+def test_full_splits_a_wrongly_merged_unnamed_person_as_a_fresh_catalog_would(
+    tmp_path: Path, catalog: Catalog, fake_options
+) -> None:
+    root = tmp_path / "photos"
+    library(root, {"ada": 5, "bob": 5, "cyd": 4, "dee": 4, "eve": 1})
+    scan(catalog, fake_options(root))
+    cluster_catalog(catalog, OPTS)
+    face = faces_by_key(catalog)
+    ada, x, cyd, dee = (face[f"{n}/0.png"][1] for n in ("ada", "bob", "cyd", "dee"))
+    with catalog.session() as s:
+        s.get(Person, ada).name = "Ada"  # type: ignore[union-attr]
+        # Earlier parameters merged bob, cyd and the lone eve into one person, hidden by the user.
+        s.execute(
+            update(Face)
+            .where(Face.id.in_([face[k][0] for k in keys("cyd", 4) | {"eve/0.png"}]))
+            .values(person_id=x)
+        )
+        s.delete(s.get(Person, cyd))
+        s.get(Person, x).hidden = True  # type: ignore[union-attr]
+        s.execute(update(Face).where(Face.id == face["bob/0.png"][0]).values(confirmed=True))
+
+    changes = cluster_catalog(catalog, OPTS, full=True)
+
+    fresh = open_catalog(str(tmp_path / "fresh.sqlite3"))
+    try:
+        scan(fresh, fake_options(root))
+        cluster_catalog(fresh, OPTS, full=True)
+        unnamed = set(face) - keys("ada", 5)
+        assert grouping(catalog, unnamed) == grouping(fresh, unnamed)
+    finally:
+        fresh.close()
+    # The exact partition, not only the same as fresh: bob and cyd apart, eve unassigned.
+    assert grouping(catalog, unnamed) == (
+        {frozenset(keys("bob", 5)), frozenset(keys("cyd", 4)), frozenset(keys("dee", 4))},
+        {"eve/0.png"},
+    )
+    after = faces_by_key(catalog)
+    assert {after[k][1] for k in keys("ada", 5)} == {ada}
+    assert {after[k][1] for k in keys("bob", 5)} == {x}  # the largest overlap keeps the id
+    assert after["bob/0.png"][2]  # still confirmed
+    assert {after[k][1] for k in keys("dee", 4)} == {dee}
+    new_cyd = after["cyd/0.png"][1]
+    assert new_cyd not in (None, x, ada, dee) and new_cyd in changes.people_created
+    with catalog.session() as s:
+        assert s.get(Person, ada).name == "Ada"  # type: ignore[union-attr]
+        assert s.get(Person, x).hidden  # type: ignore[union-attr]
+        assert not s.get(Person, new_cyd).hidden  # type: ignore[union-attr]
+    assert changes.named_leaving == []
+    # A second run changes nothing.
+    assert cluster_catalog(catalog, OPTS, full=True).faces_moved == 0
+
+
+@pytest.fixture
+def named_mixup(tmp_path: Path, catalog: Catalog, fake_options):  # type: ignore[no-untyped-def]
+    """Ada (named) holds ada/0-4, bob/0, bob/1 (confirmed), all of cyd and the lone eve; an
+    unnamed person holds bob/2-4; ada/5 is unassigned. Returns (root, ids of Ada and bob's)."""
+    root = tmp_path / "photos"
+    library(root, {"ada": 6, "bob": 5, "cyd": 4, "eve": 1})
+    scan(catalog, fake_options(root))
+    cluster_catalog(catalog, OPTS)
+    face = faces_by_key(catalog)
+    ada, bob, cyd = (face[f"{n}/0.png"][1] for n in ("ada", "bob", "cyd"))
+    to_ada = {"bob/0.png", "bob/1.png", "eve/0.png"} | keys("cyd", 4)
+    with catalog.session() as s:
+        s.get(Person, ada).name = "Ada"  # type: ignore[union-attr]
+        s.execute(
+            update(Face).where(Face.id.in_([face[k][0] for k in to_ada])).values(person_id=ada)
+        )
+        s.execute(update(Face).where(Face.id == face["bob/1.png"][0]).values(confirmed=True))
+        s.execute(update(Face).where(Face.id == face["ada/5.png"][0]).values(person_id=None))
+        s.delete(s.get(Person, cyd))
+    return root, ada, bob
+
+
+def test_named_people_keep_their_faces_unless_reassigned(named_mixup, catalog: Catalog) -> None:
+    _root, ada, bob = named_mixup
+    before = faces_by_key(catalog)
+    kept = {k for k, (_f, pid, _c) in before.items() if pid == ada}
+    changes = cluster_catalog(catalog, OPTS, full=True)
+    after = faces_by_key(catalog)
+    # Ada keeps every face and gains ada/5 through matching; bob's person is untouched.
+    assert {k for k, (_f, pid, _c) in after.items() if pid == ada} == kept | {"ada/5.png"}
+    assert {k for k, (_f, pid, _c) in after.items() if pid == bob} == keys("bob", 5) - {
+        "bob/0.png",
+        "bob/1.png",
+    }
+    assert changes.named_leaving == [] and not changes.people_created
+
+    changes = cluster_catalog(catalog, OPTS, full=True, reassign_named=True)
+    after = faces_by_key(catalog)
+    assert {k for k, (_f, pid, _c) in after.items() if pid == ada} == keys("ada", 6) | {
+        "bob/1.png"  # confirmed: never moves
+    }
+    assert {k for k, (_f, pid, _c) in after.items() if pid == bob} == keys("bob", 5) - {"bob/1.png"}
+    (new,) = changes.people_created
+    assert {k for k, (_f, pid, _c) in after.items() if pid == new} == keys("cyd", 4)
+    assert after["eve/0.png"][1] is None
+    with catalog.session() as s:
+        assert s.get(Person, ada).name == "Ada"  # type: ignore[union-attr]
+        assert s.get(Person, new).name is None  # type: ignore[union-attr]
+    (leaving,) = changes.named_leaving
+    assert (leaving.person_id, leaving.name) == (ada, "Ada")
+    assert {m.to_person for m in leaving.moves} == {bob, new, None}
+
+
+def test_dry_run_lists_the_faces_leaving_each_named_person_and_writes_nothing(
+    named_mixup, catalog: Catalog
+) -> None:
+    _root, ada, bob = named_mixup
+    before = faces_by_key(catalog)
+    with catalog.session() as s:
+        people_before = s.execute(select(Person.id, Person.name, Person.hidden)).all()
+    changes = cluster_catalog(catalog, OPTS, full=True, reassign_named=True, dry_run=True)
+    assert faces_by_key(catalog) == before
+    with catalog.session() as s:
+        assert s.execute(select(Person.id, Person.name, Person.hidden)).all() == people_before
+    (leaving,) = changes.named_leaving
+    assert (leaving.person_id, leaving.name) == (ada, "Ada")
+    (placeholder,) = changes.people_created
+    where = {m.face_id: (m.from_person, m.to_person) for m in leaving.moves}
+    expected = {before["bob/0.png"][0]: (ada, bob), before["eve/0.png"][0]: (ada, None)}
+    expected |= {before[k][0]: (ada, placeholder) for k in keys("cyd", 4)}
+    assert where == expected
+    data = changes.as_dict()
+    (entry,) = data["named_leaving"]
+    assert (entry["person_id"], entry["name"]) == (ada, "Ada")
+    assert sorted(f["to"] for f in entry["faces"]) == ["new_person"] * 4 + ["person", "unassigned"]
+    assert {"moves", "people_created", "faces_moved"} <= set(data)  # the old fields stay
+
+
+def test_cli_full_reassign_named_and_its_dry_run(named_mixup, catalog: Catalog, db_path) -> None:
+    _root, ada, bob = named_mixup
+    face = faces_by_key(catalog)
+    runner = CliRunner()
+    r = runner.invoke(app, ["cluster", "--db", db_path, "--reassign-named", "-q"])
+    assert r.exit_code == 1 and "--full" in r.stderr and "Traceback" not in r.stderr
+    r = runner.invoke(app, ["cluster", "--db", db_path, "--full", "--dry-run", "-q"])
+    assert r.exit_code == 0, r.stderr
+    assert "faces that would leave named people: 0 (named people keep" in r.stdout
+    r = runner.invoke(
+        app, ["cluster", "--db", db_path, "--full", "--reassign-named", "--dry-run", "-q"]
+    )
+    assert r.exit_code == 0, r.stderr
+    cyd = ", ".join(str(face[k][0]) for k in sorted(keys("cyd", 4)))
+    assert "faces that would leave named people: 6\n" in r.stdout
+    assert f"    Ada (person {ada}): 6 faces\n" in r.stdout
+    assert f"      -> person {bob}: face {face['bob/0.png'][0]}\n" in r.stdout
+    assert f"      -> new person 1: faces {cyd}\n" in r.stdout
+    assert f"      -> unassigned: face {face['eve/0.png'][0]}\n" in r.stdout
+    assert faces_by_key(catalog) == face
+    r = runner.invoke(app, ["cluster", "--db", db_path, "--full", "--reassign-named", "--json"])
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["reassign_named"] is True
+    (new,) = (p["id"] for p in data["people_created"])
+    (entry,) = data["named_leaving"]
+    got = {(f["face_id"], f["to"], f["to_person"]) for f in entry["faces"]}
+    assert got == {
+        (face["bob/0.png"][0], "person", bob),
+        (face["eve/0.png"][0], "unassigned", None),
+    } | {(face[k][0], "new_person", new) for k in keys("cyd", 4)}
+    assert faces_by_key(catalog)["cyd/0.png"][1] == new

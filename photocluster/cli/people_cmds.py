@@ -138,8 +138,38 @@ def print_changes(c: ClusterChanges) -> None:
     if c.detached_same_photo:
         out(f"  faces kept apart from a same-photo face: {c.detached_same_photo}")
     out(f"  unassigned faces (noise): {c.unassigned_faces}")
+    if c.mode == "full" or c.named_leaving:
+        _print_named_leaving(c)
     if c.dry_run:
         out("Nothing was written (dry run).")
+
+
+def _print_named_leaving(c: ClusterChanges) -> None:
+    """Per named person, the faces that leave it, grouped by where they go."""
+    leave = "would leave" if c.dry_run else "left"
+    total = sum(len(n.moves) for n in c.named_leaving)
+    note = (
+        ""
+        if c.reassign_named or c.mode != "full"
+        else " (named people keep their unconfirmed faces unless --reassign-named)"
+    )
+    out(f"  faces that {leave} named people: {total}{note}")
+    # New people have no id in a dry run: number them in the order of their placeholders.
+    new_number = {k: i for i, k in enumerate(sorted(c.people_created, reverse=True), 1)}
+    for n in c.named_leaving:
+        out(f"    {n.name} (person {n.person_id}): {count(len(n.moves), 'face')}")
+        by_dest: dict[str, list[int]] = {}
+        for m in n.moves:
+            to = m.to_person
+            if to is None:
+                dest = "unassigned"
+            elif to in c.people_created:
+                dest = f"new person {new_number[to] if c.dry_run else to}"
+            else:
+                dest = f"person {to}"
+            by_dest.setdefault(dest, []).append(m.face_id)
+        for dest, ids in by_dest.items():
+            out(f"      -> {dest}: face{'s' if len(ids) != 1 else ''} {', '.join(map(str, ids))}")
 
 
 @app.command("cluster")
@@ -149,8 +179,19 @@ def cluster_command(
         bool,
         typer.Option(
             "--full",
-            help="Re-cluster every face, not only new ones. Ids and names stay (clusters are "
-            "matched to people by their members); confirmed faces and rejections are kept.",
+            help="Re-cluster every face, not only new ones: unnamed people follow the new "
+            "clustering as a fresh catalog would (clusters and people are matched one to one "
+            "by their members, so ids and hidden flags stay; other pieces become new people). "
+            "Named people keep their faces; confirmed faces and rejections are kept.",
+        ),
+    ] = False,
+    reassign_named: Annotated[
+        bool,
+        typer.Option(
+            "--reassign-named",
+            help="With --full: named people's unconfirmed faces follow the new clustering too "
+            "(the name stays on the best-matching cluster). Try it with --dry-run first: it "
+            "lists the faces that would leave each named person.",
         ),
     ] = False,
     dry_run: Annotated[
@@ -222,8 +263,18 @@ def cluster_command(
     0.43, split share 0.2, merge share 0.5, merge distance off. Parameters you give are
     remembered; --defaults forgets them.
 
-    Example: photocluster cluster --dry-run
+    --full re-clusters every face. Unnamed faces then group as in a fresh catalog (confirmed
+    faces and rejections aside), so a wrong merge made with other parameters is undone; named
+    people keep their unconfirmed faces unless --reassign-named. The output lists, per named
+    person, the faces that leave it.
+
+    Example: photocluster cluster --full --reassign-named --dry-run
     """
+    if reassign_named and not full:
+        raise PhotoclusterError(
+            "--reassign-named only applies to a full re-cluster: add --full "
+            "(see first with `photocluster cluster --full --reassign-named --dry-run`)."
+        )
     settings = make_settings(db, quiet)
     given = {
         "min_cluster_size": min_cluster_size,
@@ -249,6 +300,7 @@ def cluster_command(
             catalog,
             ClusterOptions(params=params),
             full=full,
+            reassign_named=reassign_named,
             dry_run=dry_run,
             progress=TqdmProgress(settings.quiet, unit="step"),
             index_dir=settings.cache_dir,
