@@ -36,19 +36,23 @@ import dataclasses
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from photocluster.thresholds import (
     ATTACH_DISTANCE,
     ATTACH_MARGIN,
+    ATTACH_NEIGHBOURS,
+    ATTACH_SHARE,
     EJECT_DISTANCE,
     MERGE_DISTANCE,
     MERGE_SHARE,
+    OWN_PAIRS_PERCENTILE,
     PAIR_DISTANCE,
     SAME_PERSON,
     SPLIT_SHARE,
+    SPREAD_RATIO,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +86,11 @@ class ClusterParams:
     pair_distance: float = PAIR_DISTANCE  # leftover faces this close form a small person (0 = off)
     split_share: float = SPLIT_SHARE  # cut a cluster whose halves rarely look alike (0 = off)
     merge_share: float = MERGE_SHARE  # join clusters that look alike as one person's (0 = off)
+    # a member further from its centroid than this many times the cluster's median: noise, and
+    # a leftover face joins a cluster only within it (0 = off)
+    spread_ratio: float = SPREAD_RATIO
+    # a leftover face joins a cluster only when this share of its nearest faces are in it
+    attach_share: float = ATTACH_SHARE
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -99,6 +108,8 @@ class ClusterParams:
             "pair_distance",
             "split_share",
             "merge_share",
+            "spread_ratio",
+            "attach_share",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
@@ -106,6 +117,8 @@ class ClusterParams:
             raise ValueError("split share must be between 0 and 1")
         if self.merge_share > 1:
             raise ValueError("merge share must be between 0 and 1")
+        if self.attach_share > 1:
+            raise ValueError("attach share must be between 0 and 1")
 
 
 def as_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -390,6 +403,74 @@ def eject_outliers(x: np.ndarray, labels: np.ndarray, distance: float) -> np.nda
     return labels
 
 
+# Rounds of ejection: each ejects the worst member of every cluster that has one too far.
+_EJECT_ROUNDS = 20
+
+
+def _to_centroid(x: np.ndarray, member: np.ndarray, cents: np.ndarray) -> np.ndarray:
+    """Distance of each face ``member[i]`` to the centroid ``cents[i]`` (bounded temporaries)."""
+    d = np.empty(len(member))
+    for start in range(0, len(member), 65_536):
+        part = slice(start, start + 65_536)
+        d[part] = np.linalg.norm(x[member[part]] - cents[part], axis=1)
+    return d
+
+
+def spreads(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cluster ids (sorted), their centroids and each one's spread: the median distance of
+    its members to its centroid (one sort for all clusters)."""
+    ids, cents = centroids(x, labels)
+    member = np.flatnonzero(labels >= 0)
+    if len(ids) == 0:
+        return ids, cents, np.zeros(0)
+    where = np.searchsorted(ids, labels[member])
+    d = _to_centroid(x, member, cents[where])
+    order = np.lexsort((d, where))
+    ds = d[order]
+    _, start, counts = np.unique(where[order], return_index=True, return_counts=True)
+    median = (ds[start + (counts - 1) // 2] + ds[start + counts // 2]) / 2
+    return ids, cents, median
+
+
+def eject_beyond_spread(
+    x: np.ndarray, labels: np.ndarray, ratio: float, min_faces: int = 4
+) -> np.ndarray:
+    """Step 1e: a member further from its cluster's centroid than ``ratio`` times the median
+    distance of the cluster's other members becomes noise (worst first, until none is).
+
+    The limit is the person's own spread, not one distance for everyone: where dlib's
+    embedding is dense (populations it was trained on less), people are tight and a stranger
+    HDBSCAN kept at the edge of one sits well outside that person's spread, although within any
+    global same-person distance. Clusters under ``min_faces`` have no spread to speak of.
+    """
+    labels = labels.copy()
+    if ratio <= 0:
+        return labels
+    checking = labels.copy()  # clusters still to check (one that lost no face is done)
+    for _ in range(_EJECT_ROUNDS):
+        ids, cents = centroids(x, checking)
+        member = np.flatnonzero(checking >= 0)
+        if len(member) == 0:
+            break
+        where = np.searchsorted(ids, checking[member])
+        d = _to_centroid(x, member, cents[where])
+        order = np.lexsort((d, where))
+        ds = d[order]
+        _, start, counts = np.unique(where[order], return_index=True, return_counts=True)
+        big = counts >= max(3, min_faces)
+        start, counts = start[big], counts[big]
+        last = start + counts - 1  # the worst member of each cluster
+        others_median = (ds[start + (counts - 2) // 2] + ds[start + (counts - 1) // 2]) / 2
+        out = ds[last] > ratio * others_median
+        if not out.any():
+            break
+        worst = member[order[last[out]]]
+        lost = np.unique(checking[worst])
+        labels[worst] = NOISE
+        checking = np.where(np.isin(labels, lost), labels, NOISE)
+    return labels
+
+
 # Faces per cluster on which merge_alike_clusters measures a share (the share of cross pairs
 # within SAME_PERSON is a proportion: 100 x 100 pairs give it to about +-0.05).
 _MERGE_SAMPLE = 100
@@ -397,15 +478,27 @@ _MERGE_SAMPLE = 100
 _MERGE_NEIGHBOURS = 8
 
 
+def _sample(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(a, _MERGE_SAMPLE, replace=False) if len(a) > _MERGE_SAMPLE else a
+
+
 def _cross_share(
     x: np.ndarray, a: np.ndarray, b: np.ndarray, distance: float, rng: np.random.Generator
 ) -> float:
     """Share of face pairs across member sets ``a`` and ``b`` within ``distance``."""
-    if len(a) > _MERGE_SAMPLE:
-        a = rng.choice(a, _MERGE_SAMPLE, replace=False)
-    if len(b) > _MERGE_SAMPLE:
-        b = rng.choice(b, _MERGE_SAMPLE, replace=False)
-    return float((_distances(x[a], x[b]) <= distance).mean())
+    return float((_distances(x[_sample(a, rng)], x[_sample(b, rng)]) <= distance).mean())
+
+
+def own_pairs(
+    x: np.ndarray, members: np.ndarray, rng: np.random.Generator, percentile: float
+) -> float:
+    """The ``percentile`` of a cluster's own pair distances (on at most ``_MERGE_SAMPLE`` faces):
+    how far apart this person's photos are; 0 for a single face."""
+    if len(members) < 2:
+        return 0.0
+    from scipy.spatial.distance import pdist
+
+    return float(np.percentile(pdist(x[_sample(members, rng)]), percentile))
 
 
 def merge_alike_clusters(
@@ -414,19 +507,24 @@ def merge_alike_clusters(
     share: float,
     groups: np.ndarray | None = None,
     distance: float = SAME_PERSON,
+    own_percentile: float | None = OWN_PAIRS_PERCENTILE,
 ) -> np.ndarray:
-    """Step 1e: join two clusters when at least ``share`` of the face pairs across them are
-    within ``distance`` (``SAME_PERSON``), i.e. they look alike as often as one person's photos
-    (79 % of one person's pairs are that close, 0.08 % of strangers').
+    """Step 1f: join two clusters when at least ``share`` of the face pairs across them are as
+    close as the clusters' own photos are to each other: within the larger of the two clusters'
+    ``own_percentile`` pair distances, and never beyond ``distance`` (``SAME_PERSON``).
+    ``own_percentile=None`` compares with ``distance`` alone.
 
     HDBSCAN splits a person whose photos form two dense groups (a run of low-resolution crops,
-    an era, a look); the split step's own test, turned round. Candidates are each cluster's
-    ``_MERGE_NEIGHBOURS`` nearest clusters whose centroids are within ``distance`` (the mean
-    squared distance across two clusters is their centroids' squared distance plus both
-    spreads, so clusters further apart rarely have close pairs). Most alike pairs first; a pair
-    whose cluster already grew is measured again as merged so far, so no chain joins two groups
-    that do not look alike; two clusters holding faces of one photo (``groups``) never join.
-    Shares are measured on at most ``_MERGE_SAMPLE`` faces per cluster.
+    an era, a look); this is the split step's test turned round. The limit is the clusters' own
+    spread because one global distance chains different people where faces are dense: on
+    ../shared/lfw-dev, 1 % of nearby pairs of *different* people's clusters had two thirds of
+    their cross pairs within SAME_PERSON (none within their own 90th percentile, 17 % at most),
+    while the one person HDBSCAN split on ../shared/faces has 62 %. Candidates are each
+    cluster's ``_MERGE_NEIGHBOURS`` nearest clusters whose centroids are within ``distance``.
+    Most alike pairs first; a pair whose cluster already grew is measured again as merged so
+    far, so no chain joins two groups that do not look alike; two clusters holding faces of one
+    photo (``groups``) never join. Shares are measured on at most ``_MERGE_SAMPLE`` faces per
+    cluster.
     """
     labels = labels.copy()
     if share <= 0 or distance <= 0:
@@ -440,11 +538,22 @@ def merge_alike_clusters(
     k = min(_MERGE_NEIGHBOURS + 1, len(ids))
     dist, near = NearestNeighbors(n_neighbors=k).fit(cents).kneighbors(cents)
     rng = np.random.default_rng(0)
+    own: dict[int, float] = {}
+
+    def limit(a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> float:
+        if own_percentile is None:
+            return distance
+        for key, m in ((ka, a), (kb, b)):
+            if key not in own:
+                own[key] = own_pairs(x, m, rng, own_percentile)
+        return min(distance, max(own[ka], own[kb]))
+
     found: list[tuple[float, int, int]] = []
     for i, j in zip(*np.nonzero(dist <= distance), strict=True):
         a, b = int(i), int(near[i, j])
         if a < b or (a > b and a not in near[b]):  # each pair once
-            s = _cross_share(x, member_lists[a], member_lists[b], distance, rng)
+            ma, mb = member_lists[a], member_lists[b]
+            s = _cross_share(x, ma, mb, limit(ma, mb, a, b), rng)
             if s >= share:
                 found.append((s, a, b))
     if not found:
@@ -467,10 +576,18 @@ def merge_alike_clusters(
         if ra == rb or (groups is not None and photos[ra] & photos[rb]):
             continue
         grown = len(members[ra]) + len(members[rb]) > len(member_lists[a]) + len(member_lists[b])
-        if grown and _cross_share(x, members[ra], members[rb], distance, rng) < share:
+        # ``own`` holds each root's own pairs as merged so far
+        if (
+            grown
+            and _cross_share(
+                x, members[ra], members[rb], limit(members[ra], members[rb], ra, rb), rng
+            )
+            < share
+        ):
             continue  # measured again as merged so far
         parent[rb] = ra
         members[ra] = np.concatenate([members[ra], members.pop(rb)])
+        own.pop(ra, None)  # measured again when needed
         if groups is not None:
             photos[ra] |= photos.pop(rb)
     for c, m in members.items():
@@ -478,21 +595,134 @@ def merge_alike_clusters(
     return labels
 
 
-def attach_noise(
-    x: np.ndarray, labels: np.ndarray, distance: float, margin: float = 0.0
+class NearestFaces:
+    """Each face's ``k`` nearest other faces (rows of ``x``; -1 where none), computed on demand
+    by exact search, or read from a k-NN graph already built (``graph``: rows x >= k + 1
+    neighbour indices, the row itself usually among them)."""
+
+    def __init__(self, x: np.ndarray, k: int, graph: np.ndarray | None = None) -> None:
+        self.x, self.k = x, k
+        self._graph = graph
+        self._index: Any = None
+        self._known: dict[int, np.ndarray] = {}
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.full((len(rows), self.k), -1, dtype=np.int64)
+        if len(rows) == 0 or len(self.x) < 2:
+            return out
+        if self._graph is not None:
+            found = self._graph[rows]
+        else:
+            todo = np.array([r for r in rows.tolist() if r not in self._known], dtype=np.int64)
+            if len(todo):
+                for r, n in zip(todo.tolist(), self._search(todo), strict=True):
+                    self._known[r] = n
+            found = np.stack([self._known[r] for r in rows.tolist()])
+        for j, (r, n) in enumerate(zip(rows.tolist(), found, strict=True)):
+            n = n[(n != r) & (n >= 0)][: self.k]
+            out[j, : len(n)] = n
+        return out
+
+    def _search(self, rows: np.ndarray) -> np.ndarray:
+        import faiss  # heavy import, only when needed
+
+        if self._index is None:
+            data = np.ascontiguousarray(self.x, dtype=np.float32)
+            self._index = faiss.IndexFlatL2(data.shape[1])
+            self._index.add(data)
+        k = min(self.k + 1, len(self.x))
+        query = np.ascontiguousarray(self.x[rows], dtype=np.float32)
+        out = np.empty((len(rows), k), dtype=np.int64)
+        for start in range(0, len(rows), 8192):
+            out[start : start + 8192] = self._index.search(query[start : start + 8192], k)[1]
+        return out
+
+
+def attach_faces(
+    x: np.ndarray,
+    labels: np.ndarray,
+    rows: np.ndarray,
+    distance: float,
+    margin: float = 0.0,
+    *,
+    ratio: float = 0.0,
+    share: float = 0.0,
+    near: np.ndarray | None = None,
+    forbidden: list[set[int]] | None = None,
 ) -> np.ndarray:
-    """Step 2: a noise face joins the cluster whose centroid is nearest, when within
-    ``distance`` and the runner-up centroid is at least ``margin`` further."""
+    """The cluster each face ``rows[i]`` (not in one) may join, or -1: the cluster of the
+    nearest allowed centroid, when all of these hold:
+
+    * the centroid is within ``distance`` (a global cap: ``ATTACH_DISTANCE``), and within
+      ``ratio`` times that cluster's own spread (``SPREAD_RATIO``; 0 = no such limit): a face
+      joins a person only as close as that person's own photos are, so a tight person in a
+      dense population does not take a stranger who is merely within the global distance;
+    * every other centroid is at least ``margin`` further;
+    * at least ``share`` of the face's own nearest faces (``near[i]``: indices of rows of
+      ``x``, -1 for none; ``ATTACH_NEIGHBOURS`` of them) are in that cluster: the face's
+      neighbourhood says it is that person (rank-order evidence), which a stranger standing
+      between people does not have;
+    * the cluster is not in ``forbidden[i]`` (rejections, another face of the same photo).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full(len(rows), NOISE, dtype=np.int64)
+    if distance <= 0 or len(rows) == 0:
+        return out
+    ids, cents, spread = spreads(x, labels)
+    if len(ids) == 0:
+        return out
+    limits = ratio * spread if ratio > 0 else None
+    out = assign_to_centroids(
+        x[rows], cents, ids, distance, margin=margin, forbidden=forbidden, limits=limits
+    )
+    if share > 0 and near is not None:
+        valid = near >= 0
+        theirs = np.where(valid, labels[np.where(valid, near, 0)], NOISE)
+        agree = ((theirs == out[:, None]) & valid).sum(axis=1)
+        out[agree < share * near.shape[1]] = NOISE
+    return out
+
+
+def attach_noise(
+    x: np.ndarray,
+    labels: np.ndarray,
+    distance: float,
+    margin: float = 0.0,
+    *,
+    ratio: float = 0.0,
+    share: float = 0.0,
+    nearest: NearestFaces | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Step 2: each noise face joins a cluster as :func:`attach_faces` allows (``nearest``:
+    needed for ``share``), never one that holds a face of its photo (``groups``)."""
     labels = labels.copy()
-    if distance <= 0:
+    noise = np.flatnonzero(labels < 0)
+    if distance <= 0 or len(noise) == 0:
         return labels
-    noise = np.nonzero(labels < 0)[0]
-    ids, cents = centroids(x, labels)
-    if len(noise) == 0 or len(ids) == 0:
-        return labels
-    nearest, d1, d2 = _two_nearest(x[noise], cents)
-    ok = (d1 <= distance) & (d2 - d1 >= margin)
-    labels[noise[ok]] = ids[nearest[ok]]
+    forbidden = None
+    if groups is not None:
+        g = np.asarray(groups)
+        clustered = np.flatnonzero(labels >= 0)
+        shared = np.isin(g[noise], g[clustered])
+        if shared.any():  # photos with a face in a cluster and another one left over
+            held: dict[int, set[int]] = defaultdict(set)
+            for i in clustered[np.isin(g[clustered], g[noise[shared]])].tolist():
+                held[int(g[i])].add(int(labels[i]))
+            forbidden = [held.get(int(g[i]), set()) for i in noise.tolist()]
+    near = nearest.of(noise) if (nearest is not None and share > 0) else None
+    labels[noise] = attach_faces(
+        x,
+        labels,
+        noise,
+        distance,
+        margin,
+        ratio=ratio,
+        share=share,
+        near=near,
+        forbidden=forbidden,
+    )
     return labels
 
 
@@ -591,6 +821,16 @@ def enforce_cannot_link(
     return labels
 
 
+def _knn_graph(
+    x: np.ndarray, params: ClusterParams, neighbours: Neighbours | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k-NN graph HDBSCAN uses above ``_BIG`` faces, built (or asked for) once."""
+    from photocluster.scale_cluster import DEFAULT_K, knn
+
+    k = min(len(x), max(DEFAULT_K, params.min_samples + 1))
+    return neighbours(k) if neighbours is not None else knn(x, k)
+
+
 def cluster_embeddings(
     embeddings: np.ndarray,
     params: ClusterParams | None = None,
@@ -606,33 +846,64 @@ def cluster_embeddings(
     x = as_matrix(embeddings)
     if groups is not None and len(groups) != len(x):
         raise ValueError("groups must give one photo per face")
-    labels = hdbscan_labels(x, params, neighbours=neighbours)
+    graph = None
+    if len(x) > _BIG:  # one k-NN graph for HDBSCAN and for each face's nearest faces
+        built = [_knn_graph(x, params, neighbours)]
+        graph = np.ascontiguousarray(built[0][1][:, : ATTACH_NEIGHBOURS + 1])
+
+        def cached(_k: int) -> tuple[np.ndarray, np.ndarray]:
+            return built.pop()
+
+        labels = hdbscan_labels(x, params, neighbours=cached)
+        built.clear()
+    else:
+        labels = hdbscan_labels(x, params)
+    nearest = NearestFaces(x, ATTACH_NEIGHBOURS, graph)
     labels = split_loose_clusters(x, labels, params)
     labels = split_mixed_clusters(x, labels, params.split_share)
     labels = eject_outliers(x, labels, params.eject_distance)
+    labels = eject_beyond_spread(x, labels, params.spread_ratio)
     labels = merge_alike_clusters(x, labels, params.merge_share, groups)
-    labels = attach_noise(x, labels, params.attach_distance, params.attach_margin)
+    if groups is not None:  # one face per photo before leftovers join, so they know the rule
+        labels = enforce_cannot_link(x, labels, np.asarray(groups))
+    labels = attach_noise(
+        x,
+        labels,
+        params.attach_distance,
+        params.attach_margin,
+        ratio=params.spread_ratio,
+        share=params.attach_share,
+        nearest=nearest,
+        groups=groups,
+    )
     labels = merge_close_clusters(x, labels, params.merge_distance, groups)
     if groups is not None:
-        labels = enforce_cannot_link(x, labels, np.asarray(groups), params.attach_distance)
+        labels = enforce_cannot_link(x, labels, np.asarray(groups))
         # A cluster left with fewer faces than a cluster needs (e.g. one collage photo showing
         # one person four times) is not a person.
         ids, counts = np.unique(labels[labels >= 0], return_counts=True)
         small = ids[counts < params.min_cluster_size]
         labels[np.isin(labels, small)] = NOISE
-    labels = pair_close_noise(x, labels, params.pair_distance, groups)
+    labels = pair_close_noise(x, labels, params.pair_distance, groups, nearest)
     return _relabel(labels)
 
 
 def pair_close_noise(
-    x: np.ndarray, labels: np.ndarray, distance: float, groups: np.ndarray | None = None
+    x: np.ndarray,
+    labels: np.ndarray,
+    distance: float,
+    groups: np.ndarray | None = None,
+    nearest: NearestFaces | None = None,
 ) -> np.ndarray:
     """Leftover faces within ``distance`` of each other (chained) become a small cluster.
 
     HDBSCAN needs ``min_samples`` close neighbours before anything is dense, so someone with two
     or three photos is never a cluster; at a strict distance such faces are the same person.
-    Faces of one photo are never linked, and a chain is kept only if it has no two faces of one
-    photo. Uses a radius search, so memory stays linear in the number of leftover faces.
+    With ``nearest``, two faces are linked only when each is among the other's two nearest
+    faces in the whole catalog (mutual nearest neighbours): in a dense population a stranger is
+    often within the distance of someone, but rarely that someone's nearest face. Faces of one
+    photo are never linked, and a chain is kept only if it has no two faces of one photo. Uses
+    a radius search, so memory stays linear in the number of leftover faces.
     """
     labels = labels.copy()
     noise = np.flatnonzero(labels < 0)
@@ -652,6 +923,14 @@ def pair_close_noise(
         g = np.asarray(groups)[noise]
         keep &= g[rows] != g[cols]
     rows, cols = rows[keep], cols[keep]
+    if nearest is not None and len(rows):
+        linked = np.unique(np.r_[rows, cols])
+        two = np.full((len(xn), 2), -1, dtype=np.int64)
+        two[linked] = nearest.of(noise[linked])[:, :2]
+        mutual = (two[rows] == noise[cols][:, None]).any(axis=1) & (
+            two[cols] == noise[rows][:, None]
+        ).any(axis=1)
+        rows, cols = rows[mutual], cols[mutual]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(xn), len(xn)))
     _, component = connected_components(graph, directed=False)
     next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
@@ -672,23 +951,27 @@ def assign_to_centroids(
     max_distance: float,
     margin: float = 0.0,
     forbidden: list[set[int]] | None = None,
+    limits: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Incremental matching: each point takes the label of its nearest allowed centroid.
+    """Each point takes the label of its nearest allowed centroid.
 
-    Only when that centroid is within ``max_distance`` and every other centroid (allowed or not)
-    is at least ``margin`` further; labels in the point's ``forbidden`` set are never given.
-    Returns -1 where no label qualifies.
+    Only when that centroid is within ``max_distance`` (and within its own ``limits`` entry, if
+    given) and every other centroid (allowed or not) is at least ``margin`` further; labels in
+    the point's ``forbidden`` set are never given. Returns -1 where no label qualifies.
     """
     points, cents = as_matrix(points), as_matrix(cents)
     cent_labels = np.asarray(cent_labels, dtype=np.int64)
     out = np.full(len(points), NOISE, dtype=np.int64)
     if len(points) == 0 or len(cents) == 0:
         return out
+    cap = np.full(len(cents), max_distance)
+    if limits is not None:
+        cap = np.minimum(cap, np.asarray(limits, dtype=np.float64))
     # Points with nothing forbidden: the nearest centroid and the runner-up, vectorised.
     free = np.array([not (forbidden and forbidden[i]) for i in range(len(points))], dtype=bool)
     if free.any():
         nearest, d1, d2 = _two_nearest(points[free], cents)
-        ok = (d1 <= max_distance) & (d2 - d1 >= margin)
+        ok = (d1 <= cap[nearest]) & (d2 - d1 >= margin)
         out[np.flatnonzero(free)[ok]] = cent_labels[nearest[ok]]
     rest = np.flatnonzero(~free)
     step = max(1, _BLOCK_ENTRIES // len(cents))
@@ -700,7 +983,7 @@ def assign_to_centroids(
             banned = forbidden[i] if forbidden else set()
             order = np.argsort(d[row])
             best = next((int(j) for j in order if int(cent_labels[j]) not in banned), None)
-            if best is None or d[row, best] > max_distance:
+            if best is None or d[row, best] > cap[best]:
                 continue
             others = np.delete(d[row], best)
             if others.size and others.min() - d[row, best] < margin:

@@ -46,8 +46,9 @@ from sqlalchemy.orm import Session
 
 from photocluster.clustering import (
     ClusterParams,
+    NearestFaces,
     as_matrix,
-    assign_to_centroids,
+    attach_faces,
     centroids,
     cluster_embeddings,
     members_by_label,
@@ -58,6 +59,7 @@ from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.face_index import FaceIndex, knn_graph, sync_index
 from photocluster.models import Face, Meta, Person, Photo, Rejection
 from photocluster.progress import NoProgress, Progress
+from photocluster.thresholds import ATTACH_NEIGHBOURS
 
 if TYPE_CHECKING:
     from photocluster.scale_cluster import Neighbours
@@ -260,6 +262,20 @@ def _face_index(catalog: Catalog, index_dir: Path | None) -> FaceIndex | None:
         return None
 
 
+def _nearest_faces(f: _Faces, rows: np.ndarray) -> np.ndarray:
+    """The ``ATTACH_NEIGHBOURS`` nearest faces of each face ``rows[i]``: by exact search, or from
+    the face index's HNSW graph when that search would be long (many new faces, a large catalog)."""
+    graph = None
+    if f.neighbours is not None and len(rows) * len(f.x) > _EXACT_SEARCH_WORK:
+        graph = f.neighbours(ATTACH_NEIGHBOURS + 1)[1]
+    return NearestFaces(f.x, ATTACH_NEIGHBOURS, graph).of(rows)
+
+
+# Face pairs compared by an exact search for new faces' nearest faces before the face index's
+# graph is used instead (10 000 new faces in a catalog of 200 000: a few seconds).
+_EXACT_SEARCH_WORK = 2_000_000_000
+
+
 def _plan_incremental(
     f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, last_face: int
 ) -> tuple[np.ndarray, int, np.ndarray]:
@@ -268,23 +284,31 @@ def _plan_incremental(
     unassigned = owner == -1
     new = unassigned & (f.ids > last_face)
     matched = 0
-    keys, cents = _centroids(f.x, owner)
     new_idx = np.nonzero(new)[0]
-    if len(new_idx) and len(keys):
-        photo_people: dict[int, set[int]] = defaultdict(set)
-        for i in np.nonzero(owner != -1)[0].tolist():
-            photo_people[int(f.photo[i])].add(int(owner[i]))
-        forbidden = [
+    photo_people: dict[int, set[int]] = defaultdict(set)
+    for i in np.nonzero(owner != -1)[0].tolist():
+        photo_people[int(f.photo[i])].add(int(owner[i]))
+
+    def forbidden_for(rows: np.ndarray) -> list[set[int]]:
+        return [
             rejected.get(int(f.ids[i]), set()) | photo_people.get(int(f.photo[i]), set())
-            for i in new_idx.tolist()
+            for i in rows.tolist()
         ]
-        got = assign_to_centroids(
-            f.x[new_idx],
-            cents,
-            keys,
+
+    if len(new_idx) and (owner != -1).any():
+        # The same rule as a leftover face joining a cluster: near the person's centroid
+        # within its own spread, clearly nearer than the runner-up, and the face's own
+        # nearest faces mostly that person's.
+        got = attach_faces(
+            f.x,
+            owner,
+            new_idx,
             params.attach_distance,
-            margin=params.attach_margin,
-            forbidden=forbidden,
+            params.attach_margin,
+            ratio=params.spread_ratio,
+            share=params.attach_share,
+            near=_nearest_faces(f, new_idx) if params.attach_share > 0 else None,
+            forbidden=forbidden_for(new_idx),
         )
         # Two new faces of one photo may pick the same person: the per-person rule sorts it out.
         owner[new_idx] = got
@@ -293,7 +317,9 @@ def _plan_incremental(
     if not new.any() or len(rest) < 2:
         return owner, matched, rest[:0]
     # HDBSCAN's density is relative, so leftovers clustered alone would turn sparse noise into
-    # people. Cluster everything for context and keep the clusters that are mostly leftovers.
+    # people. Cluster everything for context: a cluster that is mostly leftovers is a new
+    # person; leftovers in a cluster that is mostly one person's faces join that person (as a
+    # fresh clustering would have put them), unless rejected or their photo is already there.
     labels = cluster_embeddings(f.x, params, f.photo, f.neighbours)
     is_rest = owner == -1
     key = -2  # placeholders -2, -3, ... (-1 means unassigned)
@@ -303,6 +329,12 @@ def _plan_incremental(
         if len(leftovers) * 2 > len(members) and len(leftovers) >= 2:
             owner[leftovers] = key
             key -= 1
+        elif len(leftovers):
+            person, n = Counter(owner[members].tolist()).most_common(1)[0]
+            if person > 0 and n * 2 > len(members):
+                for i, banned in zip(leftovers.tolist(), forbidden_for(leftovers), strict=True):
+                    if person not in banned:
+                        owner[i] = person
     return owner, matched, rest
 
 

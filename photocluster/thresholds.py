@@ -66,6 +66,20 @@ PAIR_DISTANCE = 0.43
 # cut are within SAME_PERSON (one person's pairs: 79 %; strangers': 0.08 %). See SPLIT_SHARE in
 # the module docstring for the measurement.
 SPLIT_SHARE = 0.2
+# Relative to each person's own spread (the median distance of its faces to its centroid): a
+# member further than SPREAD_RATIO times that (the others' median) is not that person's, and a
+# leftover or new face joins a person only within it. Dense populations have tight people, so the
+# limit tightens with them where a global distance chains strangers. See SPREAD_RATIO above.
+SPREAD_RATIO = 1.5
+# A leftover or new face joins a person only when at least this share of its ATTACH_NEIGHBOURS
+# nearest faces are that person's: its own neighbourhood says so (rank-order evidence), not only
+# the distance to a centroid. A stranger between people has a mixed neighbourhood.
+ATTACH_SHARE = 0.6
+ATTACH_NEIGHBOURS = 5
+# The merge step compares the pairs across two clusters with each cluster's own pairs: this
+# percentile of its within-cluster pair distances (capped at SAME_PERSON) is "as alike as its
+# own photos". See MERGE_SHARE above.
+OWN_PAIRS_PERCENTILE = 90
 # Two clusters are joined when at least this share of the pairs across them are within
 # SAME_PERSON: a majority, as for one person's own pairs (79 %), never strangers' (0.08 %). Kept
 # well above SPLIT_SHARE, so a cut cluster is not joined again. See MERGE_SHARE above.

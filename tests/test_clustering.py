@@ -344,9 +344,22 @@ def test_merge_alike_clusters_does_not_chain_through_a_middle_group() -> None:
     """A looks like B and B like C, but A not like C: joined clusters are measured again."""
     x = _along([0.0, 0.35, 0.7], [10, 5, 10])
     labels = np.repeat([0, 1, 2], [10, 5, 10])
-    merged = merge_alike_clusters(x, labels, share=0.5)
+    # with one global distance (own_percentile=None) A-B and B-C look alike
+    merged = merge_alike_clusters(x, labels, share=0.5, own_percentile=None)
     assert merged[0] != merged[-1]  # A and C stay apart
     assert merged[10] in (merged[0], merged[-1])  # B joined one of them
+
+
+def test_merge_alike_clusters_keeps_tight_people_apart_where_faces_are_dense() -> None:
+    """Three tight people 0.35 apart (well within SAME_PERSON): a dense population. Their cross
+    pairs are all within the global distance, yet far outside each one's own photos: no join."""
+    x = _along([0.0, 0.35, 0.7], [10, 5, 10])
+    labels = np.repeat([0, 1, 2], [10, 5, 10])
+    assert (merge_alike_clusters(x, labels, share=0.5) == labels).all()
+    # a person whose photos form two loose groups close together still joins
+    y = _along([0.0, 0.1], [10, 10], spread=0.3)
+    two = np.repeat([0, 1], [10, 10])
+    assert len(set(merge_alike_clusters(y, two, share=0.5).tolist())) == 1
 
 
 def test_merge_share_must_be_a_share() -> None:
