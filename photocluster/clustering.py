@@ -1,30 +1,38 @@
 """Cluster face embeddings into identities: a pure function of arrays (no catalog, no I/O).
 
-Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement, see ``ClusterParams``):
+Every step that joins faces decides relative to the people and faces around it, never with one
+distance for everyone: where dlib's embedding is dense (populations it is weaker on) different
+people are closer than any global "same person" distance, and where a person is alone, "nearest
+person within a distance" hands a stranger over. Global distances (``thresholds``) are only
+caps. Pipeline of :func:`cluster_embeddings` (defaults chosen by measurement on two labelled
+sets, see ``ClusterParams`` and the README's "How thresholds were chosen"):
 
-1. HDBSCAN over the 128-d embeddings (Euclidean). It finds dense groups and leaves faces in
-   sparse regions as noise (-1) instead of forcing them somewhere. A cluster with a member
-   further than ``eject_distance`` from its centroid is re-clustered alone (small groups hide
-   inside a parent cluster otherwise); a cluster whose two halves (average linkage) rarely
-   look alike (fewer than ``split_share`` of their pairs within ``SAME_PERSON``) is cut in two;
-   faces still further than ``eject_distance`` from their centroid become noise; two clusters
-   that look alike as often as one person's photos do (at least ``merge_share`` of their
-   pairs within ``SAME_PERSON``) are joined.
-2. Attach: a noise face joins the cluster whose centroid is nearest when that centroid is within
-   ``attach_distance`` (a same-person distance with a low false-match rate) and the runner-up
-   centroid is clearly further. HDBSCAN is conservative at the edges of clusters; this recovers
-   most of its noise without joining strangers.
-3. Merge: two clusters whose centroids are within ``merge_distance`` become one (centroids
-   average out pose and lighting, so they are much closer for one person than single faces).
-4. Cannot-link: two faces of one photo are never in one cluster. The face closest to the
-   cluster's centroid stays; each other one moves to its nearest other cluster within
-   ``attach_distance`` that has no face of that photo yet, else becomes noise. A cluster left
-   smaller than ``min_cluster_size`` becomes noise.
+1. HDBSCAN over the 128-d embeddings (Euclidean), which is density-relative itself and leaves
+   faces in sparse regions as noise (-1). Then:
+   a. a cluster with a member further than ``eject_distance`` from its centroid is re-clustered
+      alone (small groups hide inside a parent cluster otherwise);
+   b. a cluster is cut in two (average linkage) when its halves rarely look alike: fewer than
+      ``split_share`` of the cross pairs within ``SAME_PERSON``, or, for two halves of four
+      faces or more, within the halves' own spread (``OWN_PAIRS_PERCENTILE``);
+   c. members further than ``eject_distance`` from their centroid, or further than
+      ``spread_ratio`` times the cluster's median member distance, become noise;
+   d. two clusters whose cross pairs are as close as their own photos (at least
+      ``merge_share`` of them) are joined.
+2. One face per photo per cluster (cannot-link): the face nearest the centroid stays.
+3. Attach (:func:`attach_faces`): a noise face joins the nearest cluster when within
+   ``attach_distance`` of its centroid and ``spread_ratio`` times its spread, ``attach_margin``
+   clearer than the runner-up, and at least ``attach_share`` of its ``ATTACH_NEIGHBOURS``
+   nearest faces are in it (its own neighbourhood says so), never a cluster holding a face of
+   its photo. Incremental matching of new faces in ``photocluster.people`` uses the same rule.
+4. Optional centroid merge (``merge_distance``, off), cannot-link again, clusters under
+   ``min_cluster_size`` become noise.
+5. Leftover faces within ``pair_distance`` of each other that are mutual nearest neighbours
+   (each among the other's two nearest faces) form small clusters.
 
 Every step is linear in the number of faces (one sort groups the members of all clusters; no
-scan of all faces per cluster), and above ``_BIG`` faces float32 embeddings stay float32, so a
-million faces cluster in minutes within a few times the embedding matrix
-(``bench/bench_cluster_scale.py``).
+scan of all faces per cluster), and above ``_BIG`` faces float32 embeddings stay float32 and one
+k-NN graph serves HDBSCAN and the nearest-face tests, so a million faces cluster in minutes
+within a few times the embedding matrix (``bench/bench_cluster_scale.py``).
 
 Labels are 0..k-1 for clusters and -1 for noise; cluster numbers carry no meaning across runs
 (``photocluster.people`` maps them to stable people).
