@@ -6,14 +6,19 @@ search (what `find` does; the baseline, same run) and by the HNSW index (at each
 efSearch). Prints queries/s, recall@10 of HNSW against exact search, build time, and the saved
 index's size and load time (read + CRC check + deserialise).
 
-``verdicts`` (real faces): the scanned ../shared/faces catalog is split by photo; one half (minus
-every photo of a few people, who stay strangers) is clustered and its people named after the
-majority label of their faces (a user naming them); the other half's labelled faces are then
-looked up with `find`'s matching. Prints how often each verdict comes out and how often its
-person is right, and what strangers get.
+``verdicts`` (real faces, on each ``--catalog DB ROOT``): a copy of the scanned, labelled catalog
+is split by photo; one half (minus every photo of ``--strangers`` people with several photos) is
+clustered and its people named after the majority label of their faces (a user naming them);
+the other half's largest faces are then looked up with `find`'s matching. A query is a stranger's
+when no photo of its label is left in the catalog: the people left out, and on ../shared/lfw-dev
+(100 people with 6-12 photos among 500 with one) the one-photo people whose photo fell in the
+query half. Prints each verdict's share of in-catalog faces (how often its person is right, and
+how many of the wrong ones went to a person holding some of that person's photos: a mixed
+cluster, which `find` cannot undo) and of strangers, then what other rules would accept.
 
     uv run python bench/bench_find.py speed --sizes 100000 1000000 --ef 128 256 512 1024
-    uv run python bench/bench_find.py verdicts --db /tmp/shared_faces.sqlite3 --root ../shared/faces
+    uv run python bench/bench_find.py verdicts --catalog /tmp/x/faces.sqlite3 ../shared/faces \\
+        --catalog /tmp/x/lfw.sqlite3 ../shared/lfw-dev
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +43,7 @@ from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 
 from photocluster import face_index
 from photocluster.face_index import FaceIndex, Fingerprint, exact_search
+from photocluster.find import FaceAnswer, neighbour_share, own_spread
 
 K = 10
 
@@ -108,7 +116,21 @@ def speed(db: str, root: str, sizes: list[int], queries: int, efs: list[int]) ->
         )
 
 
-def verdicts(db: str, root: str, strangers: int) -> None:
+@dataclass
+class Lookup:
+    """One query face of the verdicts bench: its truth and what `find` answered."""
+
+    truth: str
+    stranger: bool  # no photo of this person is in the catalog
+    right: bool  # the best candidate carries the truth's name
+    mixed: bool  # not right, but the best candidate holds catalog photos of the truth
+    got: str | None  # the best candidate's name (a user's, after most of their labels)
+    answer: FaceAnswer
+
+
+def verdict_lookups(db: str, root: str, strangers: int) -> tuple[list[Lookup], str]:
+    """Split a labelled catalog (a copy of ``db``) by photo, cluster and name one half, look the
+    other half up. Returns the lookups and a line saying what was measured."""
     from sqlalchemy import delete, select, update
 
     from photocluster.db import blob_to_embedding, open_catalog
@@ -121,17 +143,23 @@ def verdicts(db: str, root: str, strangers: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-find-"))
     try:
         work = str(tmp / "catalog.sqlite3")
-        shutil.copy(db, work)
+        for suffix in ("", "-wal", "-shm"):  # a catalog in WAL mode may hold rows beside it
+            if os.path.exists(db + suffix):
+                shutil.copy(db + suffix, work + suffix)
         catalog = open_catalog(work)
         with catalog.session() as s:
             rows = s.execute(select(Photo.id, Photo.path, Photo.content_hash)).all()
         labels = {pid: label_of(path, root) for pid, path, _ in rows}
-        people = sorted({v for v in labels.values() if v})
+        photos_of = Counter(v for v in labels.values() if v)
+        # people left out are drawn among those with several photos (one-photo people whose
+        # photo falls in the query half are strangers already)
+        people = sorted(v for v, n in photos_of.items() if n > 1)
         rng = np.random.default_rng(0)
         absent = set(rng.choice(people, size=strangers, replace=False).tolist())
-        # photos go to the query half by content hash; strangers' photos all leave the catalog
+        # photos go to the query half by content hash; left-out people's photos all leave
         query_half = {pid for pid, _, h in rows if h and int(h[:8], 16) % 2}
         gone = query_half | {pid for pid, lab in labels.items() if lab in absent}
+        in_catalog = {lab for pid, lab in labels.items() if lab and pid not in gone}
         with catalog.session() as s:
             largest: dict[int, tuple[int, bytes]] = {}
             for photo_id, size, blob in s.execute(
@@ -140,7 +168,9 @@ def verdicts(db: str, root: str, strangers: int) -> None:
                 if photo_id not in largest or size > largest[photo_id][0]:
                     largest[photo_id] = (size, blob)
             s.execute(delete(Photo).where(Photo.id.in_(gone)))
-        queries = [(labels[p], blob_to_embedding(b)) for p, (_, b) in largest.items() if labels[p]]
+        queries = [
+            (str(labels[p]), blob_to_embedding(b)) for p, (_, b) in largest.items() if labels[p]
+        ]
         cluster_catalog(catalog, ClusterOptions(), full=True)
         with catalog.session() as s:  # a user names each person after most of their faces
             owners = s.execute(
@@ -151,7 +181,7 @@ def verdicts(db: str, root: str, strangers: int) -> None:
             votes: dict[int, Counter[str]] = {}
             for pid, photo_id in owners:
                 if labels.get(photo_id):
-                    votes.setdefault(pid, Counter())[labels[photo_id]] += 1
+                    votes.setdefault(pid, Counter())[str(labels[photo_id])] += 1
             names = {pid: c.most_common(1)[0][0] for pid, c in votes.items()}
             s.execute(update(Person).values(name=None))
             used: set[str] = set()
@@ -167,63 +197,115 @@ def verdicts(db: str, root: str, strangers: int) -> None:
         catalog.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    table: dict[tuple[bool, str], Counter[str]] = {}
+    lookups = []
     for (truth, _), a in zip(queries, answers, strict=True):
-        best = a.best
-        got = (best.name or names.get(best.person_id)) if best else None
-        outcome = "right" if got == truth else "wrong"
-        table.setdefault((truth in absent, a.verdict), Counter())[outcome] += 1
-    known = [q for q in queries if q[0] not in absent]
-    print(
-        f"{len(queries)} query faces ({len(known)} of people in the catalog, "
-        f"{len(queries) - len(known)} of {strangers} strangers); "
+        got = (a.best.name or names.get(a.best.person_id)) if a.best else None
+        holds = a.best is not None and truth in votes.get(a.best.person_id, Counter())
+        lookups.append(
+            Lookup(truth, truth not in in_catalog, got == truth, holds and got != truth, got, a)
+        )
+    n_strangers = sum(q.stranger for q in lookups)
+    left_out = sum(q.stranger and q.truth in absent for q in lookups)
+    about = (
+        f"{len(lookups)} query faces ({len(lookups) - n_strangers} of people in the catalog, "
+        f"{n_strangers} of strangers: {left_out} of {strangers} people left out, "
+        f"{n_strangers - left_out} of people whose every photo is in the query half); "
         f"{len(index.ids)} catalog faces; {took / len(x) * 1000:.1f} ms per face"
     )
-    for stranger in (False, True):
-        total = len(queries) - len(known) if stranger else len(known)
-        print("strangers:" if stranger else "people in the catalog:")
-        for v in ("known", "probably", "unknown"):
-            c = table.get((stranger, v), Counter())
-            n = c["right"] + c["wrong"]
-            right = f", person right {c['right'] / n:.1%}" if n and not stranger else ""
-            print(f"  {v:<9} {n:5} ({n / max(1, total):.1%}){right}")
+    return lookups, about
+
+
+def _rule(
+    cap: float, margin: float = 0.0, ratio: float = 0.0, share: float = 0.0, own: bool = True
+) -> Callable[[Lookup], bool]:
+    """Accept the best candidate within ``cap`` of its centroid, ``margin`` before the runner-up,
+    within ``ratio`` x its spread (``own``: corrected for the faces being part of their own
+    centroid, as `find` does; else the raw median, as `cluster` uses for faces it attaches) and
+    with ``share`` of the face's nearest catalog faces theirs (0: no such test)."""
+
+    def accept(q: Lookup) -> bool:
+        b, r = q.answer.best, q.answer.runner_up
+        if b is None or b.centroid_distance > cap:
+            return False
+        if (r.centroid_distance if r else np.inf) - b.centroid_distance < margin:
+            return False
+        spread = own_spread(b) if own else b.spread
+        if ratio > 0 and (b.faces < 2 or b.centroid_distance > ratio * spread):
+            return False
+        return neighbour_share(b) >= share
+
+    return accept
+
+
+RULES: list[tuple[str, Callable[[Lookup], bool]]] = [
+    ("centroid <= 0.50, margin 0.05 (known before)", _rule(0.50, 0.05)),
+    ("... and within 1.5 x own spread", _rule(0.50, 0.05, 1.5)),
+    ("... and within 1.5 x raw spread", _rule(0.50, 0.05, 1.5, own=False)),
+    ("... and 3 of 5 nearest faces theirs", _rule(0.50, 0.05, share=0.6)),
+    ("... and 4 of 5 nearest faces theirs", _rule(0.50, 0.05, share=0.8)),
+    ("... 1.5 x own spread, 3 of 5 nearest", _rule(0.50, 0.05, 1.5, 0.6)),
+    ("... 1.5 x own spread, 4 of 5 (known now)", _rule(0.50, 0.05, 1.5, 0.8)),
+    ("... the same with 1.4 x own spread", _rule(0.50, 0.05, 1.4, 0.8)),
+    ("... the same with centroid <= 0.54", _rule(0.54, 0.05, 1.5, 0.8)),
+    (
+        "centroid <= 0.54 or a face <= 0.51 (any before)",
+        lambda q: (
+            _rule(0.54)(q) or (q.answer.best is not None and q.answer.best.nearest_face <= 0.51)
+        ),
+    ),
+    ("centroid <= 0.50, 1.5 x spread, 3 of 5 (any now)", _rule(0.50, 0.0, 1.5, 0.6)),
+    ("the same with 2 x own spread", _rule(0.50, 0.0, 2.0, 0.6)),
+    ("cluster's attach rule (0.54, 0.05, 1.5 x, 3 of 5)", _rule(0.54, 0.05, 1.5, 0.6)),
+]
+
+
+def verdicts(catalogs: list[tuple[str, str]], strangers: int) -> None:
+    for db, root in catalogs:
+        lookups, about = verdict_lookups(db, os.path.abspath(root), strangers)
+        print(f"== {db} ({root})\n{about}")
+        print_verdicts(lookups)
+
+
+def print_verdicts(lookups: list[Lookup]) -> None:
+    known = [q for q in lookups if not q.stranger]
+    n_strangers = len(lookups) - len(known)
+    print(
+        "verdict      people in the catalog (person right; wrong: of them to a person holding"
+        " some of their photos) | strangers"
+    )
+    for v in ("known", "probably", "unknown"):
+        mine = [q for q in known if q.answer.verdict == v]
+        right = sum(q.right for q in mine)
+        mixed = sum(q.mixed for q in mine)
+        others = [q for q in lookups if q.stranger and q.answer.verdict == v]
+        print(
+            f"  {v:<9} {len(mine):5} ({len(mine) / max(1, len(known)):5.1%}; right {right:4}, "
+            f"wrong {len(mine) - right:3}: {mixed:3} mixed) | {len(others):4} "
+            f"({len(others) / max(1, n_strangers):5.1%})"
+        )
     confusions = Counter(
-        (truth, (a.best.name or "?") if a.best else "?")
-        for (truth, _), a in zip(queries, answers, strict=True)
-        if truth in absent and a.verdict == "known"
+        (q.truth, q.got or "?") for q in lookups if q.stranger and q.answer.verdict == "known"
     )
     if confusions:
         print(
-            "  strangers called known: "
-            + ", ".join(f"{t} as {g} x{n}" for (t, g), n in confusions.most_common(6))
+            "  strangers called known (as ?: a person seen only in unlabelled photos): "
+            + ", ".join(f"{t} as {g} x{n}" for (t, g), n in confusions.most_common(8))
         )
-    # what other thresholds would do: share of faces accepted (any verdict but unknown)
-    rows = []
-    for (truth, _), a in zip(queries, answers, strict=True):
-        b = a.best
-        if b is None:
-            continue
-        runner = a.runner_up.centroid_distance if a.runner_up else 9.0
-        right = (b.name or names.get(b.person_id)) == truth
-        rows.append((truth in absent, right, b.centroid_distance, b.nearest_face, runner))
-    r = np.array(rows, dtype=float)
-    print("accepted if ...                      in catalog: right / wrong | strangers")
-    for label, ok in (
-        ("centroid <= 0.50, margin 0.05", (r[:, 2] <= 0.50) & (r[:, 4] - r[:, 2] >= 0.05)),
-        ("centroid <= 0.55, margin 0.05", (r[:, 2] <= 0.55) & (r[:, 4] - r[:, 2] >= 0.05)),
-        ("centroid <= 0.55", r[:, 2] <= 0.55),
-        ("centroid <= 0.60", r[:, 2] <= 0.60),
-        ("nearest face <= 0.50", r[:, 3] <= 0.50),
-        ("nearest face <= 0.53", r[:, 3] <= 0.53),
-        ("nearest face <= 0.58", r[:, 3] <= 0.58),
-        ("centroid <= 0.55 or nearest <= 0.53", (r[:, 2] <= 0.55) | (r[:, 3] <= 0.53)),
-        ("centroid <= 0.55 or nearest <= 0.58", (r[:, 2] <= 0.55) | (r[:, 3] <= 0.58)),
-    ):
-        inside = (r[:, 0] == 0) & ok
+    # what other rules would do: faces each accepts
+    print(
+        "accepted if ...                                    in catalog: right / wrong (mixed)"
+        " | strangers"
+    )
+    right = np.array([q.right for q in lookups], dtype=bool)
+    mixed = np.array([q.mixed for q in lookups], dtype=bool)
+    stranger = np.array([q.stranger for q in lookups], dtype=bool)
+    for label, accept in RULES:
+        ok = np.array([accept(q) for q in lookups], dtype=bool)
         print(
-            f"  {label:<32} {(inside & (r[:, 1] == 1)).sum() / max(1, len(known)):7.1%} / "
-            f"{(inside & (r[:, 1] == 0)).sum() / max(1, len(known)):6.1%} | "
-            f"{((r[:, 0] == 1) & ok).sum() / max(1, len(queries) - len(known)):6.1%}"
+            f"  {label:<50} {(ok & right & ~stranger).sum() / max(1, len(known)):6.1%} / "
+            f"{(ok & ~right & ~stranger).sum() / max(1, len(known)):5.1%} "
+            f"({(ok & mixed).sum() / max(1, len(known)):5.1%})"
+            f" | {(ok & stranger).sum() / max(1, n_strangers):5.1%}"
         )
 
 
@@ -232,6 +314,13 @@ def main() -> None:
     ap.add_argument("mode", choices=["speed", "verdicts"])
     ap.add_argument("--db", default=DEFAULT_DB)
     ap.add_argument("--root", default=DEFAULT_ROOT)
+    ap.add_argument(
+        "--catalog",
+        nargs=2,
+        action="append",
+        metavar=("DB", "ROOT"),
+        help="verdicts: a labelled catalog and its photo folder (repeatable; default --db --root)",
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument(
@@ -243,7 +332,7 @@ def main() -> None:
     if args.mode == "speed":
         speed(args.db, root, args.sizes, args.queries, args.ef)
     else:
-        verdicts(args.db, root, args.strangers)
+        verdicts(args.catalog or [(args.db, root)], args.strangers)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
@@ -13,8 +14,8 @@ from photocluster.cli import app
 from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
-from photocluster.face_index import index_folder
-from photocluster.find import Candidate, find_in_photo, verdict
+from photocluster.face_index import index_folder, sync_index
+from photocluster.find import Candidate, find_in_photo, match_faces, verdict
 from photocluster.models import Face, Person, Photo
 from photocluster.people import ClusterOptions, cluster_catalog
 from photocluster.scan import scan
@@ -84,25 +85,92 @@ def test_a_stranger_is_unknown_and_an_unassigned_face_is_still_listed(
     assert face.verdict == "unknown"
 
 
-def test_verdict_thresholds() -> None:
-    def c(centroid: float, nearest: float) -> Candidate:
-        return Candidate(1, None, False, centroid, nearest)
-
+def test_verdict_is_relative_to_the_person_and_to_the_faces_neighbourhood() -> None:
     from photocluster.thresholds import (
-        ATTACH_DISTANCE,
         ATTACH_MARGIN,
         FIND_KNOWN_DISTANCE,
-        FIND_PROBABLY_FACE,
+        PAIR_DISTANCE,
+        SPREAD_RATIO,
     )
 
-    known, near, face = FIND_KNOWN_DISTANCE, ATTACH_DISTANCE, FIND_PROBABLY_FACE
+    def c(centroid: float, faces: int = 8, spread: float = 0.30, near: int = 5) -> Candidate:
+        return Candidate(1, None, False, centroid, centroid - 0.05, faces, spread, near)
+
+    # a face left out of a person's centroid sits n / (n - 1) further than their own faces do
+    limit = SPREAD_RATIO * 0.30 * 8 / 7
+    assert limit > FIND_KNOWN_DISTANCE > 0.40
     assert verdict(None, None) == "unknown"
-    assert verdict(c(known - 0.10, 0.35), None) == "known"
-    assert verdict(c(known - 0.01, 0.35), c(known - 0.01 + ATTACH_MARGIN + 0.01, 0.45)) == "known"
-    assert verdict(c(0.40, 0.35), c(0.43, 0.40)) == "probably", "too close a runner-up"
-    assert verdict(c(near - 0.01, 0.60), None) == "probably", "near the centre, not to one face"
-    assert verdict(c(0.70, face - 0.01), None) == "probably", "one very close face"
-    assert verdict(c(near + 0.03, face + 0.02), None) == "unknown"
+    assert verdict(c(0.40), None) == "known"
+    assert verdict(c(0.40), c(0.40 + ATTACH_MARGIN + 0.01)) == "known"
+    assert verdict(c(0.40), c(0.40 + ATTACH_MARGIN - 0.01)) == "probably", "close runner-up"
+    assert verdict(c(0.40, near=3), None) == "probably", "3 of its 5 nearest faces"
+    assert verdict(c(0.40, near=2), None) == "unknown", "a mixed neighbourhood"
+    assert verdict(c(FIND_KNOWN_DISTANCE + 0.01, spread=0.40), None) == "unknown", "global cap"
+    # a tight person (a dense population): the same distance is beyond their own spread
+    tight = 0.20
+    assert SPREAD_RATIO * tight * 8 / 7 < 0.40
+    assert verdict(c(0.40, spread=tight), None) == "unknown"
+    assert verdict(c(0.30, spread=tight), None) == "known"
+    # a small person: the neighbourhood counts as many faces as they have
+    assert verdict(c(0.30, faces=3, spread=tight, near=3), None) == "known"
+    assert verdict(c(0.30, faces=3, spread=tight, near=2), None) == "probably"
+    # one face: no spread to compare with, so at most probably, and only very close
+    assert verdict(c(PAIR_DISTANCE - 0.01, faces=1, spread=0.0, near=1), None) == "probably"
+    assert verdict(c(PAIR_DISTANCE + 0.01, faces=1, spread=0.0, near=1), None) == "unknown"
+
+
+def _add_photo(catalog: Catalog, vectors: np.ndarray) -> list[int]:
+    """One photo holding these embeddings as faces (no encoder involved)."""
+    from datetime import datetime
+
+    from photocluster.db import embedding_to_blob
+
+    with catalog.session() as s:
+        photo = Photo(
+            path=f"/p/{len(vectors)}-{datetime.now().timestamp()}.jpg",
+            size=1,
+            mtime_ns=1,
+            status="ok",
+            encoder="fake",
+            scanned_at=datetime.now(),
+        )
+        s.add(photo)
+        s.flush()
+        faces = [
+            Face(photo_id=photo.id, left=0, top=0, right=9, bottom=9, size=9, embedding=blob)
+            for blob in map(embedding_to_blob, vectors)
+        ]
+        s.add_all(faces)
+        s.flush()
+        return [f.id for f in faces]
+
+
+def test_a_stranger_within_the_global_distance_of_a_tight_person_is_not_known(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Where faces are dense a person is tight: a stranger near them but outside their own
+    spread is not them, while a loose person's face at that same distance still is."""
+    from photocluster.thresholds import FIND_KNOWN_DISTANCE
+    from tests.test_naming import make_person
+
+    e = np.eye(128)
+    kim, ada = 0.6 * e[0], -0.6 * e[0]
+    # each person's faces: its centroid +- r along its own axes (spread exactly r)
+    people = {"Kim": (kim, 0.20, range(1, 5)), "Ada": (ada, 0.33, range(5, 9))}
+    for name, (centre, r, axes) in people.items():
+        faces = [centre + sign * r * e[k] for k in axes for sign in (1, -1)]
+        make_person(catalog, [i for v in faces for i in _add_photo(catalog, v[None, :])], name)
+    index, _ = sync_index(catalog, tmp_path / "cache", graph=False)
+    queries = np.stack([kim + 0.42 * e[10], kim + 0.20 * e[11], ada + 0.42 * e[12]])
+    stranger, genuine, loose = match_faces(catalog, index, queries, [(0, 0, 9, 9)] * 3)
+    assert stranger.best is not None and stranger.best.name == "Kim"
+    assert stranger.best.centroid_distance <= FIND_KNOWN_DISTANCE, "known by the old rule"
+    assert stranger.best.near_faces == 5, "and all its nearest faces are Kim's"
+    assert stranger.verdict == "unknown"
+    assert genuine.verdict == "known" and genuine.best is not None
+    assert genuine.best.name == "Kim"
+    assert loose.verdict == "known" and loose.best is not None and loose.best.name == "Ada"
+    assert loose.best.centroid_distance == pytest.approx(stranger.best.centroid_distance)
 
 
 def test_photo_without_faces_unreadable_or_missing_is_a_clear_error(

@@ -57,9 +57,10 @@ def find_command(
     """Who is this? Each face in PHOTO: the best matching person and a verdict, and the most
     similar faces in the catalog with their photos.
 
-    Verdicts, measured on labelled photos with strangers among them: known (within 0.50 of the
-    person's mean face and clearly nearer than to anyone else: right 99.4 % of the time, 0.7 %
-    of strangers), probably (within 0.54 of their mean face or 0.51 of one of their faces),
+    Verdicts, relative to each person (measured on labelled photos with strangers among them):
+    known (within 0.50 of the person's mean face and within 1.5x their own spread, clearly
+    nearer than to anyone else, and 4 of the face's 5 nearest catalog faces theirs: 2.4 % of
+    strangers where faces are dense), probably (the same distances, 3 of 5 nearest faces),
     unknown. Exit 1 when the photo has no face or the catalog has none to compare with.
 
     Example: photocluster find party.jpg --top 3
