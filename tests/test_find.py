@@ -119,7 +119,7 @@ def test_verdict_is_relative_to_the_person_and_to_the_faces_neighbourhood() -> N
     assert verdict(c(PAIR_DISTANCE + 0.01, faces=1, spread=0.0, near=1), None) == "unknown"
 
 
-def _add_photo(catalog: Catalog, vectors: np.ndarray) -> list[int]:
+def photo_with_faces(catalog: Catalog, vectors: np.ndarray) -> list[int]:
     """One photo holding these embeddings as faces (no encoder involved)."""
     from datetime import datetime
 
@@ -159,7 +159,9 @@ def test_a_stranger_within_the_global_distance_of_a_tight_person_is_not_known(
     people = {"Kim": (kim, 0.20, range(1, 5)), "Ada": (ada, 0.33, range(5, 9))}
     for name, (centre, r, axes) in people.items():
         faces = [centre + sign * r * e[k] for k in axes for sign in (1, -1)]
-        make_person(catalog, [i for v in faces for i in _add_photo(catalog, v[None, :])], name)
+        make_person(
+            catalog, [i for v in faces for i in photo_with_faces(catalog, v[None, :])], name
+        )
     index, _ = sync_index(catalog, tmp_path / "cache", graph=False)
     queries = np.stack([kim + 0.42 * e[10], kim + 0.20 * e[11], ada + 0.42 * e[12]])
     stranger, genuine, loose = match_faces(catalog, index, queries, [(0, 0, 9, 9)] * 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -267,3 +268,43 @@ def test_sheet_count_is_configurable(catalog: Catalog, tmp_path: Path, lib: dict
     assert len(item.sheet.faces) == 2 and item.sheet.total_faces == 6
     with pytest.raises(ValueError, match="no face numbered 3"):
         item.sheet.face_ids([3])
+
+
+def test_suggestions_are_relative_to_how_alike_each_persons_own_photos_are(
+    catalog: Catalog,
+) -> None:
+    """Where faces are dense people are tight: a group or a lone face within SAME_PERSON of a
+    tight named person but further than that person's own photos are from each other is not
+    offered as them; their genuine photos are."""
+    from photocluster.naming_session import NamedIndex, suggest
+    from tests.test_find import photo_with_faces
+
+    e = np.eye(128)
+    kim = 0.6 * e[0]
+
+    def person(vectors: list[np.ndarray], name: str | None = None) -> int:
+        ids = [i for v in vectors for i in photo_with_faces(catalog, v[None, :])]
+        return make_person(catalog, ids, name)
+
+    def around(centre: np.ndarray, axes: range, r: float = 0.15) -> list[np.ndarray]:
+        return [centre + sign * r * e[k] for k in axes for sign in (1, -1)]
+
+    person(around(kim, range(1, 5)), "Kim")  # own photos 0.21-0.30 apart
+    strangers = {
+        "group": around(kim + 0.40 * e[10], range(11, 13)),
+        "lone face": [kim + 0.40 * e[20]],
+    }
+    genuine = {"group": around(kim, range(13, 15)), "lone face": [kim + 0.10 * e[21]]}
+    with catalog.session() as s:
+        index = NamedIndex(s)
+    for what, vectors in strangers.items():
+        near = index.nearest(np.stack(vectors))
+        assert near is not None and near[1] < thresholds.SAME_PERSON, "the old rule said Kim"
+        pid = person(vectors)
+        with catalog.session() as s:
+            assert suggest(s, pid, index) is None, what
+    for what, vectors in genuine.items():
+        pid = person(vectors)
+        with catalog.session() as s:
+            offered = suggest(s, pid, index)
+        assert offered is not None and offered.name == "Kim", what
