@@ -4,7 +4,10 @@ Safe means usable on Linux, macOS and Windows at once: one path component (no ``
 never ``.`` or ``..`` and never hidden (no leading dot), no control characters or NUL, none of
 Windows' forbidden characters (``<>:"|?*``) or reserved device names (``CON``, ``NUL``, ``COM1``…,
 with or without an extension), no trailing dot or space, NFC-normalised (macOS would otherwise
-store a decomposed form and "é" typed two ways would be two folders), and at most
+store a decomposed form and "é" typed two ways would be two folders), no invisible characters
+(bidi controls: ``evil<U+202E>gpj.exe`` displays as ``evilexe.jpg``; zero-width spaces, soft
+hyphens, fillers: names that look alike must not be different folders; zero-width joiners stay
+only between two non-ASCII characters, where emoji and scripts need them), and at most
 :data:`MAX_CHARS` characters / :data:`MAX_BYTES` UTF-8 bytes (a truncated name ends in a short
 hash of the full name, so two long names sharing a prefix stay apart).
 
@@ -41,6 +44,16 @@ _SPACES = re.compile(r"\s+")
 _JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
 
 
+# Zero-width joiner and non-joiner: part of emoji sequences (👩‍👧) and of Persian or Indic
+# spelling, so kept where both neighbours are non-ASCII; elsewhere they only hide a difference.
+_ZW_JOINERS = {"\u200c", "\u200d"}
+_BLACK_FLAG = "\U0001f3f4"  # tag characters after it spell a subdivision flag (🏴 + gbsct)
+_TAGS = range(0xE0020, 0xE0080)
+# Invisible letters (category Lo, so not caught by the Cf rule): Hangul fillers, Khmer
+# inherent vowels; all are Unicode default-ignorable.
+_INVISIBLE_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u17b4", "\u17b5"}
+
+
 def _clean_char(ch: str) -> str:
     if ch in _FORBIDDEN:
         return "_"
@@ -51,7 +64,33 @@ def _clean_char(ch: str) -> str:
         return ""
     if cat in ("Zl", "Zp"):
         return " "
+    if ch in _INVISIBLE_LETTERS:
+        return ""
     return ch
+
+
+def _drop_invisible(text: str) -> str:
+    """Remove format characters (Unicode category Cf: bidi overrides, embeddings, isolates and
+    marks, zero-width space, word joiner, BOM, soft hyphen, tags…), keeping only the joiners
+    and tags that change how the characters around them look (see ``_ZW_JOINERS``)."""
+    chars = [c for c in text if c in _ZW_JOINERS or unicodedata.category(c) != "Cf" or _is_tag(c)]
+    out: list[str] = []
+    for i, ch in enumerate(chars):
+        if ch in _ZW_JOINERS:
+            before = out[-1] if out else ""
+            after = chars[i + 1] if i + 1 < len(chars) else ""
+            if not (before and after and not before.isascii() and not after.isascii()):
+                continue
+            if after in _ZW_JOINERS or before in _ZW_JOINERS:
+                continue
+        elif _is_tag(ch) and not (out and (out[-1] == _BLACK_FLAG or _is_tag(out[-1]))):
+            continue  # a tag outside a flag sequence only hides text
+        out.append(ch)
+    return "".join(out)
+
+
+def _is_tag(ch: str) -> bool:
+    return ord(ch) in _TAGS
 
 
 def _truncate(text: str, max_chars: int, max_bytes: int) -> str:
@@ -82,7 +121,7 @@ def safe_name(
 ) -> str:
     """One safe path component for ``name`` (a person's name). Deterministic, never empty."""
     text = unicodedata.normalize("NFC", name)
-    text = "".join(_clean_char(ch) for ch in text)
+    text = _drop_invisible("".join(_clean_char(ch) for ch in text))
     text = _SPACES.sub(" ", text)
     text = _finish(text)
     if not text:
@@ -105,7 +144,7 @@ def safe_filename(
     stem, dot, ext = text.rpartition(".")
     if not dot or not stem or len(ext) > 10:
         return safe_name(text, max_chars=max_chars, max_bytes=max_bytes, fallback=fallback)
-    clean_ext = "".join(_clean_char(ch) for ch in ext).strip(" .")
+    clean_ext = _drop_invisible("".join(_clean_char(ch) for ch in ext)).strip(" .")
     if not clean_ext:
         return safe_name(stem, max_chars=max_chars, max_bytes=max_bytes, fallback=fallback)
     suffix = "." + clean_ext
