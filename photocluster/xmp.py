@@ -19,7 +19,9 @@ instructions (nothing is hand-written).
 **Reading** (:func:`read_regions`, :func:`import_xmp`) does not need exiftool: sidecars are parsed
 with defusedxml (no DTDs, no entity expansion, size-limited) and embedded XMP comes from Pillow.
 Names on regions that overlap a detected face become confirmed faces via
-:func:`photocluster.naming.assign_faces`. Broken or hostile XMP is skipped with a reason.
+:func:`photocluster.naming.assign_faces`. Broken or hostile XMP, and sidecar names that are
+not regular files (a FIFO would block the read forever), are skipped with a reason. Packets
+ending in NUL padding are read, as exiftool reads them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import math
 import os
 import queue
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -132,6 +135,10 @@ def parse_xmp(data: bytes) -> Element:
     """Parse XMP bytes without DTDs, entity expansion or external references."""
     if len(data) > MAX_XMP_BYTES:
         raise XmpError(f"larger than {MAX_XMP_BYTES // 2**20} MiB")
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in data[:2]:
+        # Some writers end a packet with NUL padding (C strings); exiftool reads past it.
+        # Only for 8-bit encodings: in UTF-16 a trailing NUL is half of the last character.
+        data = data.rstrip(b"\x00")
     try:
         return SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
@@ -245,18 +252,43 @@ def regions_from_xmp(root: Element) -> XmpRegions:
     return result
 
 
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this ``st_mode`` is not read as XMP (a FIFO would block ``open``)."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {
+        stat.S_IFIFO: "a FIFO",
+        stat.S_IFSOCK: "a socket",
+        stat.S_IFCHR: "a device",
+        stat.S_IFBLK: "a device",
+        stat.S_IFDIR: "a folder",
+    }
+    return f"not a regular file ({kinds.get(stat.S_IFMT(mode), 'unknown kind')}); left alone"
+
+
 def read_sidecar(path: str) -> XmpRegions:
-    """Regions from an ``.xmp`` file, refusing huge or hostile files (:class:`XmpError`)."""
+    """Regions from an ``.xmp`` file, refusing huge or hostile files (:class:`XmpError`).
+
+    Opened non-blocking and checked on the open descriptor: a FIFO or device named like a
+    sidecar is refused without waiting for a writer (and cannot be swapped in after a check)."""
     try:
-        size = os.stat(path).st_size
-        if size > MAX_XMP_BYTES:
-            raise XmpError(
-                f"{size // 2**20} MiB is larger than the {MAX_XMP_BYTES // 2**20} MiB limit"
-            )
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_XMP_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise XmpError(f"cannot read: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            st = os.fstat(fd)
+            why = _not_regular(st.st_mode)
+            if why:
+                raise XmpError(why)
+            if st.st_size > MAX_XMP_BYTES:
+                raise XmpError(
+                    f"{st.st_size // 2**20} MiB is larger than the "
+                    f"{MAX_XMP_BYTES // 2**20} MiB limit"
+                )
+            data = fh.read(MAX_XMP_BYTES + 1)
+        except OSError as exc:
+            raise XmpError(f"cannot read: {exc.strerror}") from exc
     return regions_from_xmp(parse_xmp(data))
 
 
@@ -738,14 +770,24 @@ def _dedupe(regions: list[Region]) -> list[Region]:
     return out
 
 
-def _walk(folder: str) -> dict[str, str]:
-    """Every ``.xmp`` file under ``folder`` (hidden folders skipped), keyed by lower-cased path."""
+def _walk(folder: str, skipped: list[tuple[str, str]]) -> dict[str, str]:
+    """Every ``.xmp`` file under ``folder`` (hidden folders skipped), keyed by lower-cased path.
+
+    Names that are not regular files (FIFOs, sockets, devices, broken links) go to ``skipped``."""
     sidecars: dict[str, str] = {}
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = os.path.join(root, name)
-            if os.path.splitext(name)[1].lower() == ".xmp":
+            if os.path.splitext(name)[1].lower() != ".xmp":
+                continue
+            try:
+                why = _not_regular(os.stat(path).st_mode)
+            except OSError as exc:
+                why = f"cannot read: {exc.strerror}"
+            if why:
+                skipped.append((path, why))
+            else:
                 sidecars[path.lower()] = path
     return sidecars
 
@@ -762,7 +804,7 @@ def import_xmp(
     if not os.path.isdir(folder):
         raise PhotoclusterError(f"Folder not found: {folder}")
     summary = ImportSummary(dry_run=options.dry_run)
-    sidecars = _walk(folder)
+    sidecars = _walk(folder, summary.skipped)
     prefix = folder.rstrip(os.sep) + os.sep
 
     with catalog.session() as session:
