@@ -446,11 +446,39 @@ def _to_centroid(x: np.ndarray, member: np.ndarray, cents: np.ndarray) -> np.nda
     return d
 
 
-def spreads(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def copy_ids(x: np.ndarray) -> np.ndarray:
+    """Each face's distinct-embedding id: exact copies (one photo in two folders, a file
+    re-saved without change) share one."""
+    rows = np.ascontiguousarray(x)
+    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
+    _, inverse = np.unique(as_bytes, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
+
+
+def _counted(labels: np.ndarray, copies: np.ndarray | None) -> np.ndarray:
+    """The members that count for a cluster's spread: one face per distinct embedding."""
+    mask = labels >= 0
+    if copies is None or not mask.any():
+        return mask
+    member = np.flatnonzero(mask)
+    _, first = np.unique(
+        np.stack([labels[member], copies[member]], axis=1), axis=0, return_index=True
+    )
+    out = np.zeros(len(labels), dtype=bool)
+    out[member[first]] = True
+    return out
+
+
+def spreads(
+    x: np.ndarray, labels: np.ndarray, copies: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The cluster ids (sorted), their centroids and each one's spread: the median distance of
-    its members to its centroid (one sort for all clusters)."""
-    ids, cents = centroids(x, labels)
-    member = np.flatnonzero(labels >= 0)
+    its members to its centroid (one sort for all clusters). With ``copies`` (see
+    :func:`copy_ids`), exact copies of a face count once: ten copies of one photo would make a
+    person look tight and push their other photos out."""
+    counted = _counted(labels, copies)
+    ids, cents = centroids(x, labels, counted)
+    member = np.flatnonzero(counted)
     if len(ids) == 0:
         return ids, cents, np.zeros(0)
     where = np.searchsorted(ids, labels[member])
@@ -463,7 +491,11 @@ def spreads(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def eject_beyond_spread(
-    x: np.ndarray, labels: np.ndarray, ratio: float, min_faces: int = 4
+    x: np.ndarray,
+    labels: np.ndarray,
+    ratio: float,
+    min_faces: int = 4,
+    copies: np.ndarray | None = None,
 ) -> np.ndarray:
     """Step 1e: a member further from its cluster's centroid than ``ratio`` times the median
     distance of the cluster's other members becomes noise (worst first, until none is).
@@ -471,15 +503,18 @@ def eject_beyond_spread(
     The limit is the person's own spread, not one distance for everyone: where dlib's
     embedding is dense (populations it was trained on less), people are tight and a stranger
     HDBSCAN kept at the edge of one sits well outside that person's spread, although within any
-    global same-person distance. Clusters under ``min_faces`` have no spread to speak of.
+    global same-person distance. Clusters under ``min_faces`` distinct faces have no spread to
+    speak of. With ``copies`` (:func:`copy_ids`) exact copies of a face count once and leave
+    together.
     """
     labels = labels.copy()
     if ratio <= 0:
         return labels
     checking = labels.copy()  # clusters still to check (one that lost no face is done)
     for _ in range(_EJECT_ROUNDS):
-        ids, cents = centroids(x, checking)
-        member = np.flatnonzero(checking >= 0)
+        counted = _counted(checking, copies)
+        ids, cents = centroids(x, checking, counted)
+        member = np.flatnonzero(counted)
         if len(member) == 0:
             break
         where = np.searchsorted(ids, checking[member])
@@ -496,6 +531,17 @@ def eject_beyond_spread(
             break
         worst = member[order[last[out]]]
         lost = np.unique(checking[worst])
+        if copies is not None:  # the worst face's exact copies in the same cluster go too
+            same = np.isin(checking, lost) & np.isin(copies, copies[worst])
+            pairs = set(zip(checking[worst].tolist(), copies[worst].tolist(), strict=True))
+            worst = np.array(
+                [
+                    i
+                    for i in np.flatnonzero(same).tolist()
+                    if (int(checking[i]), int(copies[i])) in pairs
+                ],
+                dtype=np.int64,
+            )
         labels[worst] = NOISE
         checking = np.where(np.isin(labels, lost), labels, NOISE)
     return labels
@@ -680,6 +726,7 @@ def attach_faces(
     share: float = 0.0,
     near: np.ndarray | None = None,
     forbidden: list[set[int]] | None = None,
+    copies: np.ndarray | None = None,
 ) -> np.ndarray:
     """The cluster each face ``rows[i]`` (not in one) may join, or -1: the cluster of the
     nearest allowed centroid, when all of these hold:
@@ -694,12 +741,14 @@ def attach_faces(
       neighbourhood says it is that person (rank-order evidence), which a stranger standing
       between people does not have;
     * the cluster is not in ``forbidden[i]`` (rejections, another face of the same photo).
+
+    ``copies`` (:func:`copy_ids`): exact copies of a face count once in a cluster's spread.
     """
     rows = np.asarray(rows, dtype=np.int64)
     out = np.full(len(rows), NOISE, dtype=np.int64)
     if distance <= 0 or len(rows) == 0:
         return out
-    ids, cents, spread = spreads(x, labels)
+    ids, cents, spread = spreads(x, labels, copies)
     if len(ids) == 0:
         return out
     limits = ratio * spread if ratio > 0 else None
@@ -724,6 +773,7 @@ def attach_noise(
     share: float = 0.0,
     nearest: NearestFaces | None = None,
     groups: np.ndarray | None = None,
+    copies: np.ndarray | None = None,
 ) -> np.ndarray:
     """Step 2: each noise face joins a cluster as :func:`attach_faces` allows (``nearest``:
     needed for ``share``), never one that holds a face of its photo (``groups``)."""
@@ -752,6 +802,7 @@ def attach_noise(
         share=share,
         near=near,
         forbidden=forbidden,
+        copies=copies,
     )
     return labels
 
@@ -871,11 +922,63 @@ def cluster_embeddings(
 
     ``groups`` gives each face's photo; faces sharing a value are never in one cluster.
     ``neighbours``: see :func:`hdbscan_labels`.
+
+    Exact copies of a face (one photo in several folders) are clustered once and share the
+    label: copies are not independent evidence, and HDBSCAN would take twelve copies of one
+    photo for a dense person and leave that person's other photos out.
     """
     params = params or ClusterParams()
     x = as_matrix(embeddings)
     if groups is not None and len(groups) != len(x):
         raise ValueError("groups must give one photo per face")
+    copies = copy_ids(x)
+    _, first = np.unique(copies, return_index=True)
+    if len(first) == len(x):
+        return _cluster_distinct(x, params, groups, neighbours)
+    graph = None
+    if neighbours is not None and len(first) > _BIG:
+        graph = _distinct_neighbours(neighbours, first, copies)
+    labels = _cluster_distinct(
+        x[first], params, None if groups is None else np.asarray(groups)[first], graph
+    )[copies]
+    if groups is not None:  # a copy may sit in a photo whose other face shares its cluster
+        labels = enforce_cannot_link(x, labels, np.asarray(groups))
+    return _relabel(labels)
+
+
+def _distinct_neighbours(
+    neighbours: Neighbours, first: np.ndarray, copies: np.ndarray
+) -> Neighbours:
+    """The k-NN graph of the distinct faces (rows ``first``), from the graph of all faces:
+    each distinct face's own row, neighbours renumbered, copies of one face kept once (the
+    nearest), padded with -1 / inf where fewer than k distinct neighbours remain."""
+
+    def graph(k: int) -> tuple[np.ndarray, np.ndarray]:
+        dist, idx = neighbours(k)
+        dist, idx = dist[first], idx[first]
+        ids = np.where(idx >= 0, copies[np.maximum(idx, 0)], -1)
+        order = np.argsort(ids, axis=1, kind="stable")  # equal ids: nearest first
+        sorted_ids = np.take_along_axis(ids, order, axis=1)
+        repeat = np.zeros(ids.shape, dtype=bool)
+        repeat[:, 1:] = (sorted_ids[:, 1:] == sorted_ids[:, :-1]) & (sorted_ids[:, 1:] >= 0)
+        drop = np.zeros(ids.shape, dtype=bool)
+        np.put_along_axis(drop, order, repeat, axis=1)
+        drop |= ids < 0
+        keep_first = np.argsort(drop, axis=1, kind="stable")  # kept ones first, in order
+        out_d = np.take_along_axis(np.where(drop, np.inf, dist), keep_first, axis=1)
+        out_i = np.take_along_axis(np.where(drop, -1, ids), keep_first, axis=1)
+        return out_d.astype(dist.dtype), out_i.astype(np.int64)
+
+    return graph
+
+
+def _cluster_distinct(
+    x: np.ndarray,
+    params: ClusterParams,
+    groups: np.ndarray | None,
+    neighbours: Neighbours | None,
+) -> np.ndarray:
+    """:func:`cluster_embeddings` on faces with no exact copies among them."""
     graph = None
     if len(x) > _BIG:  # one k-NN graph for HDBSCAN and for each face's nearest faces
         built = [_knn_graph(x, params, neighbours)]

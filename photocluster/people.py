@@ -51,6 +51,7 @@ from photocluster.clustering import (
     attach_faces,
     centroids,
     cluster_embeddings,
+    copy_ids,
     members_by_label,
 )
 from photocluster.db import Catalog, blobs_to_matrix
@@ -309,6 +310,7 @@ def _plan_incremental(
             share=params.attach_share,
             near=_nearest_faces(f, new_idx) if params.attach_share > 0 else None,
             forbidden=forbidden_for(new_idx),
+            copies=copy_ids(f.x),
         )
         # Two new faces of one photo may pick the same person: the per-person rule sorts it out.
         owner[new_idx] = got

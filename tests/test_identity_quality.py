@@ -227,3 +227,37 @@ def test_real_dense_population_from_lfw_dev_is_not_chained(tmp_path: Path) -> No
     pairs = {(int(c), n) for c, n in zip(plain, folder, strict=True) if n in LFW_PEOPLE}
     together = Counter(c for c, _n in pairs if c >= 0)
     assert max(together.values()) >= 2
+
+
+def test_copies_of_one_photo_do_not_push_a_persons_other_photos_out() -> None:
+    """The same photo in many folders gives identical faces; they count once in the person's
+    spread, else the person looks tight and its other photos are ejected as strangers."""
+    rng = np.random.default_rng(11)
+    centre = _unit(rng) * 0.75
+    photos = centre + rng.normal(scale=0.15 / np.sqrt(128), size=(6, 128))
+    copies = np.repeat(photos[:1], 12, axis=0)  # photo 0 copied into twelve folders
+    x = np.vstack([photos, copies])
+    labels = cluster_embeddings(x, ClusterParams(), np.arange(len(x)))
+    assert len(set(labels.tolist())) == 1 and labels[0] >= 0
+
+
+def test_copies_share_their_original_s_person_above_the_k_nn_threshold() -> None:
+    """Above 4 000 faces the k-NN graph may come from the face index (all faces, copies
+    included): the graph of the distinct faces is derived from it, with the same result as
+    building one for them."""
+    from photocluster.scale_cluster import knn
+
+    rng = np.random.default_rng(12)
+    xs = [
+        _unit(rng) * 0.75 + rng.normal(scale=0.3 / np.sqrt(128), size=(30, 128)) for _ in range(140)
+    ]
+    x = np.vstack(xs).astype(np.float32)
+    truth = np.repeat(np.arange(140), 30)
+    pick = rng.choice(len(x), 300, replace=False)
+    x = np.vstack([x, x[pick]])  # 300 faces copied once more
+    truth = np.r_[truth, truth[pick]]
+    given = cluster_embeddings(x, ClusterParams(), neighbours=lambda k: knn(x, k))
+    built = cluster_embeddings(x, ClusterParams())
+    assert (given == built).all()
+    assert (given[-300:] == given[pick]).all()
+    assert pairwise_prf(truth, given).precision > 0.99
