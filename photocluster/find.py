@@ -42,6 +42,7 @@ from photocluster.thresholds import (
     ATTACH_NEIGHBOURS,
     ATTACH_SHARE,
     FIND_KNOWN_DISTANCE,
+    FIND_KNOWN_SHARE,
     PAIR_DISTANCE,
     SPREAD_RATIO,
 )
@@ -50,10 +51,6 @@ from photocluster.thresholds import (
 CANDIDATE_FACES = 50
 # A person's centroid is taken over at most this many of their faces.
 CENTROID_FACES = 5_000
-# "known" needs at least this share of the face's ATTACH_NEIGHBOURS nearest catalog faces to be
-# the person's (4 of 5; "probably": ATTACH_SHARE, 3 of 5). On ../shared/lfw-dev 3 of 5 still
-# called 15 of 329 strangers known, 4 of 5 called 8 (bench/bench_find.py verdicts).
-FIND_KNOWN_SHARE = 0.8
 
 
 @dataclass
