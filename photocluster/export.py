@@ -7,7 +7,11 @@ the manifest DEST keeps of what photocluster itself put there (:data:`MANIFEST_N
 * entries only the catalog wants: added — or *moved* from an old entry of the same photo (a
   renamed person's folder moves instead of being copied again);
 * entries only the manifest has: removed, but only if the file is still exactly what
-  photocluster made (a file the user replaced or edited is left alone and reported);
+  photocluster made (a file the user replaced or edited is left alone and reported). For a copy
+  "exactly" means its bytes: the manifest keeps the SHA-256 of what was written and a copy is
+  hashed before it is deleted or replaced, so an edit that kept the size, the inode and even
+  the mtime is still noticed. When a photo changed and its old copy was edited, the new version
+  goes beside it under a `` (2)``-style name;
 * anything else in DEST (the user's own files and folders) is never touched, never overwritten
   and never deleted. A link that already points where ours would is adopted, so a run that was
   stopped before it could save the manifest still completes on the next run.
@@ -16,13 +20,19 @@ Names come from :mod:`photocluster.foldernames`; two photos with the same file n
 folder get `` (2)``-style suffixes, and an entry keeps the name it had in earlier exports.
 Running out of space or permission stops the run with a clear message after saving the manifest,
 so running the same command again finishes the job.
+
+A run that has nothing to change writes nothing: no probe of the filesystem (the manifest says
+which mode the previous run settled on), no manifest rewrite, so no mtime in DEST moves and
+backup or sync tools see no change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import filecmp
+import hashlib
 import json
 import os
 import re
@@ -133,13 +143,24 @@ class ExportSummary:
 # --------------------------------------------------------------------------- the manifest
 
 
-def _load_manifest(dest: Path, notes: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """Entries (rel -> record) and folders photocluster created earlier. Unreadable = empty."""
+@dataclass
+class _Manifest:
+    """What DEST's manifest says: entries (rel -> record) and folders photocluster created."""
+
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=set)
+    requested: str | None = None  # the --mode of the run that wrote it
+    mode: str | None = None  # the mode that run settled on (after probing DEST)
+    read: bool = False  # False: missing or ignored, so it must be written
+
+
+def _load_manifest(dest: Path, notes: list[str]) -> _Manifest:
+    """The manifest photocluster wrote earlier. Unreadable = empty."""
     path = dest / MANIFEST_NAME
     try:
         st = path.lstat()
     except FileNotFoundError:
-        return {}, set()
+        return _Manifest()
     except OSError as exc:
         raise PhotoclusterError(f"Cannot read {path}: {exc.strerror}") from exc
     problem = None
@@ -153,24 +174,35 @@ def _load_manifest(dest: Path, notes: list[str]) -> tuple[dict[str, dict[str, An
             if data.get("schema") != MANIFEST_SCHEMA:
                 problem = f"its schema is {data.get('schema')!r}, not {MANIFEST_SCHEMA!r}"
             else:
-                entries = {str(k): dict(v) for k, v in data.get("entries", {}).items()}
-                return entries, {str(f) for f in data.get("folders", [])}
+                modes = data.get("mode") if isinstance(data.get("mode"), dict) else {}
+                return _Manifest(
+                    entries={str(k): dict(v) for k, v in data.get("entries", {}).items()},
+                    folders={str(f) for f in data.get("folders", [])},
+                    requested=modes.get("requested"),
+                    mode=modes.get("used"),
+                    read=True,
+                )
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             problem = f"it cannot be parsed ({exc})"
     notes.append(
         f"Ignoring the export manifest {path}: {problem}. Nothing already in DEST will be "
         "removed; links that match are adopted."
     )
-    return {}, set()
+    return _Manifest()
 
 
 def _save_manifest(
-    dest: Path, entries: dict[str, dict[str, Any]], folders: set[str], catalog_url: str
+    dest: Path,
+    entries: dict[str, dict[str, Any]],
+    folders: set[str],
+    catalog_url: str,
+    modes: tuple[str, str],
 ) -> None:
     data = {
         "schema": MANIFEST_SCHEMA,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "catalog": catalog_url,
+        "mode": {"requested": modes[0], "used": modes[1]},
         "folders": sorted(folders),
         "entries": {k: entries[k] for k in sorted(entries)},
     }
@@ -313,7 +345,9 @@ def _derives_from(name: str, base: str) -> bool:
 
 
 def _entry_matches(path: Path, record: dict[str, Any]) -> bool:
-    """The file at ``path`` is still exactly what photocluster made (safe to remove/replace)."""
+    """The file at ``path`` is still the one photocluster made: the same link target, or the
+    same inode and size. Cheap (one ``lstat``); a copy may still have been edited in place, so
+    deleting or replacing one also needs :func:`_content_unchanged` (see :func:`_replaceable`)."""
     try:
         st = path.lstat()
     except OSError:
@@ -330,22 +364,59 @@ def _entry_matches(path: Path, record: dict[str, Any]) -> bool:
     return st.st_ino == record.get("ino") and st.st_size == record.get("size")
 
 
+def _sha256(path: Path | str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _content_unchanged(path: Path, record: dict[str, Any]) -> bool:
+    """A copy still holds exactly the bytes photocluster wrote (links hold none of their own)."""
+    if record.get("mode") != COPY:
+        return True
+    try:
+        digest = record.get("sha256")
+        if digest is not None:
+            return _sha256(path) == digest
+        # A manifest of an earlier version holds no digest: the copy is provably ours only
+        # while it still equals the photo as it was when copied.
+        source = str(record["source"])
+        st = os.stat(source)
+        if (st.st_size, st.st_mtime_ns) != (
+            record.get("source_size"),
+            record.get("source_mtime_ns"),
+        ):
+            return False
+        return filecmp.cmp(path, source, shallow=False)
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+
+
+def _replaceable(path: Path, record: dict[str, Any]) -> bool:
+    """Safe to delete or overwrite: still exactly what photocluster made, bytes included."""
+    return _entry_matches(path, record) and _content_unchanged(path, record)
+
+
 def _intact(path: Path, record: dict[str, Any], planned: PlannedFile, mode: str) -> bool:
-    """An existing entry can stay as it is: ours, same photo, same mode, source unchanged."""
-    if record.get("photo_id") != planned.photo_id or record.get("mode") != mode:
+    """An existing entry can stay as it is: ours, same photo, same mode, source unchanged.
+
+    A copy made because a hard link was impossible (another filesystem) stays a copy."""
+    made = record.get("mode")
+    if record.get("photo_id") != planned.photo_id:
+        return False
+    if made != mode and not (mode == HARDLINK and made == COPY and record.get("fallback")):
         return False
     if record.get("source") != planned.source:
         return False
     if not _entry_matches(path, record):
         return False
-    if mode == SYMLINK:
+    if made == SYMLINK:
         return True
     if (
         record.get("source_size") != planned.source_size
         or record.get("source_mtime_ns") != planned.source_mtime_ns
     ):
         return False
-    if mode == HARDLINK:
+    if made == HARDLINK:
         try:
             return os.stat(planned.source).st_ino == record.get("ino")
         except OSError:
@@ -512,9 +583,12 @@ def _create(target: Path, planned: PlannedFile, mode: str) -> str:
     return COPY
 
 
-def _record(target: Path, planned: PlannedFile, mode: str) -> dict[str, Any]:
+def _record(
+    target: Path, planned: PlannedFile, mode: str, *, sha256: str | None = None, wanted: str = ""
+) -> dict[str, Any]:
+    """The manifest record of an entry just made (or moved: ``sha256`` of the old record)."""
     st = target.lstat()
-    return {
+    record: dict[str, Any] = {
         "photo_id": planned.photo_id,
         "person_id": planned.person_id,
         "source": planned.source,
@@ -524,6 +598,24 @@ def _record(target: Path, planned: PlannedFile, mode: str) -> dict[str, Any]:
         "ino": st.st_ino,
         "size": st.st_size,
     }
+    if mode == COPY:
+        record["sha256"] = sha256 or _sha256(target)
+    if wanted and wanted != mode:
+        record["fallback"] = True  # a link was impossible for this photo: a copy is right
+    return record
+
+
+def _free_name(dest: Path, planned: PlannedFile, taken: set[str]) -> PlannedFile:
+    """``planned`` under the first `` (n)`` name that is neither on disk nor ``taken``."""
+    base = safe_filename(os.path.basename(planned.source))
+    on_disk = _listdir_keys(dest / planned.folder)
+    n = 2
+    while True:
+        name = with_suffix(base, n, is_file=True)
+        key = clash_key(name)
+        if key not in on_disk and clash_key(f"{planned.folder}/{name}") not in taken:
+            return dataclasses.replace(planned, name=name)
+        n += 1
 
 
 def _stopped(exc: OSError, what: str, done: int, total: int) -> ExportStopped:
@@ -538,6 +630,64 @@ def _stopped(exc: OSError, what: str, done: int, total: int) -> ExportStopped:
         f"Export stopped while {what}: {reason}. {done} of {total} changes were made and "
         f"recorded. {hint}, then run the same command again to finish."
     )
+
+
+@dataclass
+class _Diff:
+    """What applying a plan would do, before anything is done."""
+
+    state: dict[str, dict[str, Any]]  # the manifest after adopting entries
+    wanted: dict[str, PlannedFile]
+    unchanged: int
+    adopted: int
+    removals: list[str]
+    moves: list[tuple[str, PlannedFile]]
+    adds: list[PlannedFile]
+
+    @property
+    def work(self) -> bool:
+        return bool(self.adopted or self.removals or self.moves or self.adds)
+
+
+def _diff(
+    dest: Path,
+    planned: list[PlannedFile],
+    adopt: set[str],
+    old: dict[str, dict[str, Any]],
+    mode: str,
+) -> _Diff:
+    state: dict[str, dict[str, Any]] = dict(old)
+    wanted = {p.rel: p for p in planned}
+    keep: set[str] = set()
+    adopted = 0
+    to_create: list[PlannedFile] = []
+    for rel, p in wanted.items():
+        rec = old.get(rel)
+        if rec is not None and _intact(dest / rel, rec, p, mode):
+            keep.add(rel)
+        elif rel in adopt:
+            state[rel] = _record(dest / rel, p, mode)
+            keep.add(rel)
+            adopted += 1
+        else:
+            to_create.append(p)
+    stale = [rel for rel in old if rel not in wanted or rel not in keep]
+    # Moves: a new entry whose photo sits intact in an entry that goes away (renamed person).
+    movable: dict[int, list[str]] = defaultdict(list)
+    for rel in stale:
+        if rel not in wanted and old[rel].get("mode") == mode:
+            movable[int(old[rel].get("photo_id", -1))].append(rel)
+    moves: list[tuple[str, PlannedFile]] = []
+    adds: list[PlannedFile] = []
+    for p in to_create:
+        sources = movable.get(p.photo_id)
+        if sources and old[sources[0]].get("source") == p.source:
+            moves.append((sources.pop(0), p))
+        else:
+            adds.append(p)
+    moved_from = {src for src, _ in moves}
+    removals = [rel for rel in stale if rel not in moved_from]
+    return _Diff(state, wanted, len(keep), adopted, removals, moves, adds)
 
 
 def export_people(
@@ -570,67 +720,47 @@ def export_people(
         )
         summary.notes.append(f"No people to export. {hint}")
 
-    old, old_folders = _load_manifest(dest, summary.notes)
+    manifest = _load_manifest(dest, summary.notes)
+    old, old_folders = manifest.entries, manifest.folders
     sample = next((ps[0][1] for ps in photos.values() if ps), None)
+    # Plan with the mode the previous run settled on for the same request; DEST is probed
+    # (a link made and removed, which touches DEST) only when something is to be written.
+    known = manifest.mode if manifest.requested == options.mode else None
+    mode = known or (SYMLINK if options.mode == AUTO else options.mode)
+    planned, folder_of, adopt = plan_files(dest, people, photos, old, old_folders, mode)
+    diff = _diff(dest, planned, adopt, old, mode)
+    probed = False
     if options.dry_run:
-        mode = SYMLINK if options.mode == AUTO else options.mode
-        if options.mode in (AUTO, SYMLINK, HARDLINK):
+        if known is None and options.mode in (AUTO, SYMLINK, HARDLINK):
             summary.notes.append(
                 f"Dry run: assuming {mode}s work on {dest}; the real run checks and falls back "
                 "to copying if they don't."
             )
-    else:
+    elif diff.work or old_folders - set(folder_of) or not manifest.read or known is None:
         try:
             dest.mkdir(parents=True, exist_ok=True)
-            mode, note = _probe_mode(dest, options.mode, sample)
+            probed_mode, note = _probe_mode(dest, options.mode, sample)
         except OSError as exc:
             raise _stopped(exc, f"preparing {dest}", 0, 0) from exc
+        probed = True
         if note:
             summary.notes.append(note)
         elif options.mode == AUTO:
             summary.notes.append(f"Using symbolic links (the filesystem of {dest} allows them).")
+        if probed_mode != mode:
+            mode = probed_mode
+            planned, folder_of, adopt = plan_files(dest, people, photos, old, old_folders, mode)
+            diff = _diff(dest, planned, adopt, old, mode)
     summary.mode = mode
-
-    planned, folder_of, adopt = plan_files(dest, people, photos, old, old_folders, mode)
     summary.folders = folder_of
     summary.people = len(folder_of)
     summary.photos = len({p.photo_id for p in planned})
-
-    # ---- diff
-    state: dict[str, dict[str, Any]] = dict(old)
-    wanted = {p.rel: p for p in planned}
-    keep: set[str] = set()
-    to_create: list[PlannedFile] = []
-    for rel, p in wanted.items():
-        rec = old.get(rel)
-        if rec is not None and _intact(dest / rel, rec, p, mode):
-            keep.add(rel)
-        elif rel in adopt:
-            state[rel] = _record(dest / rel, p, mode)
-            keep.add(rel)
-        else:
-            to_create.append(p)
-    summary.unchanged = len(keep)
-    stale = [rel for rel in old if rel not in wanted or rel not in keep]
-    # Moves: a new entry whose photo sits intact in an entry that goes away (renamed person).
-    movable: dict[int, list[str]] = defaultdict(list)
-    for rel in stale:
-        if rel not in wanted and old[rel].get("mode") == mode:
-            movable[int(old[rel].get("photo_id", -1))].append(rel)
-    moves: list[tuple[str, PlannedFile]] = []
-    adds: list[PlannedFile] = []
-    for p in to_create:
-        sources = movable.get(p.photo_id)
-        if sources and old[sources[0]].get("source") == p.source:
-            moves.append((sources.pop(0), p))
-        else:
-            adds.append(p)
-    moved_from = {src for src, _ in moves}
-    removals = [rel for rel in stale if rel not in moved_from]
+    summary.unchanged = diff.unchanged
+    state, wanted = diff.state, diff.wanted
+    removals, moves, adds = diff.removals, diff.moves, list(diff.adds)
 
     for rel in removals:
-        kind = "update" if rel in wanted else "remove"
-        if kind == "remove":
+        if rel not in wanted:
             summary.actions.append(Action("remove", rel, old[rel].get("source")))
     for src, p in moves:
         summary.actions.append(Action("move", p.rel, src))
@@ -645,15 +775,23 @@ def export_people(
         summary.added = sum(1 for a in summary.actions if a.kind == "add")
         summary.seconds = time.perf_counter() - started
         return summary
+    if not probed:  # nothing to change: touch nothing (not even the manifest)
+        if options.report_path:
+            summary.report_path = write_report(catalog, options.report_path)
+        summary.seconds = time.perf_counter() - started
+        return summary
 
     # ---- apply: removals, then moves, then adds (each frees names the next may need)
     folders_made = set(old_folders)
     total = len(removals) + len(moves) + len(adds)
     done = 0
     progress.start(total, "Exporting")
+    # every name that is, or is about to be, an entry: a new version never takes one of them
+    taken = {clash_key(rel) for rel in (*wanted, *old)}
+    kept: set[str] = set()  # our entries the user changed: left as they are
 
     def flush() -> None:
-        _save_manifest(dest, state, folders_made, catalog.url)
+        _save_manifest(dest, state, folders_made, catalog.url, (options.mode, mode))
 
     def step() -> None:
         nonlocal done
@@ -668,43 +806,62 @@ def export_people(
             path.mkdir()
             folders_made.add(folder)
 
+    def keep_changed(rel: str) -> None:
+        kept.add(rel)
+        summary.kept_changed.append(rel)
+        summary.actions.append(Action("keep", rel, old[rel].get("source")))
+
     try:
         for rel in removals:
             target = dest / rel
             rec = old[rel]
-            if _entry_matches(target, rec):
+            if _replaceable(target, rec):
                 target.unlink()
                 if rel not in wanted:
                     summary.removed += 1
-            elif target.exists() or target.is_symlink():
-                summary.kept_changed.append(rel)
-                summary.actions.append(Action("keep", rel, rec.get("source")))
+            elif os.path.lexists(target):
+                keep_changed(rel)
             state.pop(rel, None)
             step()
         for src, p in moves:
             ensure_folder(p.folder)
             target = dest / p.rel
-            if _entry_matches(dest / src, old[src]) and not (
-                target.exists() or target.is_symlink()
-            ):
+            rec = old[src]
+            ours = _entry_matches(dest / src, rec) and (
+                "sha256" in rec or _content_unchanged(dest / src, rec)  # an older manifest
+            )
+            if ours and not os.path.lexists(target):
+                # A rename, not a new copy: the record keeps the digest of what was written.
                 os.rename(dest / src, target)
                 state.pop(src, None)
-                state[p.rel] = _record(target, p, mode)
+                state[p.rel] = _record(target, p, mode, sha256=rec.get("sha256"))
                 summary.moved += 1
             else:
                 state.pop(src, None)
-                if _entry_matches(dest / src, old[src]):
+                if _replaceable(dest / src, rec):
                     (dest / src).unlink()
+                elif os.path.lexists(dest / src):
+                    keep_changed(src)
                 adds.append(p)
             step()
-        for p in adds:
+        for planned_file in adds:
+            p = planned_file
+            replaces = p.rel in old
             ensure_folder(p.folder)
             target = dest / p.rel
-            if target.exists() or target.is_symlink():
-                # Only our own stale entry can be here (the plan avoided every other name).
-                rec = old.get(p.rel)
-                if rec is not None and _entry_matches(target, rec):
+            if os.path.lexists(target):
+                # Only our own entry can be here (the plan avoided every other name): stale
+                # and untouched, or changed by the user (then the new version goes beside it).
+                if p.rel in old and _replaceable(target, old[p.rel]):
                     target.unlink()
+                elif p.rel in kept:
+                    beside = _free_name(dest, p, taken)
+                    taken.add(clash_key(beside.rel))
+                    summary.notes.append(
+                        f"{p.rel} changed since photocluster made it, so it was left as it is; "
+                        f"the photo's current version is {beside.rel}."
+                    )
+                    p, target = beside, dest / beside.rel
                 else:
                     summary.failures.append((p.rel, "a file the user made is in the way"))
                     step()
@@ -725,8 +882,8 @@ def export_people(
                 summary.notes.append(
                     "Some photos are on another filesystem than DEST; those were copied."
                 )
-            state[p.rel] = _record(target, p, used)
-            if p.rel in old:
+            state[p.rel] = _record(target, p, used, wanted=mode)
+            if replaces:
                 summary.updated += 1
             else:
                 summary.added += 1

@@ -27,6 +27,8 @@ from photocluster.xmp import (
     import_xmp,
 )
 
+_PLURAL = {"symlink": "symlinks", "hardlink": "hard links", "copy": "copies"}
+
 
 def _export_dict(s: ExportSummary) -> dict[str, object]:
     return {
@@ -84,8 +86,9 @@ def export_command(
 
     Re-running applies only the differences: new photos are added, renamed people's folders
     move, entries photocluster made earlier (listed in DEST/.photocluster-export.json) are
-    removed when no longer wanted. Files you put in DEST yourself are never touched. DEST may
-    not be inside the photo library.
+    removed when no longer wanted. Files you put in DEST yourself are never touched, and a copy
+    you edited is never deleted or overwritten (it is reported and left). A run with nothing to
+    change writes nothing. DEST may not be inside the photo library.
 
     Example: photocluster export ~/People --dry-run
     """
@@ -121,7 +124,7 @@ def export_command(
         return
     out(
         f"Exported {summary.people} people ({summary.photos} photos) to {summary.dest} "
-        f"as {summary.mode}s in {summary.seconds:.1f} s"
+        f"as {_PLURAL.get(summary.mode, summary.mode)} in {summary.seconds:.1f} s"
     )
     out(
         f"  added {summary.added}, moved {summary.moved}, updated {summary.updated}, "
