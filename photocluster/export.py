@@ -852,9 +852,7 @@ def export_people(
             if os.path.lexists(target):
                 # Only our own entry can be here (the plan avoided every other name): stale
                 # and untouched, or changed by the user (then the new version goes beside it).
-                if p.rel in old and _replaceable(target, old[p.rel]):
-                    target.unlink()
-                elif p.rel in kept:
+                if p.rel in kept:
                     beside = _free_name(dest, p, taken)
                     taken.add(clash_key(beside.rel))
                     summary.notes.append(
@@ -862,6 +860,8 @@ def export_people(
                         f"the photo's current version is {beside.rel}."
                     )
                     p, target = beside, dest / beside.rel
+                elif p.rel in old and _replaceable(target, old[p.rel]):
+                    target.unlink()
                 else:
                     summary.failures.append((p.rel, "a file the user made is in the way"))
                     step()
