@@ -6,8 +6,14 @@ Workers never touch the catalog; only the caller's process writes.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -66,10 +72,43 @@ class InlineExecutor:
 _worker_encoder: FaceEncoder | None = None
 _worker_params: EncoderParams | None = None
 
+PARENT_CHECK_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+USE_PDEATHSIG = sys.platform.startswith("linux")  # tests turn it off to check the watchdog alone
 
-def _init_worker(factory: EncoderFactory, params: EncoderParams) -> None:
+
+def _exit_with_parent(parent: int) -> None:
+    """Make this worker die with the scan that started it, even when the scan is killed -9
+    (the pool's own shutdown never runs then, and a worker holds ~200 MB of model).
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG; strictly, when
+    the parent's thread that started the worker ends: the scan's own thread, alive until it
+    closes the pool). Everywhere (macOS has no prctl): a watchdog thread that ends the process
+    once it has a new parent (within PARENT_CHECK_SECONDS, or when a photo in progress is done
+    if the model holds the interpreter lock).
+    """
+    if USE_PDEATHSIG:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="photocluster-parent-watch", daemon=True
+    ).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:  # reparented (to init or a subreaper): the scan is gone
+            os._exit(1)
+
+
+def _init_worker(factory: EncoderFactory, params: EncoderParams, parent: int) -> None:
     global _worker_encoder, _worker_params
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _exit_with_parent(parent)
     from photocluster.imaging import register_heif
 
     register_heif()
@@ -100,7 +139,7 @@ class PoolExecutor:
             max_workers=self.jobs,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self.factory, self.params),
+            initargs=(self.factory, self.params, os.getpid()),
         )
 
     def run(self, tasks: Iterable[Task]) -> Iterator[PhotoResult]:
@@ -140,22 +179,35 @@ class PoolExecutor:
             if broken:
                 suspects.extend(inflight.values())
                 inflight.clear()
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                _stop_pool(self._pool)
                 self._pool = self._new_pool()
         self.close()
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        # Stop promptly on Ctrl-C: don't wait for photos in flight.
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in processes:
+        if pool is not None:
+            _stop_pool(pool)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now, without waiting for photos in flight (Ctrl-C, or a worker crashed).
+
+    Workers are stopped first, then the pool's manager thread is joined (it ends as soon as they
+    are gone): left running, it can close its wake-up pipe while the interpreter's exit hook
+    writes to it ("Exception ignored ... OSError: [Errno 9] Bad file descriptor")."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
             proc.join(timeout=5)
+    if manager is not None:
+        manager.join(timeout=10)
 
 
 def make_executor(jobs: int, factory: EncoderFactory, params: EncoderParams) -> Executor:

@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from photocluster.fspath import CatalogPath
+
 
 class Base(DeclarativeBase):
     pass
@@ -35,7 +37,8 @@ class Photo(Base):
     __tablename__ = "photos"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    # Any name the file system allows, stored losslessly (see fspath).
+    path: Mapped[str] = mapped_column(CatalogPath(4096), unique=True)
     size: Mapped[int] = mapped_column(BigInteger, index=True)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from photocluster.db import Catalog, embedding_to_blob
 from photocluster.encoder import EncoderParams, make_encoder
 from photocluster.errors import Interrupted
 from photocluster.executors import EncoderFactory, Executor, Task, make_executor
+from photocluster.fspath import printable
 from photocluster.models import Face, Photo, PhotoStatus
 from photocluster.progress import NoProgress, Progress
 from photocluster.walker import FileEntry, WalkReport, resolve_root, walk_images
@@ -202,7 +205,8 @@ def write_result(session: Session, result: PhotoResult, key: str) -> int:
     photo.size, photo.mtime_ns = result.size, result.mtime_ns
     photo.content_hash = result.content_hash
     photo.width, photo.height, photo.taken_at = result.width, result.height, result.taken_at
-    photo.status, photo.error = result.status, result.error
+    photo.status = result.status
+    photo.error = None if result.error is None else printable(result.error)
     photo.encoder, photo.scanned_at = key, now
     session.flush()
     old = list(session.execute(select(Face).where(Face.photo_id == photo.id)).scalars())
@@ -244,22 +248,6 @@ def _apply_moves_and_removals(session: Session, plan: ScanPlan) -> None:
         session.execute(delete(Photo).where(Photo.id.in_(plan.removals[i : i + 500])))
 
 
-def _batches(
-    results: Iterable[PhotoResult], size: int, seconds: float, progress: Progress
-) -> Iterator[list[PhotoResult]]:
-    """Group results for one transaction each: ``size`` photos or ``seconds``, whichever first."""
-    batch: list[PhotoResult] = []
-    started = time.monotonic()
-    for result in results:
-        batch.append(result)
-        progress.advance()
-        if len(batch) >= size or time.monotonic() - started >= seconds:
-            yield batch
-            batch, started = [], time.monotonic()
-    if batch:
-        yield batch
-
-
 def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = None) -> ScanSummary:
     """Bring the catalog in line with the photos under ``options.root``."""
     progress = progress or NoProgress()
@@ -289,22 +277,36 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
         min(options.effective_jobs(), len(tasks)), options.encoder_factory, options.params
     )
     progress.start(len(tasks), "Scanning")
+    # Results wait here, owned by this function, until a batch is full: ``size`` photos or
+    # ``batch_seconds``, whichever first. On Ctrl-C whatever waits is written too.
     pending: list[PhotoResult] = []
     try:
-        batches = _batches(executor.run(tasks), options.batch_size, options.batch_seconds, progress)
-        for batch in batches:
-            pending = batch
-            _write_batch(catalog, batch, key, plan, summary)
-            pending = []
-    except KeyboardInterrupt:
-        executor.close()
+        batch_started = time.monotonic()
+        for result in executor.run(tasks):
+            pending.append(result)
+            progress.advance()
+            if (
+                len(pending) >= options.batch_size
+                or time.monotonic() - batch_started >= options.batch_seconds
+            ):
+                # Ctrl-C waits for the commit and the count, so a batch is never half counted.
+                with _sigint_deferred():
+                    _write_batch(catalog, pending, key, plan, summary)
+                    pending, batch_started = [], time.monotonic()
         if pending:
-            # The batch was fully analysed; keep it unless the interrupt hit while writing.
-            with contextlib.suppress(KeyboardInterrupt):
+            with _sigint_deferred():
                 _write_batch(catalog, pending, key, plan, summary)
+                pending = []
+    except KeyboardInterrupt:
+        # Every result that reached this process is analysed: keep it, in one transaction,
+        # before stopping the workers (which may take a moment).
+        if pending:
+            with _sigint_deferred(reraise=False):
+                _write_batch(catalog, pending, key, plan, summary)
+        executor.close()
         progress.finish()
         raise Interrupted(
-            f"Scan interrupted after {summary.processed} of {len(tasks)} photos; they are saved. "
+            f"Scan interrupted: {summary.processed} of {len(tasks)} photos analysed and saved. "
             "Run the same command again to continue.",
             done=summary.processed,
         ) from None
@@ -313,6 +315,23 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
     progress.finish()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+@contextlib.contextmanager
+def _sigint_deferred(*, reraise: bool = True) -> Iterator[None]:
+    """Hold a Ctrl-C that arrives during a short step until the step is done, then raise it
+    (or drop it, with ``reraise=False``). Main thread only; elsewhere SIGINT never arrives."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and reraise:
+        raise KeyboardInterrupt
 
 
 def _write_batch(

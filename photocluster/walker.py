@@ -5,6 +5,7 @@ Yields plain data; unreadable folders are reported, not raised (one bad folder n
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections import Counter
@@ -77,7 +78,11 @@ def walk_images(
                 continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks
-            except OSError:
+            except OSError as exc:
+                # A symlink that leads back to itself (a -> a, a -> b -> a), or one whose target
+                # cannot be examined: skipped, and counted with the other skipped files.
+                loop = exc.errno == errno.ELOOP
+                report.skipped_by_extension["(symlink loop)" if loop else "(unreadable)"] += 1
                 continue
             if is_dir:
                 try:
