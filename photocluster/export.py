@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from photocluster.db import Catalog
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.foldernames import assign_unique, clash_key, safe_filename, safe_name, with_suffix
+from photocluster.fspath import json_text
 from photocluster.models import Face, Person, Photo, PhotoStatus
 from photocluster.progress import NoProgress, Progress
 
@@ -208,7 +209,7 @@ def _save_manifest(
     }
     tmp = dest / f"{MANIFEST_NAME}.tmp-{os.getpid()}"
     try:
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(json_text(json.dumps(data, indent=1, ensure_ascii=False)), encoding="utf-8")
         os.replace(tmp, dest / MANIFEST_NAME)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -945,7 +946,8 @@ def write_report(catalog: Catalog, path: str) -> str:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+        text = json.dumps(report, indent=2, ensure_ascii=False, default=str)
+        tmp.write_text(json_text(text) + "\n", encoding="utf-8")
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -62,6 +62,8 @@ def _clean_char(ch: str) -> str:
     cat = unicodedata.category(ch)
     if cat == "Cc":  # other C0/C1 control characters, NUL, DEL
         return ""
+    if cat == "Cs":  # a byte of a file name that is not UTF-8 (os.fsdecode): macOS and
+        return "\ufffd"  # Windows cannot store it, so it shows as the replacement character
     if cat in ("Zl", "Zp"):
         return " "
     if ch in _INVISIBLE_LETTERS:

@@ -14,6 +14,7 @@ the ``str`` that opens the file.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import String
@@ -72,6 +73,16 @@ def printable(text: str) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(text: str) -> str:
+    """JSON from ``json.dumps(..., ensure_ascii=False)`` made writable as UTF-8: undecodable
+    bytes of file names become ``\\udcXX`` escapes, which ``json.loads`` turns back into the
+    same ``str``."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class CatalogPath(TypeDecorator[str]):

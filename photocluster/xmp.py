@@ -364,7 +364,8 @@ class ExifTool:
                 raise XmpError("file names with line breaks cannot be passed to exiftool")
         payload = "\n".join([*args, "-echo4", "{ready}", "-execute", ""])
         try:
-            self._proc.stdin.write(payload.encode("utf-8"))
+            # A file name that is not UTF-8 goes as its own bytes (exiftool takes names as bytes).
+            self._proc.stdin.write(payload.encode("utf-8", "surrogateescape"))
             self._proc.stdin.flush()
         except BrokenPipeError as exc:
             raise PhotoclusterError("exiftool stopped unexpectedly") from exc

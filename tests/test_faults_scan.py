@@ -27,7 +27,7 @@ from photocluster.cli import app
 from photocluster.db import open_catalog, to_url
 from photocluster.fspath import ESCAPE, from_catalog, to_catalog
 from photocluster.migrate import upgrade
-from photocluster.models import Face, Photo
+from photocluster.models import Face, Person, Photo
 from photocluster.scan import scan
 from tests.conftest import ROOT, calls
 from tests.fakes import make_photo
@@ -125,6 +125,50 @@ def test_a_name_that_is_not_utf8_is_scanned_beside_good_photos(
             assert str(moved) in set(s.scalars(select(Photo.path)))
     finally:
         cat.close()
+
+
+def test_a_photo_whose_name_is_not_utf8_exports_gets_a_sidecar_and_a_crop(
+    tmp_path: Path, catalog, fake_options
+) -> None:
+    """What comes after the scan opens the file by the path the catalog gives back."""
+    from photocluster.contact_sheet import CropCache, crop_requests
+    from photocluster.export import ExportOptions, export_people
+    from photocluster.xmp import XmpExportOptions, export_xmp, find_exiftool
+
+    lib = tmp_path / "lib"
+    good = make_photo(lib / "a.jpg", [("ada", (40, 40, 60))])
+    odd = make_photo(lib / ("caf" + BAD + "\udcff.jpg"), [("ada", (60, 50, 60))])
+    scan(catalog, fake_options(lib))
+    with catalog.session() as s:
+        ada = Person(name="Ada", hidden=False, created_at=datetime(2024, 1, 1))
+        s.add(ada)
+        s.flush()
+        for face in s.scalars(select(Face)):
+            face.person_id, face.confirmed = ada.id, True
+        odd_face = s.scalars(select(Face.id).join(Photo).where(Photo.path == str(odd))).one()
+
+    dest = tmp_path / "out"
+    first = export_people(catalog, ExportOptions(dest=str(dest)))
+    assert (first.added, first.failures) == (2, [])
+    assert sorted(p.read_bytes() for p in (dest / "Ada").iterdir()) == sorted(
+        p.read_bytes() for p in (good, odd)
+    )
+    again = export_people(catalog, ExportOptions(dest=str(dest)))  # the manifest reads back
+    assert (again.unchanged, again.changed) == (2, 0)
+    copies = export_people(catalog, ExportOptions(dest=str(tmp_path / "copies"), mode="copy"))
+    assert (copies.added, copies.failures) == (2, [])
+
+    with catalog.session() as s:
+        (req,) = crop_requests(s, [odd_face])
+    _crop, problem = CropCache(tmp_path / "crops").get(req)
+    assert problem is None
+
+    if find_exiftool() is None:
+        return  # the sidecar needs exiftool
+    xmp = export_xmp(catalog, XmpExportOptions())
+    assert xmp.failures == [] and len(xmp.written) == 2
+    (sidecar,) = [w for w in xmp.written if w.startswith(str(lib / "caf"))]
+    assert Path(sidecar).exists()
 
 
 def test_status_prints_a_name_that_is_not_utf8_as_its_own_bytes(tmp_path: Path) -> None:
