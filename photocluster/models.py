@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -75,7 +76,18 @@ class Face(Base):
     """One detected face: its box in displayed-image pixels and its 128-d float32 embedding."""
 
     __tablename__ = "faces"
-    __table_args__ = (Index("ix_faces_person", "person_id"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_faces_person", "person_id"),
+        # Only the faces re-encoded in place: the face index's cheap check reads just these.
+        Index(
+            "ix_faces_revised",
+            "id",
+            "revision",
+            sqlite_where=text("revision > 0"),
+            postgresql_where=text("revision > 0"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
@@ -88,6 +100,9 @@ class Face(Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     # True when a human put this face in its person; clustering never moves it.
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How often a re-scan rewrote this face's embedding in place (the photo changed, the face
+    # stayed): the face index re-reads the faces whose revision it has not seen.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     photo: Mapped[Photo] = relationship(back_populates="faces")
     person: Mapped[Person | None] = relationship(back_populates="faces")

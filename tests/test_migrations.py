@@ -81,3 +81,25 @@ def test_upgrade_from_0001_keeps_rows_and_stops_reusing_ids(db_path: str) -> Non
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         cat.close()
+
+
+def test_upgrade_to_face_revisions_starts_every_face_at_zero(db_path: str) -> None:
+    _fill_revision_0001(db_path)
+    engine = create_engine(to_url(db_path))
+    upgrade(engine, "0003")
+    engine.dispose()
+    cat = open_catalog(db_path)
+    try:
+        with cat.session() as s:
+            assert s.scalars(select(Face.revision)).all() == [0, 0, 0]
+            s.get_one(Face, 2).revision = 1
+        with cat.engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id, revision FROM faces WHERE revision > 0"
+            ).all()
+            assert "ix_faces_revised" in str(plan), "the face index's check reads a small index"
+            assert conn.exec_driver_sql(
+                "SELECT id, revision FROM faces WHERE revision > 0"
+            ).all() == [(2, 1)]
+    finally:
+        cat.close()
