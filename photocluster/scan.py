@@ -226,7 +226,10 @@ def write_result(session: Session, result: PhotoResult, key: str) -> int:
             used.add(best.id)
         best.left, best.top, best.right, best.bottom = found.box
         best.size = found.box[2] - found.box[0]
-        best.embedding = embedding_to_blob(found.embedding)
+        blob = embedding_to_blob(found.embedding)
+        if best.id is not None and best.embedding != blob:
+            best.revision = (best.revision or 0) + 1  # re-encoded in place: see face_index
+        best.embedding = blob
     stale = [f.id for f in old if f.id not in used]
     if stale:
         session.execute(delete(Face).where(Face.id.in_(stale)))
