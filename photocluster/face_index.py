@@ -13,16 +13,21 @@ Two uses, two ways to search (``bench/bench_find.py`` measured both: see the con
 The index lives beside the catalog, in ``Settings.cache_dir/face-index``:
 
 * ``ids.npy``: the face id of each row (-1 = the face was deleted since; HNSW cannot drop rows);
+* ``revised.npy``: (face id, revision) of each face re-encoded in place (see below);
 * ``vectors.npy``: the embeddings, row by row; ``hnsw.faiss``: the graph (HNSW kind only; it
   holds the vectors too, so the HNSW kind takes twice the disk: 1.3 GB at 1 000 000 faces);
 * ``meta.json``, written last: format version, kind, encoder, the catalog fingerprint it matches,
   and the size and CRC-32 of the other files. A file that does not match is never trusted: the
   index is rebuilt from the catalog.
 
-Face ids are never reused (AUTOINCREMENT on SQLite, sequences on PostgreSQL) and a face's
-embedding never changes, so bringing the index up to date means adding the faces it lacks and
-dropping those the catalog no longer has. ``scan`` does that after writing; ``find`` checks the
-fingerprint (count, largest and sum of face ids: one indexed query) and syncs when it differs.
+Face ids are never reused (AUTOINCREMENT on SQLite, sequences on PostgreSQL), so bringing the
+index up to date means adding the faces it lacks and dropping those the catalog no longer has.
+One exception: a photo that changed on disk keeps the ids of the faces found in the same place,
+with new embeddings. ``scan`` then bumps ``faces.revision``, and the index re-reads every face
+whose (id, revision) it has not seen, replacing its row. ``scan`` syncs after writing; ``find``
+checks the fingerprint (count, largest and sum of face ids: one indexed query; count and sum of
+revisions of the revised faces: one query on a partial index holding only those) and syncs when
+it differs. No sync reads all embeddings, however many faces the catalog holds.
 """
 
 from __future__ import annotations
@@ -36,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.models import Face, Photo
 
-FORMAT = 2  # 2: vectors.npy beside hnsw.faiss too
+FORMAT = 3  # 2: vectors.npy beside hnsw.faiss too; 3: revised.npy (faces re-encoded in place)
 DIM = 128
 # From this many faces on, search goes through an HNSW graph. Measured at 1 579 (real) to
 # 1 000 000 (synthetic) faces by bench/bench_find.py: exact NumPy search costs ~0.1 ms per 1 000
@@ -65,18 +70,45 @@ class Fingerprint:
     count: int
     max_id: int
     id_sum: int
+    revised: int = 0  # faces re-encoded in place (revision > 0)
+    revision_sum: int = 0  # grows with every re-encoding
 
     @classmethod
     def of_catalog(cls, session: Session) -> Fingerprint:
         count, max_id, id_sum = session.execute(
             select(func.count(Face.id), func.max(Face.id), func.sum(Face.id))
         ).one()
-        return cls(int(count or 0), int(max_id or 0), int(id_sum or 0))
+        revised, revision_sum = session.execute(
+            select(func.count(), func.sum(Face.revision)).where(_REVISED)
+        ).one()
+        return cls(
+            int(count or 0),
+            int(max_id or 0),
+            int(id_sum or 0),
+            int(revised or 0),
+            int(revision_sum or 0),
+        )
 
     @classmethod
-    def of_ids(cls, ids: np.ndarray) -> Fingerprint:
+    def of_ids(cls, ids: np.ndarray, revised: np.ndarray | None = None) -> Fingerprint:
         alive = ids[ids >= 0]
-        return cls(len(alive), int(alive.max()) if len(alive) else 0, int(alive.sum()))
+        rev = _no_revisions() if revised is None else revised
+        return cls(
+            len(alive),
+            int(alive.max()) if len(alive) else 0,
+            int(alive.sum()),
+            len(rev),
+            int(rev[:, 1].sum()),
+        )
+
+
+# ``revision > 0`` with a literal 0: SQLite uses the partial index ix_faces_revised only when
+# the query's condition matches the index's, which a bound parameter does not.
+_REVISED = Face.revision > literal_column("0")
+
+
+def _no_revisions() -> np.ndarray:
+    return np.zeros((0, 2), dtype=np.int64)
 
 
 @dataclass
@@ -88,6 +120,7 @@ class SyncReport:
     added: int = 0
     removed: int = 0
     rebuilt: bool = False
+    updated: int = 0  # faces re-encoded in place (photo changed, face kept) whose row was replaced
     reason: str = ""  # why it was rebuilt: missing, corrupt, ...
     not_saved: str = ""  # why the up-to-date index could not be written (it still answers)
 
@@ -95,10 +128,18 @@ class SyncReport:
 class FaceIndex:
     """Face ids and their embeddings, searchable by Euclidean distance."""
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray | None, hnsw: Any = None) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray | None,
+        hnsw: Any = None,
+        revised: np.ndarray | None = None,
+    ) -> None:
         self.ids = np.asarray(ids, dtype=np.int64)
         self.vectors = vectors  # exact kind only (float32, rows x DIM)
         self.hnsw = hnsw  # faiss.IndexHNSWFlat, approximate kind only
+        # (face id, revision) of the faces re-encoded in place, as of the vectors held
+        self.revised = _no_revisions() if revised is None else revised
 
     @property
     def kind(self) -> str:
@@ -198,6 +239,7 @@ class FaceIndex:
         files: dict[str, dict[str, int]] = {}
         stale = {"vectors.npy", "hnsw.faiss"}
         files["ids.npy"] = _write(folder / "ids.npy", _npy_bytes(self.ids))
+        files["revised.npy"] = _write(folder / "revised.npy", _npy_bytes(self.revised))
         if self.hnsw is not None:
             import faiss
 
@@ -213,7 +255,13 @@ class FaceIndex:
             "format": FORMAT,
             "kind": self.kind,
             "encoder": encoder,
-            "fingerprint": [fingerprint.count, fingerprint.max_id, fingerprint.id_sum],
+            "fingerprint": [
+                fingerprint.count,
+                fingerprint.max_id,
+                fingerprint.id_sum,
+                fingerprint.revised,
+                fingerprint.revision_sum,
+            ],
             "files": files,
         }
         _write(folder / "meta.json", json.dumps(meta, indent=1).encode())
@@ -239,29 +287,33 @@ class FaceIndex:
         if meta.get("encoder") != encoder:
             raise IndexUnusable("made for other encoder settings")
         try:
-            wanted = {"ids.npy", "vectors.npy"} | ({"hnsw.faiss"} if graph else set())
+            wanted = {"ids.npy", "revised.npy", "vectors.npy"} | (
+                {"hnsw.faiss"} if graph else set()
+            )
             files = {
                 name: _read_checked(folder / name, spec)
                 for name, spec in meta["files"].items()
                 if name in wanted
             }
             ids = np.load(_bytes_io(files["ids.npy"]), allow_pickle=False)
+            revised = np.load(_bytes_io(files["revised.npy"]), allow_pickle=False)
+            revised = revised.astype(np.int64, copy=False).reshape(-1, 2)
             fp = Fingerprint(*(int(v) for v in meta["fingerprint"]))
             if meta["kind"] == "hnsw" and graph:
                 import faiss
 
                 raw = np.frombuffer(files["hnsw.faiss"], dtype=np.uint8)
-                index = cls(ids, None, faiss.deserialize_index(raw))
+                index = cls(ids, None, faiss.deserialize_index(raw), revised)
                 rows = index.hnsw.ntotal
             else:
                 vectors = _npy_view(files["vectors.npy"])
-                index = cls(ids, np.ascontiguousarray(vectors, dtype=np.float32))
+                index = cls(ids, np.ascontiguousarray(vectors, dtype=np.float32), None, revised)
                 rows = len(vectors)
         except IndexUnusable:
             raise
         except Exception as exc:  # any damage at all: never trusted
             raise IndexUnusable(f"damaged ({type(exc).__name__}: {exc})") from None
-        if ids.ndim != 1 or rows != len(ids) or Fingerprint.of_ids(ids) != fp:
+        if ids.ndim != 1 or rows != len(ids) or Fingerprint.of_ids(ids, revised) != fp:
             raise IndexUnusable("inconsistent files")
         return index, fp
 
@@ -356,6 +408,21 @@ def _face_ids(session: Session) -> np.ndarray:
     return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
+def _revised(session: Session) -> np.ndarray:
+    """(face id, revision) of every face re-encoded in place, by id (from the partial index)."""
+    rows = session.execute(select(Face.id, Face.revision).where(_REVISED).order_by(Face.id)).all()
+    return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def _stale_rows(index: FaceIndex, revised: np.ndarray) -> np.ndarray:
+    """Ids of faces the index holds whose embedding was rewritten since (revision unseen)."""
+    if not len(revised):
+        return np.zeros(0, dtype=np.int64)
+    seen = {(int(i), int(r)) for i, r in index.revised}
+    changed = [int(i) for i, r in revised if (int(i), int(r)) not in seen]
+    return np.intersect1d(np.asarray(changed, dtype=np.int64), index.ids[index.ids >= 0])
+
+
 def _embeddings(session: Session, ids: np.ndarray) -> np.ndarray:
     """Embeddings of the given faces, in the same order (read in chunks)."""
     parts = []
@@ -391,6 +458,7 @@ def sync_index(
         if index is not None and saved_fp == fp:
             return index, SyncReport(_saved_kind(folder, index), index.size)
         ids = _face_ids(s)
+        revised = _revised(s)
         if index is None:
             index = FaceIndex.build(ids, _embeddings(s, ids))
             report = SyncReport(index.kind, index.size, added=len(ids), rebuilt=True, reason=reason)
@@ -398,10 +466,15 @@ def sync_index(
             have = index.ids[index.ids >= 0]
             new = np.setdiff1d(ids, have, assume_unique=True)
             gone = np.setdiff1d(have, ids, assume_unique=True)
-            index.remove(gone)
-            if len(new):
-                index.add(new, _embeddings(s, new))
-            report = SyncReport(index.kind, index.size, added=len(new), removed=len(gone))
+            # Re-encoded in place: the row goes (a tombstone in HNSW) and comes back new.
+            changed = np.setdiff1d(_stale_rows(index, revised), gone, assume_unique=True)
+            index.remove(np.concatenate([gone, changed]))
+            fresh = np.concatenate([new, changed])
+            if len(fresh):
+                index.add(fresh, _embeddings(s, fresh))
+            report = SyncReport(
+                index.kind, index.size, added=len(new), removed=len(gone), updated=len(changed)
+            )
             wants_ann = index.size >= ANN_MIN_FACES
             too_dead = index.tombstones > MAX_TOMBSTONES * max(1, len(index.ids))
             if wants_ann != (index.kind == "hnsw") or too_dead:
@@ -412,10 +485,12 @@ def sync_index(
                     len(new),
                     len(gone),
                     True,
+                    len(changed),
                     "outgrown or too many deleted",
                 )
+        index.revised = revised
     try:
-        index.save(folder, Fingerprint.of_ids(index.ids), encoder)
+        index.save(folder, Fingerprint.of_ids(index.ids, index.revised), encoder)
     except OSError as exc:  # read-only or full disk: answer anyway, rebuild next time
         report.not_saved = f"{folder}: {exc.strerror or exc}"
     return index, report

@@ -14,15 +14,22 @@ from types import FrameType
 
 import pytest
 from PIL import Image, ImageEnhance
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from photocluster.cli import app
 from photocluster.db import Catalog
+from photocluster.encoder import EncoderParams
 from photocluster.export import MANIFEST_NAME
+from photocluster.face_index import sync_index
+from photocluster.find import find_in_photo
 from photocluster.foldernames import safe_filename, safe_name
+from photocluster.models import Face, Photo
 from photocluster.scan import scan
 from photocluster.xmp import ImportOptions, import_xmp
+from tests.fakes import FakeEncoder
 from tests.test_export import library, rename, run
+from tests.test_people import library as people_library
 from tests.test_xmp import EXPECTED, faces_by_name, regions_xml, unnamed
 
 __all__ = ["library", "unnamed"]  # fixtures used by name below
@@ -198,6 +205,39 @@ def test_embedded_xmp_ending_in_a_nul_byte_is_imported(unnamed: tuple[Path, Cata
     assert summary.skipped == []
     assert summary.assigned == 2
     assert faces_by_name(cat) == {"Ada": [("up.jpg", True)], "Bob": [("up.jpg", True)]}
+
+
+def test_find_sees_a_photo_that_changed_on_disk_with_its_faces_in_place(
+    tmp_path: Path,
+    catalog: Catalog,
+    fake_options,  # type: ignore[no-untyped-def]
+) -> None:
+    root = tmp_path / "photos"
+    people_library(root, {"ada": 3, "bob": 3})
+    scan(catalog, fake_options(root))
+    cache = tmp_path / "cache"
+    sync_index(catalog, cache)
+    photo = root / "ada" / "1.png"
+    with catalog.session() as s:
+        before = s.execute(
+            select(Face.id, Face.embedding).join(Photo).where(Photo.path == str(photo))
+        ).one()
+
+    with Image.open(photo) as img:  # re-saved 15 % brighter: same box, new embedding
+        ImageEnhance.Brightness(img.convert("RGB")).enhance(1.15).save(photo)
+    scan(catalog, fake_options(root))
+    with catalog.session() as s:
+        after = s.execute(
+            select(Face.id, Face.embedding).join(Photo).where(Photo.path == str(photo))
+        ).one()
+    assert after[0] == before[0] and after[1] != before[1], "kept in place, re-encoded"
+
+    result = find_in_photo(catalog, cache, str(photo), FakeEncoder(), EncoderParams())
+    (face,) = result.faces
+    assert face.neighbours[0].photo == str(photo)
+    assert face.neighbours[0].distance == pytest.approx(0.0, abs=1e-5)
+    assert result.index.updated == 1 and not result.index.rebuilt
+    assert sync_index(catalog, cache)[1].updated == 0, "up to date once updated"
 
 
 INVISIBLE = [

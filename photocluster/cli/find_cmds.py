@@ -35,8 +35,16 @@ def _index_note(report: SyncReport, quiet: bool) -> None:
             + (f"; previous one {report.reason}" if report.reason not in ("", "missing") else "")
             + ")."
         )
-    elif report.added or report.removed:
-        err(f"Face index updated: +{report.added} / -{report.removed} faces ({report.kind}).")
+    elif report.added or report.removed or report.updated:
+        err(f"Face index updated: {_changes(report)} ({report.kind}).")
+
+
+def _changes(report: SyncReport) -> str:
+    """+added / -removed faces, and the faces of changed photos read again."""
+    text = f"+{report.added} / -{report.removed} faces"
+    if report.updated:
+        text += f", {report.updated} re-read (their photo changed)"
+    return text
 
 
 @app.command("find")
@@ -134,5 +142,5 @@ def index_command(
     out(
         f"Face index {what}: {report.faces} faces"
         f"{' and an HNSW graph for clustering' if report.kind == 'hnsw' else ''} "
-        f"(+{report.added} / -{report.removed}) in {took:.1f} s."
+        f"({_changes(report)}) in {took:.1f} s."
     )
