@@ -1,15 +1,26 @@
 """Clustering small catalogs: a few people with a few photos each, the case HDBSCAN gets wrong.
 
 With few faces, HDBSCAN's excess-of-mass selection often keeps two or three people as one
-cluster. This draws many small catalogs from a labelled catalog (the labelled face of photos of
-people with at least ``--min-photos`` photos): ``k`` random people x ``n`` random photos each,
-``--trials`` times per (k, n), each photo its own photo (no cannot-link), and clusters each with
-the defaults, with one step off (``--param``, default ``split_share``, set to 0) and with
-every ``--values`` value of it (e.g. ``--param merge_share --values 0.4 0.6``). Prints mean
-pairwise F and precision, and in how many catalogs a cluster mixed people badly (pairwise
-precision < 0.9). Asserts nothing.
+cluster. This draws many small catalogs from a scanned labelled catalog (``--db``/``--root``:
+../shared/faces, or ../shared/lfw-dev): ``k`` random people x ``n`` random labelled photos each,
+from the people with at least ``max(n, --min-photos)`` labelled photos, ``--trials`` times per
+(k, n). Each labelled photo counts with its face most like its label's one-face photos
+(``evaluate.nearest_to_label``, as `eval` scores), each its own photo (no cannot-link).
+``--strangers N`` adds N one-photo strangers to every catalog, as real small libraries have:
+one labelled face each of N other people of the set, all different (on lfw-dev mostly its
+one-photo people). Each catalog is clustered with the defaults, with one step off
+(``--param``, default ``split_share``, set to 0) and with every ``--values`` value of it (e.g.
+``--param merge_share --values 0.4 0.6``).
 
-    uv run python bench/small_catalogs.py --db /tmp/shared_faces.sqlite3 --root ../shared/faces
+Prints, per (k, n) and over all catalogs, mean pairwise precision and F (each stranger its own
+identity), in how many catalogs a cluster mixed people (holds faces of two identities) and in
+how many badly (pairwise precision < 0.9); over all, also the share of strangers left alone
+(unassigned, or alone in a cluster). Asserts nothing.
+
+    uv run python bench/small_catalogs.py --db /tmp/faces.sqlite3 --root ../shared/faces
+    uv run python bench/small_catalogs.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev
+    uv run python bench/small_catalogs.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev \\
+        --strangers 3
 """
 
 from __future__ import annotations
@@ -17,22 +28,34 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 
 import numpy as np
-from tune_cluster import load
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from synth_faces import DEFAULT_DB, DEFAULT_ROOT, labelled_set
 
 from photocluster.clustering import ClusterParams, cluster_embeddings
-from photocluster.evaluate import cluster_quality
+from photocluster.evaluate import pairwise_prf, people_and_strangers
+
+
+def mixes(truth: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether a cluster holds faces of two identities."""
+    held = labels >= 0
+    pairs = np.unique(np.stack([labels[held], truth[held]], axis=1), axis=0)
+    return len(pairs) > len(np.unique(labels[held]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default="/tmp/shared_faces.sqlite3")
-    ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), "../../shared/faces"))
+    ap.add_argument("--db", default=DEFAULT_DB)
+    ap.add_argument("--root", default=DEFAULT_ROOT)
     ap.add_argument("--people", type=int, nargs="+", default=[2, 3, 5, 10])
     ap.add_argument("--photos", type=int, nargs="+", default=[4, 5, 8])
     ap.add_argument("--trials", type=int, default=30)
-    ap.add_argument("--min-photos", type=int, default=8)
+    ap.add_argument("--min-photos", type=int, default=6)
+    ap.add_argument("--strangers", type=int, default=0, help="one-photo strangers per catalog")
     ap.add_argument(
         "--param",
         default="split_share",
@@ -40,9 +63,9 @@ def main() -> None:
     )
     ap.add_argument("--values", type=float, nargs="*", default=[0.1, 0.3])
     args = ap.parse_args()
-    x, _groups, idx, truth = load(args.db, os.path.abspath(args.root))
-    xl = x[idx]
-    people = [t for t in np.unique(truth) if (truth == t).sum() >= args.min_photos]
+    lab = labelled_set(args.db, os.path.abspath(args.root))
+    xl, truth = lab.x[lab.idx], lab.truth
+    per = np.bincount(truth)
     base = ClusterParams()
     settings: dict[str, ClusterParams] = {}
     try:
@@ -55,35 +78,60 @@ def main() -> None:
     for value in args.values:
         step = {args.param: kind(value)}
         settings[f"{args.param} {value:g}"] = dataclasses.replace(base, **step)
-    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
-    print(f"{len(people)} people with >= {args.min_photos} labelled photos; {args.trials} trials")
-    print(f"{'people x photos':<16}" + "".join(f"{name:>26}" for name in settings))
+    # per setting: (F, P, mixed at all, strangers, strangers left alone) per catalog
+    scores: dict[str, list[tuple[float, float, bool, int, int]]] = {name: [] for name in settings}
+    eligible = np.flatnonzero(per >= args.min_photos)
+    print(
+        f"{os.path.basename(os.path.normpath(args.root))}: {len(eligible)} people with >="
+        f" {args.min_photos} labelled photos, {int((per == 1).sum())} with one;"
+        f" {args.trials} trials; {args.strangers} strangers per catalog"
+    )
+    print(f"{'people x photos':<16}" + "".join(f"{name:>34}" for name in settings))
     for k in args.people:
         for n in args.photos:
             rng = np.random.default_rng(1000 * k + n)
-            cell: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
+            people = np.flatnonzero(per >= max(n, args.min_photos))
+            if len(people) < k:
+                print(f"{k:>3} x {n:<10}   (only {len(people)} people with {n} photos)")
+                continue
+            cell: dict[str, list[tuple[float, float, bool, int, int]]] = {
+                name: [] for name in settings
+            }
             for _ in range(args.trials):
                 chosen = rng.choice(people, k, replace=False)
-                pick = np.concatenate(
-                    [rng.choice(np.flatnonzero(truth == p), n, replace=False) for p in chosen]
-                )
+                pick = [rng.choice(np.flatnonzero(truth == p), n, replace=False) for p in chosen]
+                if args.strangers:
+                    others = np.setdiff1d(np.arange(len(per)), chosen)
+                    for s in rng.choice(others, args.strangers, replace=False).tolist():
+                        pick.append(rng.choice(np.flatnonzero(truth == s), 1))
+                faces = np.concatenate(pick)
+                t = truth[faces]
                 for name, params in settings.items():
-                    labels = cluster_embeddings(xl[pick], params, np.arange(len(pick)))
-                    q = cluster_quality(truth[pick], labels)
-                    cell[name].append((q.pairwise.f, q.pairwise.precision))
+                    labels = cluster_embeddings(xl[faces], params, np.arange(len(faces)))
+                    q = pairwise_prf(t, labels)
+                    _, strangers = people_and_strangers(t, labels)
+                    cell[name].append(
+                        (q.f, q.precision, mixes(t, labels), strangers.count, strangers.left_alone)
+                    )
             line = f"{k:>3} x {n:<10}"
             for name, got in cell.items():
-                a = np.array(got)
-                mixed = int((a[:, 1] < 0.9).sum())
-                line += f"   F {a[:, 0].mean():.3f} P {a[:, 1].mean():.3f} mixed {mixed:2d}"
+                a = np.array(got, dtype=float)
+                line += (
+                    f"   F {a[:, 0].mean():.3f} P {a[:, 1].mean():.3f}"
+                    f" mixed {int(a[:, 2].sum()):2d} ({int((a[:, 1] < 0.9).sum()):2d})"
+                )
                 scores[name].extend(got)
-            print(line)
-    print("all:")
+            print(line, flush=True)
+    print("all (mixed: catalogs with a cluster holding two identities; badly: pairwise P < 0.9):")
     for name, got in scores.items():
-        a = np.array(got)
+        a = np.array(got, dtype=float)
+        alone = (
+            f"  strangers left alone {a[:, 4].sum() / a[:, 3].sum():.1%}" if a[:, 3].sum() else ""
+        )
         print(
-            f"  {name:<18} mean F {a[:, 0].mean():.3f}  mean P {a[:, 1].mean():.3f}"
-            f"  mixed in {(a[:, 1] < 0.9).sum()} of {len(a)}"
+            f"  {name:<20} mean F {a[:, 0].mean():.3f}  mean P {a[:, 1].mean():.3f}"
+            f"  mixed in {int(a[:, 2].sum())} of {len(a)} (badly {int((a[:, 1] < 0.9).sum())})"
+            + alone
         )
 
 
