@@ -5,7 +5,8 @@ the command reading every face from the catalog, clustering, matching clusters t
 writing the people back. Above the face index's ANN size the first run also builds the HNSW
 index (`find` uses it; clustering takes its k-NN graph from it). The catalog (SQLite, in a
 temporary folder) holds one synthetic face per photo (``bench/synth_faces.py``: drawn around
-the real identities of ../shared/faces).
+the real identities of the labelled catalog ``--db``/``--root``, ../shared/faces by default;
+from ../shared/lfw-dev with its one-photo strangers).
 
 Three runs, each a fresh ``photocluster`` process timed from outside, with its peak RSS:
 
@@ -13,10 +14,14 @@ Three runs, each a fresh ``photocluster`` process timed from outside, with its p
 * ``again``: ``cluster`` right after (incremental, nothing new: should cost little);
 * ``full``: ``cluster --full`` (re-cluster everything and match clusters to the same people).
 
-Pairwise F of the people against the synthetic truth is printed for the first run.
+Pairwise precision, recall and F of the people against the synthetic truth (unassigned faces
+as singletons, each stranger its own identity) and the share of strangers left alone are
+printed for the first run.
 
     uv run python bench/bench_cluster_catalog.py --faces 100000
     uv run python bench/bench_cluster_catalog.py --faces 1000000 --keep /tmp/cat1m
+    uv run python bench/bench_cluster_catalog.py --faces 1000000 \\
+        --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 
 from photocluster.db import open_catalog
 from photocluster.encoder import EncoderParams
-from photocluster.evaluate import pairwise_prf
+from photocluster.evaluate import pairwise_prf, people_and_strangers
 from photocluster.models import Face, Photo
 
 
@@ -109,7 +114,7 @@ def run(db: str, *args: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=100_000)
-    ap.add_argument("--db", default=DEFAULT_DB, help="scanned catalog of ../shared/faces")
+    ap.add_argument("--db", default=DEFAULT_DB, help="scanned labelled catalog of --root")
     ap.add_argument("--root", default=DEFAULT_ROOT)
     ap.add_argument("--keep", help="folder for the synthetic catalog (kept; reused if present)")
     args = ap.parse_args()
@@ -141,11 +146,15 @@ def main() -> None:
                 got[solo] = -np.arange(1, solo.sum() + 1)
                 prf = pairwise_prf(truth, got)
                 people = len(set(got[~solo].tolist()))
+                per = np.bincount(truth)
+                _, strangers = people_and_strangers(truth, np.where(solo, -1, got))
                 line += (
-                    f", {people} people for {truth.max() + 1} true, "
-                    f"unassigned {solo.mean():.1%}, pairwise F {prf.f:.3f} "
+                    f", {people} people for {(per >= 2).sum()} true + {(per == 1).sum()}"
+                    f" strangers, unassigned {solo.mean():.1%}, pairwise F {prf.f:.3f} "
                     f"(P {prf.precision:.3f} R {prf.recall:.3f})"
                 )
+                if strangers.left_alone_share is not None:
+                    line += f", strangers left alone {strangers.left_alone_share:.1%}"
             print(line, flush=True)
     finally:
         if not args.keep:
