@@ -1,29 +1,52 @@
 """Open a catalog (SQLite file or SQLAlchemy URL), bring its schema up to date, hand out sessions.
 
 Whoever starts a unit of work owns the session (``with catalog.session() as s``); query helpers
-elsewhere take a session and never commit.
+elsewhere take a session and never commit. A unit of work that changes the catalog first takes
+the catalog's write lock (:func:`hold_write_lock`), held until its session commits or rolls
+back: photocluster writers run one at a time, readers never wait. SQLite: an exclusive lock on
+``<catalog>-lock`` (the OS drops it when the process dies) plus ``BEGIN IMMEDIATE``;
+PostgreSQL: an advisory lock per catalog schema, on a connection of its own.
+
+A catalog that is damaged, not a database, read-only (for a writer) or in a folder that does
+not exist is refused when it is opened, with a :class:`CatalogError` that says what to do; the
+same SQLite errors met later (damage found mid-run) become a ``CatalogError`` too.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import sqlite3
 import struct
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from photocluster.errors import CatalogError
 
 EMBEDDING_DIM = 128
 _EMBEDDING_BYTES = EMBEDDING_DIM * 4
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+# A writer that waits longer than this for the write lock says whom it waits for.
+_QUIET_WAIT = 1.0
+# PostgreSQL advisory lock (key, hashtext(schema)): one writer per catalog schema.
+_PG_WRITE_LOCK = 1346594627
+
+# Told who holds the write lock when a writer has to wait for it (e.g. "`photocluster cluster
+# --full` (pid 4242)"); the CLI prints it.
+WaitReporter = Callable[[str], None]
 
 
 def embedding_to_blob(vector: np.ndarray) -> bytes:
@@ -78,6 +101,261 @@ def _describe(url: str) -> str:
         return url
 
 
+# --- the write lock -----------------------------------------------------------------------------
+
+
+def _holder_text(what: str) -> str:
+    return f"`photocluster {what}` (pid {os.getpid()})"
+
+
+class _Held(Protocol):
+    """How one catalog is locked against other processes (or clients of a server)."""
+
+    def try_lock(self, what: str) -> bool: ...
+
+    def holder(self) -> str: ...  # who holds it, after a failed try_lock
+
+    def wait_lock(self, what: str) -> None: ...  # after a failed try_lock; Ctrl-C stops it
+
+    def unlock(self) -> None: ...
+
+
+class _WriteLock:
+    """The write lock of one open catalog: re-entrant within a thread, exclusive between threads
+    (an RLock) and between processes (``held``: a file lock, or a server's advisory lock)."""
+
+    def __init__(self, held: _Held | None) -> None:
+        self.held = held  # None: an in-memory catalog, one process
+        self._thread = threading.RLock()
+        self._depth = 0
+        self._what = ""
+
+    def acquire(self, what: str, on_wait: WaitReporter | None) -> None:
+        if not self._thread.acquire(timeout=_QUIET_WAIT):
+            if on_wait is not None:
+                on_wait(_holder_text(self._what or "(another thread)"))
+            self._thread.acquire()
+        try:
+            if self._depth == 0:
+                if self.held is not None and not self._try_for_a_moment(what):
+                    if on_wait is not None:
+                        on_wait(self.held.holder())
+                    self.held.wait_lock(what)
+                self._what = what
+            self._depth += 1
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def _try_for_a_moment(self, what: str) -> bool:
+        assert self.held is not None
+        deadline = time.monotonic() + _QUIET_WAIT
+        while not self.held.try_lock(what):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def release(self) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self.held is not None:
+                self.held.unlock()
+        finally:
+            self._thread.release()
+
+
+class _FileLock:
+    """An exclusive lock on ``<catalog>-lock`` (the OS drops it when the process dies); the file
+    holds the holder's description for whoever waits."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot create the catalog's lock file {self.path}: {exc.strerror}. The "
+                    "catalog's folder must be writable to change the catalog."
+                ) from exc
+        return self._fd
+
+    def try_lock(self, what: str) -> bool:
+        fd = self._open()
+        if not _try_lock_fd(fd):
+            return False
+        self._mark(fd, what)
+        return True
+
+    def holder(self) -> str:
+        text = os.pread(self._open(), 512, 0).decode("utf-8", "replace").strip()
+        return text or "another photocluster process"
+
+    def wait_lock(self, what: str) -> None:
+        fd = self._open()
+        _wait_lock_fd(fd)
+        self._mark(fd, what)
+
+    @staticmethod
+    def _mark(fd: int, what: str) -> None:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_text(what).encode(), 0)
+
+    def unlock(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)
+            _unlock_fd(fd)  # before closing: a forked worker may share the open file
+        finally:
+            os.close(fd)
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    # Windows locks are mandatory: lock one byte far past the holder text so it stays readable.
+    _LOCK_OFFSET = 1 << 20
+
+    def _try_lock_fd(fd: int) -> bool:
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _wait_lock_fd(fd: int) -> None:
+        while not _try_lock_fd(fd):
+            time.sleep(0.2)
+
+    def _unlock_fd(fd: int) -> None:
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock_fd(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _wait_lock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class _ServerLock:
+    """A PostgreSQL advisory lock per catalog schema, held by a connection of its own (the
+    server drops it when the client dies); its ``application_name`` says who holds it."""
+
+    _KEY = "(:k, hashtext(current_schema()))"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def _mark(self, what: str) -> None:
+        name = f"{_holder_text(what)} on {socket.gethostname()}"[:63]
+        self._connection().execute(
+            text("SELECT set_config('application_name', :n, false)"), {"n": name}
+        )
+
+    def try_lock(self, what: str) -> bool:
+        got = self._connection().scalar(
+            text(f"SELECT pg_try_advisory_lock{self._KEY}"), {"k": _PG_WRITE_LOCK}
+        )
+        if got:
+            self._mark(what)
+        return bool(got)
+
+    def holder(self) -> str:
+        row = (
+            self._connection()
+            .execute(
+                text(
+                    "SELECT a.application_name, a.pid FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                    "AND l.classid = CAST(:k AS oid) "
+                    "AND l.objid = CAST(hashtext(current_schema()) AS oid)"
+                ),
+                {"k": _PG_WRITE_LOCK},
+            )
+            .first()
+        )
+        if row is None:
+            return "another photocluster client"
+        return str(row[0]) if row[0] else f"another client (server pid {row[1]})"
+
+    def wait_lock(self, what: str) -> None:
+        self._connection().execute(
+            text(f"SELECT pg_advisory_lock{self._KEY}"), {"k": _PG_WRITE_LOCK}
+        )
+        self._mark(what)
+
+    def unlock(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            # Never back to the pool: the lock and the name go with the connection.
+            conn.invalidate()
+        finally:
+            conn.close()
+
+
+def hold_write_lock(session: Session, what: str) -> None:
+    """Hold the catalog's write lock until ``session``'s transaction ends (commit or rollback).
+
+    Call it first in a unit of work that changes the catalog, before the reads its changes are
+    based on: the writer then sees every change committed before it and nobody else's until it
+    commits. ``what`` names the work for whoever waits (``"assign"``, ``"cluster --full"``).
+    Sessions not from a :class:`Catalog` are left alone.
+    """
+    catalog = session.info.get("catalog")
+    if not isinstance(catalog, Catalog) or session.info.get("write_lock"):
+        return
+    catalog._lock.acquire(what, catalog.on_wait)
+    session.info["write_lock"] = True
+    if not catalog.is_sqlite:
+        return
+    try:
+        connection = session.connection()
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is not None and not dbapi.in_transaction:
+            # Also SQLite's own write lock, so that no other program writes between our reads
+            # and our writes.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        session.info.pop("write_lock", None)
+        catalog._lock.release()
+        raise
+
+
+def _end_of_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or not session.info.pop("write_lock", False):
+        return
+    catalog = session.info.get("catalog")
+    if isinstance(catalog, Catalog):
+        catalog._lock.release()
+
+
 @dataclass
 class Catalog:
     """An open catalog: the engine and a session factory."""
@@ -85,17 +363,43 @@ class Catalog:
     url: str
     engine: Engine
     _factory: sessionmaker[Session]
+    on_wait: WaitReporter | None = None
+    created: bool = False  # this open made a new SQLite file
+    path: Path | None = None  # the SQLite file
+    _lock: _WriteLock = field(default_factory=lambda: _WriteLock(None), repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on any exception."""
         with self._factory() as session:
+            session.info["catalog"] = self
+            event.listen(session, "after_transaction_end", _end_of_transaction)
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def write_session(self, what: str) -> Iterator[Session]:
+        """A :meth:`session` that holds the write lock (:func:`hold_write_lock`) throughout."""
+        with self.session() as session:
+            hold_write_lock(session, what)
+            yield session
+
+    @contextmanager
+    def write_lock(self, what: str) -> Iterator[None]:
+        """Hold the write lock across several sessions (each still takes it, without waiting).
+
+        For a caller that must wait for the lock at a point where Ctrl-C can stop the wait,
+        then write where Ctrl-C is held back until the commit.
+        """
+        self._lock.acquire(what, self.on_wait)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -105,24 +409,135 @@ class Catalog:
         return self.engine.dialect.name == "sqlite"
 
 
-def create_catalog_engine(db: str) -> Engine:
+# --- damaged, foreign, read-only and missing catalogs -------------------------------------------
+
+_MAGIC = {
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x89PNG": "a PNG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+
+
+def _not_a_catalog(path: Path, start: bytes) -> CatalogError:
+    kind = next((k for magic, k in _MAGIC.items() if start.startswith(magic)), None)
+    looks = f"it looks like {kind}" if kind else "it does not start like one"
+    return CatalogError(
+        f"{path} is not a photocluster catalog: not an SQLite database ({looks}). "
+        "Check --db / PHOTOCLUSTER_DB; to start a new catalog, give a path that does not exist yet."
+    )
+
+
+def _damaged(path: Path | str, why: str) -> CatalogError:
+    return CatalogError(
+        f"The catalog {path} is damaged ({why}). Restore it from a backup; or recover what is "
+        f"readable with `sqlite3 {path} .recover | sqlite3 recovered.sqlite3` and use "
+        "--db recovered.sqlite3 (then `photocluster scan` your folders again)."
+    )
+
+
+def _read_only(path: Path | str, why: str) -> CatalogError:
+    return CatalogError(
+        f"The catalog {path} is read-only ({why}), and this command changes it. Make the file "
+        "and its folder writable, or work on a copy (--db COPY)."
+    )
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a folder, a file that is not SQLite, and a file shorter than its own header says."""
+    if path.is_dir():
+        raise CatalogError(
+            f"{path} is a folder, not a catalog file. Pass --db FOLDER/catalog.sqlite3."
+        )
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise CatalogError(f"Cannot read the catalog {path}: {exc.strerror}.") from exc
+    if not head:
+        return  # an empty file is an empty SQLite database: a new catalog
+    if not head.startswith(SQLITE_HEADER) or len(head) < 100:
+        raise _not_a_catalog(path, head)
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and pages and size < pages * page_size:
+        raise _damaged(path, f"truncated: {size} of its {pages * page_size} bytes are left")
+
+
+def _sqlite_error(path: Path, message: str) -> CatalogError | None:
+    """The user-facing error for an SQLite error that is about the catalog file, if it is."""
+    low = message.lower()
+    if "not a database" in low:  # "file is not a database", "file is encrypted or is not ..."
+        try:
+            with path.open("rb") as fh:
+                return _not_a_catalog(path, fh.read(16))
+        except OSError:
+            return _not_a_catalog(path, b"")
+    if "malformed" in low or "corrupt" in low:
+        return _damaged(path, message)
+    if "readonly" in low or "read-only" in low:
+        return _read_only(path, message)
+    if "database is locked" in low:
+        return CatalogError(
+            f"The catalog {path} stayed locked by another program for "
+            f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s ({message}). Try again when it has finished."
+        )
+    if "unable to open database file" in low or "disk i/o error" in low:
+        return CatalogError(
+            f"Cannot use the catalog {path} ({message}): check that it and its folder can be "
+            "read and written."
+        )
+    return None
+
+
+def _translate_sqlite_errors(engine: Engine, path: Path) -> None:
+    def handle(context: ExceptionContext) -> None:
+        original = context.original_exception
+        if isinstance(original, sqlite3.DatabaseError):
+            translated = _sqlite_error(path, str(original))
+            if translated is not None:
+                raise translated from original
+
+    event.listen(engine, "handle_error", handle)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def create_catalog_engine(db: str, *, create_folder: bool = True) -> Engine:
     url = to_url(db)
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise CatalogError(f"Cannot understand the catalog location {db!r}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            parent = Path(parsed.database).parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise CatalogError(
-                    f"Cannot create the catalog folder {parent}: {exc.strerror}. "
-                    "Pass --db with a writable location."
-                ) from exc
+        path = _sqlite_path(url)
+        if path is not None:
+            if path.exists():
+                _check_sqlite_file(path)
+            elif not path.parent.is_dir():
+                if not create_folder:
+                    raise CatalogError(
+                        f"There is no catalog at {path}: its folder {path.parent} does not exist "
+                        "(a typo, or a drive that is not mounted?). To start a new catalog "
+                        f"there, create the folder first: mkdir -p '{path.parent}'"
+                    )
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogError(
+                        f"Cannot create the catalog folder {path.parent}: {exc.strerror}. "
+                        "Pass --db with a writable location."
+                    ) from exc
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path is not None:
+            _translate_sqlite_errors(engine, path)
     else:
         if parsed.drivername == "postgresql":
             url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -133,27 +548,113 @@ def create_catalog_engine(db: str) -> Engine:
     return engine
 
 
-def open_catalog(db: str, *, migrate: bool = True) -> Catalog:
-    """Open (creating if needed) the catalog at ``db`` and upgrade its schema to the newest."""
-    engine = create_catalog_engine(db)
+def _check_writable(catalog: Catalog) -> None:
+    if catalog.path is None:
+        if not catalog.is_sqlite:
+            with catalog.engine.connect() as conn:
+                if conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
+                    raise _read_only(catalog.url, "the server only allows reading")
+        return
+    path = catalog.path
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _read_only(path, "no permission to write the file")
+    if not os.access(path.parent, os.W_OK):
+        raise _read_only(path, f"no permission to write in its folder {path.parent}")
+
+
+def _verify(catalog: Catalog) -> None:
+    """SQLite's quick check of every page (about a second per GB)."""
+    if catalog.path is None:
+        return
+    with catalog.engine.connect() as conn:
+        problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        first = " ".join(problems[0].split())[:200]
+        raise _damaged(catalog.path, f"SQLite's check found: {first}")
+
+
+def open_catalog(
+    db: str,
+    *,
+    migrate: bool = True,
+    create_folder: bool = True,
+    write: bool = False,
+    verify: bool = False,
+    on_wait: WaitReporter | None = None,
+) -> Catalog:
+    """Open (creating if needed) the catalog at ``db`` and upgrade its schema to the newest.
+
+    ``create_folder``: make a missing folder for a new SQLite catalog (else refuse).
+    ``write``: refuse a catalog this process cannot write (the command would change it).
+    ``verify``: SQLite's quick check of every page first (before long work).
+    ``on_wait``: told who holds the catalog's write lock when a writer of this catalog waits.
+    """
+    engine = create_catalog_engine(db, create_folder=create_folder)
+    path = (
+        _sqlite_path(engine.url.render_as_string(hide_password=False))
+        if (engine.dialect.name == "sqlite")
+        else None
+    )
+    existed = path is None or (path.exists() and path.stat().st_size > 0)
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except OperationalError as exc:
+            conn.exec_driver_sql(
+                "SELECT 1" if path is None else "SELECT count(*) FROM sqlite_master"
+            )
+    except CatalogError:
+        engine.dispose()
+        raise
+    except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise CatalogError(
             f"Cannot reach the catalog {_describe(engine.url.render_as_string())}: {reason}. "
             "Check --db / PHOTOCLUSTER_DB and that the database server is running."
         ) from exc
-    if migrate:
-        from photocluster.migrate import upgrade
-
-        upgrade(engine)
     factory = sessionmaker(engine, expire_on_commit=False)
-    return Catalog(
-        url=engine.url.render_as_string(hide_password=True), engine=engine, _factory=factory
+    catalog = Catalog(
+        url=engine.url.render_as_string(hide_password=True),
+        engine=engine,
+        _factory=factory,
+        on_wait=on_wait,
+        created=not existed,
+        path=path,
+        _lock=_WriteLock(
+            _FileLock(path.with_name(path.name + "-lock"))
+            if path is not None
+            else None
+            if engine.dialect.name == "sqlite"
+            else _ServerLock(engine)
+        ),
     )
+    try:
+        if write:
+            _check_writable(catalog)
+        if verify and existed:
+            _verify(catalog)
+        if migrate:
+            _migrate(catalog)
+    except BaseException:
+        engine.dispose()
+        raise
+    return catalog
+
+
+def _migrate(catalog: Catalog) -> None:
+    from photocluster.migrate import current_revision, head_revision, upgrade
+
+    if current_revision(catalog.engine) == head_revision():
+        return
+    if catalog.is_sqlite:
+        # One process migrates while the others wait, then find the schema at head.
+        # (PostgreSQL: an advisory lock in the migration environment.)
+        catalog._lock.acquire("(upgrading the catalog)", catalog.on_wait)
+        try:
+            upgrade(catalog.engine)
+        finally:
+            catalog._lock.release()
+    else:
+        upgrade(catalog.engine)
 
 
 def table_names(engine: Engine) -> list[str]:

@@ -10,6 +10,11 @@ What clustering relies on: a face a human placed is ``confirmed`` (clustering ne
 a :class:`~photocluster.models.Rejection` says "this face is not this person" (clustering never
 puts it there again). Naming a person, merging people and assigning faces confirm the faces
 involved; rejecting a face unassigns it, unconfirms it and records the rejection.
+
+Each operation first takes the catalog's write lock (:func:`photocluster.db.hold_write_lock`),
+held until the caller's session commits: the decision reads the catalog as it is, no other
+writer changes it in between, and a clustering planned before the decision sees it before it
+writes (and plans again).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from photocluster.db import hold_write_lock
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.models import Decision, Face, Person, Rejection
 from photocluster.people import resolve_person
@@ -281,6 +287,7 @@ def _check_name_free(session: Session, name: str, allowed: Iterable[int]) -> Non
 
 def rename_person(session: Session, person: PersonRef, name: str, *, actor: str) -> Decision:
     """Give ``person`` the name ``name`` and confirm all its faces."""
+    hold_write_lock(session, "rename")
     target = _resolve_person(session, person)
     new_name = validate_name(name)
     _check_name_free(session, new_name, [target.id])
@@ -336,6 +343,7 @@ def merge_people(
     When more than one of them has a name, ``name`` says which name the merged person keeps
     (any valid name may be given); without it :class:`NameConflict` is raised.
     """
+    hold_write_lock(session, "merge")
     target = _resolve_person(session, into)
     if not sources:
         raise PhotoclusterError("Name at least one person to merge.")
@@ -413,6 +421,7 @@ def reject_faces(
     A face currently in that person leaves it (unassigned, unconfirmed); clustering will never
     put it there again.
     """
+    hold_write_lock(session, "reject")
     faces = _faces_by_id(session, face_ids)
     target = _resolve_person(session, person) if person is not None else None
     pairs: list[tuple[int, int]] = []
@@ -459,6 +468,7 @@ def assign_faces(
     A name nobody has yet creates that person when ``create`` is true. A rejection of a face by
     this person is lifted: the user now says it is them.
     """
+    hold_write_lock(session, "assign")
     faces = _faces_by_id(session, face_ids)
     target: Person | None
     new_name: str | None = None
@@ -498,6 +508,7 @@ def assign_faces(
 
 def set_hidden(session: Session, person: PersonRef, hidden: bool, *, actor: str) -> Decision:
     """Hide a person from the naming queue and listings (``hidden=False`` shows it again)."""
+    hold_write_lock(session, "hide" if hidden else "unhide")
     target = _resolve_person(session, person)
     if bool(target.hidden) == hidden:
         state = "hidden" if hidden else "not hidden"
@@ -511,6 +522,7 @@ def set_hidden(session: Session, person: PersonRef, hidden: bool, *, actor: str)
 
 def undo_last(session: Session) -> Decision:
     """Restore the rows the newest not-yet-undone decision changed; returns that decision."""
+    hold_write_lock(session, "undo")
     decision = session.scalar(
         select(Decision).where(Decision.undone_at.is_(None)).order_by(Decision.id.desc()).limit(1)
     )

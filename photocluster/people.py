@@ -54,7 +54,7 @@ from photocluster.clustering import (
     copy_ids,
     members_by_label,
 )
-from photocluster.db import Catalog, blobs_to_matrix
+from photocluster.db import Catalog, blobs_to_matrix, hold_write_lock
 from photocluster.encoder import MODEL_ID, model_of
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.face_index import FaceIndex, knn_graph, sync_index
@@ -115,6 +115,7 @@ class ClusterChanges:
     detached_same_photo: int = 0  # faces unassigned by the one-face-per-photo rule
     params: dict[str, Any] = field(default_factory=dict)
     named_leaving: list[NamedLeaving] = field(default_factory=list)  # by person id
+    replanned: int = 0  # plans made again because the catalog changed while planning
 
     @property
     def faces_moved(self) -> int:
@@ -435,6 +436,120 @@ def _one_face_per_photo(f: _Faces, owner: np.ndarray, kept: np.ndarray | None = 
     return detached
 
 
+# A plan is made without the write lock (minutes on a large catalog) and written under it only
+# if nothing it was made from changed meanwhile; otherwise it is made again. The last try plans
+# under the lock, so a busy catalog cannot keep a clustering from finishing.
+_PLAN_TRIES = 3
+
+
+@dataclass
+class _Inputs:
+    """What a plan was made from, but the embeddings (a changed embedding is a photo scanned
+    again: its ``scanned_at`` moves). Any difference under the write lock: plan again."""
+
+    faces: np.ndarray  # (n, 4): id, photo, person (-1 none), confirmed; by id
+    rejections: set[tuple[int, int]]
+    people: dict[int, tuple[str | None, bool]]
+    last_face: int
+    last_scan: datetime | None
+
+    @classmethod
+    def read(cls, session: Session) -> _Inputs:
+        rows = session.execute(
+            select(Face.id, Face.photo_id, Face.person_id, Face.confirmed).order_by(Face.id)
+        ).all()
+        faces = np.array(
+            [(r[0], r[1], -1 if r[2] is None else r[2], bool(r[3])) for r in rows], dtype=np.int64
+        ).reshape(-1, 4)
+        people = session.execute(select(Person.id, Person.name, Person.hidden)).all()
+        return cls(
+            faces=faces,
+            rejections={
+                (a, b) for a, b in session.execute(select(Rejection.face_id, Rejection.person_id))
+            },
+            people={int(i): (n, bool(h)) for i, n, h in people},
+            last_face=int(_get_meta(session, META_LAST_FACE) or 0),
+            last_scan=_last_scan(session),
+        )
+
+    @classmethod
+    def of(
+        cls,
+        f: _Faces,
+        rejected: dict[int, set[int]],
+        people: dict[int, Person],
+        last_face: int,
+        last_scan: datetime | None,
+    ) -> _Inputs:
+        """The inputs exactly as the plan saw them."""
+        return cls(
+            faces=np.column_stack([f.ids, f.photo, f.person, f.confirmed]).astype(np.int64),
+            rejections={(face, person) for face, ps in rejected.items() for person in ps},
+            people={pid: (p.name, bool(p.hidden)) for pid, p in people.items()},
+            last_face=last_face,
+            last_scan=last_scan,
+        )
+
+    def same_as(self, other: _Inputs) -> bool:
+        return (
+            np.array_equal(self.faces, other.faces)
+            and self.rejections == other.rejections
+            and self.people == other.people
+            and self.last_face == other.last_face
+            and self.last_scan == other.last_scan
+        )
+
+
+def _last_scan(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(Photo.scanned_at)))
+
+
+@dataclass
+class _Plan:
+    changes: ClusterChanges
+    f: _Faces
+    owner: np.ndarray
+    people: dict[int, Person]
+    named: dict[int, str]
+    inputs: _Inputs
+
+
+def _plan(
+    session: Session,
+    index: FaceIndex | None,
+    params: ClusterParams,
+    changes: ClusterChanges,
+    progress: Progress,
+) -> _Plan:
+    """Read the catalog and decide every face's person; writes nothing."""
+    last_scan = _last_scan(session)  # first: a photo written after it makes the plan stale
+    f = _load_faces(session)
+    if index is not None and index.kind == "hnsw":
+        alive = np.sort(index.ids[index.ids >= 0])
+        if np.array_equal(alive, f.ids):  # not changed by someone else meanwhile
+            f.neighbours = functools.partial(knn_graph, index, f.ids, f.x)
+    rejected = _rejections(session)
+    people = {p.id: p for p in session.execute(select(Person)).scalars()}
+    last_face = int(_get_meta(session, META_LAST_FACE) or 0)
+    progress.advance()
+    changes.faces = len(f.ids)
+    named = {pid: p.name for pid, p in people.items() if p.name is not None}
+    kept: np.ndarray | None = None
+    if changes.mode == "full":
+        keeps_faces = set() if changes.reassign_named else set(named)
+        owner, kept = _plan_full(f, rejected, params, set(people), keeps_faces)
+        changes.faces_considered = int((~f.confirmed & ~kept).sum())
+    else:
+        owner, changes.matched_to_existing, rest = _plan_incremental(f, rejected, params, last_face)
+        changes.faces_considered = changes.matched_to_existing + len(rest)
+    progress.advance()
+    changes.detached_same_photo = _one_face_per_photo(f, owner, kept)
+    changes.unassigned_faces = int((owner == -1).sum())
+    _describe(changes, f, owner, people)
+    inputs = _Inputs.of(f, rejected, people, last_face, last_scan)
+    return _Plan(changes, f, owner, people, named, inputs)
+
+
 def cluster_catalog(
     catalog: Catalog,
     options: ClusterOptions,
@@ -451,6 +566,11 @@ def cluster_catalog(
     clustering too, instead of staying with their person.
     ``index_dir`` (``Settings.cache_dir``): where `find`'s face index lives. Brought up to date
     first; when it is an HNSW graph, HDBSCAN's k-NN graph comes from it instead of being built.
+
+    Planned without the catalog's write lock, written under it, and only if the faces, people,
+    rejections and scans it was planned from are unchanged: a decision made (or a scan written)
+    while this run was planning makes it plan again (``ClusterChanges.replanned``), so it is
+    never overwritten by a plan that did not know it.
     """
     if reassign_named and not full:
         raise ValueError("reassign_named applies to full runs only")
@@ -463,44 +583,42 @@ def cluster_catalog(
     index = _face_index(catalog, index_dir)
     progress.advance()
     params = options.params
-    changes = ClusterChanges(
-        mode="full" if full else "incremental", dry_run=dry_run, reassign_named=reassign_named
-    )
-    changes.params = asdict(params)
-    with catalog.session() as session:
-        f = _load_faces(session)
-        if index is not None and index.kind == "hnsw":
-            alive = np.sort(index.ids[index.ids >= 0])
-            if np.array_equal(alive, f.ids):  # not changed by someone else meanwhile
-                f.neighbours = functools.partial(knn_graph, index, f.ids, f.x)
-        rejected = _rejections(session)
-        people = {p.id: p for p in session.execute(select(Person)).scalars()}
-        last_face = int(_get_meta(session, META_LAST_FACE) or 0)
-        progress.advance()
-        changes.faces = len(f.ids)
-        named = {pid: p.name for pid, p in people.items() if p.name is not None}
-        kept: np.ndarray | None = None
-        if full:
-            keeps_faces = set() if reassign_named else set(named)
-            owner, kept = _plan_full(f, rejected, params, set(people), keeps_faces)
-            changes.faces_considered = int((~f.confirmed & ~kept).sum())
-        else:
-            owner, changes.matched_to_existing, rest = _plan_incremental(
-                f, rejected, params, last_face
-            )
-            changes.faces_considered = changes.matched_to_existing + len(rest)
-        progress.advance()
-        changes.detached_same_photo = _one_face_per_photo(f, owner, kept)
-        changes.unassigned_faces = int((owner == -1).sum())
-        _describe(changes, f, owner, people)
-        if not dry_run:
-            _apply(session, changes, f, owner, people)
-            _set_meta(session, META_LAST_FACE, str(int(f.ids.max())))
-            _set_meta(session, META_PARAMS, json.dumps(asdict(params), sort_keys=True))
-        changes.named_leaving = _named_leaving(changes.moves, named)
-        progress.advance()
-        progress.finish()
+    what = "cluster --full" if full else "cluster"
+    for attempt in range(_PLAN_TRIES):
+        if attempt:
+            progress.finish()
+            progress.start(3, "Clustering again (the catalog changed meanwhile)")
+        locked = attempt == _PLAN_TRIES - 1 and not dry_run
+        changes = ClusterChanges(
+            mode="full" if full else "incremental", dry_run=dry_run, reassign_named=reassign_named
+        )
+        changes.params = asdict(params)
+        changes.replanned = attempt
+        with catalog.session() as session:
+            if locked:
+                hold_write_lock(session, what)
+                check_clusterable(session)
+            plan = _plan(session, index, params, changes, progress)
+            if locked:
+                _write(session, plan, params)
+        if dry_run or locked:
+            break
+        with catalog.session() as session:
+            hold_write_lock(session, what)
+            if _Inputs.read(session).same_as(plan.inputs):
+                _write(session, plan, params)
+                break
+    changes.named_leaving = _named_leaving(changes.moves, plan.named)
+    progress.advance()
+    progress.finish()
     return changes
+
+
+def _write(session: Session, plan: _Plan, params: ClusterParams) -> None:
+    _apply(session, plan.changes, plan.f, plan.owner, plan.people)
+    if len(plan.f.ids):
+        _set_meta(session, META_LAST_FACE, str(int(plan.f.ids.max())))
+    _set_meta(session, META_PARAMS, json.dumps(asdict(params), sort_keys=True))
 
 
 def _describe(
@@ -520,6 +638,9 @@ def _describe(
     had_faces = dict(zip(person_ids.tolist(), their_faces, strict=True))
     for pid in sorted(people):
         had = had_faces.get(pid)
+        person = people[pid]
+        if had is None and changes.mode == "full" and person.name is None and not person.hidden:
+            changes.people_deleted.append(pid)  # empty already (left by decisions or older runs)
         if had is None or after.get(pid):
             continue
         dest = Counter(int(k) for k in owner[had].tolist() if k != -1 and k > 0)
@@ -527,7 +648,6 @@ def _describe(
             changes.people_merged.append((pid, dest.most_common(1)[0][0]))
         else:
             changes.people_emptied.append(pid)
-        person = people[pid]
         if person.name is None and not person.hidden:
             changes.people_deleted.append(pid)
 

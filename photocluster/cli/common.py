@@ -11,7 +11,7 @@ import typer
 from tqdm import tqdm
 
 from photocluster.db import Catalog, open_catalog
-from photocluster.settings import ENV_DB, Settings, resolve_db
+from photocluster.settings import ENV_DB, Settings, default_db, resolve_db
 
 DbOption = Annotated[
     str | None,
@@ -35,12 +35,36 @@ def make_settings(db: str | None, quiet: bool = False) -> Settings:
 
 
 @contextmanager
-def catalog_for(settings: Settings) -> Iterator[Catalog]:
-    catalog = open_catalog(settings.db)
+def catalog_for(
+    settings: Settings, *, write: bool = False, verify: bool = False
+) -> Iterator[Catalog]:
+    """Open the catalog for a command. ``write``: the command changes it (a read-only catalog
+    is refused before any work); ``verify``: check every page first (before long work).
+
+    The default catalog's folder is created on first use; a --db or $PHOTOCLUSTER_DB in a
+    folder that does not exist is refused (a typo or an unmounted drive must not silently start
+    an empty catalog). A new catalog is announced on stderr.
+    """
+    catalog = open_catalog(
+        settings.db,
+        create_folder=settings.db == default_db(),
+        write=write,
+        verify=verify,
+        on_wait=_waiting,
+    )
+    if catalog.created:
+        err(f"New catalog: {catalog.path or catalog.url}")
     try:
         yield catalog
     finally:
         catalog.close()
+
+
+def _waiting(holder: str) -> None:
+    err(
+        f"Waiting for {holder} to finish writing the catalog… "
+        "(Ctrl-C stops this command; nothing is lost)"
+    )
 
 
 class TqdmProgress:

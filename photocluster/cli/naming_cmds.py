@@ -250,7 +250,7 @@ def name_command(
     options = NamingOptions(
         min_faces=min_faces, start=start, count=count, tile=tile, actor=_actor("name")
     )
-    with catalog_for(settings) as catalog:
+    with catalog_for(settings, write=True) as catalog:
         summary = run_naming(catalog, prompter, settings.cache_dir, options)
         if summary.queued == 0:
             out(
@@ -279,7 +279,7 @@ def rename_command(
     Example: photocluster rename 7 "Ada Lovelace"
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as s:
+    with catalog_for(settings, write=True) as catalog, catalog.session() as s:
         decision = rename_person(s, person, name, actor=_actor("rename"))
     _done(decision)
 
@@ -313,7 +313,7 @@ def merge_command(
     Example: photocluster merge 12 15 --into "Ada Lovelace"
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog:
+    with catalog_for(settings, write=True) as catalog:
         try:
             with catalog.session() as s:
                 decision = merge_people(s, people, into, name=name, actor=_actor("merge"))
@@ -338,7 +338,7 @@ def reject_command(
     Example: photocluster reject 301 302 --from "Ada Lovelace"
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as s:
+    with catalog_for(settings, write=True) as catalog, catalog.session() as s:
         decision = reject_faces(s, faces, person=from_person, actor=_actor("reject"))
     _done(decision)
 
@@ -357,7 +357,7 @@ def assign_command(
     Example: photocluster assign 301 302 --to "Grace Hopper"
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as s:
+    with catalog_for(settings, write=True) as catalog, catalog.session() as s:
         decision = assign_faces(s, faces, to, create=create, actor=_actor("assign"))
     _done(decision)
 
@@ -369,7 +369,7 @@ def hide_command(person: PersonArg, db: DbOption = None) -> None:
     Example: photocluster hide 42
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as s:
+    with catalog_for(settings, write=True) as catalog, catalog.session() as s:
         decision = set_hidden(s, person, True, actor=_actor("hide"))
     _done(decision)
 
@@ -381,7 +381,7 @@ def unhide_command(person: PersonArg, db: DbOption = None) -> None:
     Example: photocluster unhide 42
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as s:
+    with catalog_for(settings, write=True) as catalog, catalog.session() as s:
         decision = set_hidden(s, person, False, actor=_actor("unhide"))
     _done(decision)
 
@@ -395,7 +395,7 @@ def undo_command(db: DbOption = None) -> None:
     Example: photocluster undo
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as s:
+    with catalog_for(settings, write=True) as catalog, catalog.session() as s:
         decision = undo_last(s)
     out(f"Undone: {decision.summary} (decision {decision.id}, {decision.actor}).")
 

@@ -150,11 +150,23 @@ def print_changes(c: ClusterChanges) -> None:
         f"  people emptied: {len(c.people_emptied)}"
         + (f" ({', '.join(map(str, c.people_emptied))})" if c.people_emptied else "")
     )
+    gone = {a for a, _ in c.people_merged} | set(c.people_emptied)
+    already_empty = [p for p in c.people_deleted if p not in gone]
+    if already_empty:
+        out(
+            f"  empty unnamed people {'to remove' if c.dry_run else 'removed'}: "
+            f"{len(already_empty)} ({', '.join(map(str, already_empty))})"
+        )
     if c.detached_same_photo:
         out(f"  faces kept apart from a same-photo face: {c.detached_same_photo}")
     out(f"  unassigned faces (noise): {c.unassigned_faces}")
     if c.mode == "full" or c.named_leaving:
         _print_named_leaving(c)
+    if c.replanned:
+        out(
+            f"  planned again {count(c.replanned, 'time')}: the catalog changed while this run "
+            "was planning (a decision or a scan), which it now includes"
+        )
     if c.dry_run:
         out("Nothing was written (dry run).")
 
@@ -313,7 +325,7 @@ def cluster_command(
         "spread_ratio": spread_ratio,
         "attach_share": attach_share,
     }
-    with catalog_for(settings) as catalog:
+    with catalog_for(settings, write=not dry_run, verify=True) as catalog:
         base = (None if defaults else saved_params(catalog)) or ClusterParams()
         try:
             params = dataclasses.replace(

@@ -189,7 +189,7 @@ def scan_command(
             options.executor_factory = cluster.executor_factory
             if not settings.quiet:
                 err(f"Dask scheduler {scheduler}: {cluster.describe()}")
-        catalog = stack.enter_context(catalog_for(settings))
+        catalog = stack.enter_context(catalog_for(settings, write=True, verify=True))
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
         if not no_cluster:
             _cluster_after_scan(catalog, settings)

@@ -25,6 +25,11 @@ def run_migrations_online() -> None:
                 render_as_batch=sqlite,
             )
             with context.begin_transaction():
+                if sqlite:
+                    # Python's sqlite3 runs DDL outside any transaction: begin one, and take the
+                    # write lock now, so that a migration is all or nothing and a second process
+                    # creating the same catalog waits, then finds the tables already there.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
                 if connection.dialect.name == "postgresql":
                     # Clients opening a new shared catalog at once: one migrates while the
                     # others wait here, then find the schema already at head.
