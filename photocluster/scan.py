@@ -259,7 +259,7 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
     key = options.params.key(options.encoder_factory(options.params).model_id)
     summary = ScanSummary(root=str(root))
     files = list(walk_images(root, summary.walk, include_hidden=options.include_hidden))
-    with catalog.session() as session:
+    with catalog.write_session(f"scan {root}") as session:
         plan = plan_scan(session, root, files, key, options.retry_failed)
         if not files and plan.removals:
             summary.warnings.append(
@@ -293,11 +293,12 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
                 or time.monotonic() - batch_started >= options.batch_seconds
             ):
                 # Ctrl-C waits for the commit and the count, so a batch is never half counted.
-                with _sigint_deferred():
+                # The write lock is waited for where Ctrl-C still stops the wait.
+                with catalog.write_lock(f"scan {root}"), _sigint_deferred():
                     _write_batch(catalog, pending, key, plan, summary)
                     pending, batch_started = [], time.monotonic()
         if pending:
-            with _sigint_deferred():
+            with catalog.write_lock(f"scan {root}"), _sigint_deferred():
                 _write_batch(catalog, pending, key, plan, summary)
                 pending = []
     except KeyboardInterrupt:
@@ -343,7 +344,7 @@ def _write_batch(
     counts = Counter[str]()
     faces = 0
     failed = Counter[str]()
-    with catalog.session() as session:
+    with catalog.write_session("scan") as session:
         for result in batch:
             faces += write_result(session, result, key)
             counts["new" if result.path in plan.new else "changed"] += 1
