@@ -303,9 +303,14 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
                 pending = []
     except KeyboardInterrupt:
         # Every result that reached this process is analysed: keep it, in one transaction,
-        # before stopping the workers (which may take a moment).
+        # before stopping the workers (which may take a moment). A second Ctrl-C can still cut
+        # short the wait for the write lock (another writer may hold it), not the write.
         if pending:
-            with _sigint_deferred(reraise=False):
+            with (
+                contextlib.suppress(KeyboardInterrupt),
+                catalog.write_lock(f"scan {root}"),
+                _sigint_deferred(reraise=False),
+            ):
                 _write_batch(catalog, pending, key, plan, summary)
         executor.close()
         progress.finish()
