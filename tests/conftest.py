@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +24,60 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every real-dlib test is also `slow`: `-m "not slow"` is the quick loop (fakes only)."""
+    for item in items:
+        if item.get_closest_marker("dlib") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+def _set_home(mp: pytest.MonkeyPatch, home: Path) -> None:
+    mp.setenv("PHOTOCLUSTER_HOME", str(home / "photocluster"))
+    mp.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
+    mp.delenv("PHOTOCLUSTER_DB", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A temporary home for module- and session-scoped fixtures too (set up before any test's)."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as mp:
+        _set_home(mp, home)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own photocluster home, so nothing lands in the user's real one.
+
+    Without this, anything that falls back to the default catalog or cache (a URL catalog's
+    face index, a command run without --db) wrote into ``~/.local/share/photocluster``.
+    Subprocesses inherit the variables.
+    """
+    home = tmp_path_factory.mktemp("home")
+    _set_home(monkeypatch, home)
+    return home
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "catalog.sqlite3")
 
 
+@pytest.fixture(scope="session")
+def _fresh_catalog_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One newly created (migrated) empty catalog, made once per session."""
+    path = tmp_path_factory.mktemp("fresh-catalog") / "catalog.sqlite3"
+    open_catalog(str(path)).close()
+    assert not Path(f"{path}-wal").exists() or not Path(f"{path}-wal").stat().st_size
+    return path
+
+
 @pytest.fixture
-def catalog(db_path: str) -> Iterator[Catalog]:
+def catalog(db_path: str, _fresh_catalog_file: Path) -> Iterator[Catalog]:
+    # A copy of a fresh catalog is one, without running every migration again for each test
+    # (Alembic re-reads its scripts for every new catalog: seconds over the quick suite).
+    shutil.copyfile(_fresh_catalog_file, db_path)
     cat = open_catalog(db_path)
     yield cat
     cat.close()

@@ -215,6 +215,7 @@ def test_relabel_numbers_clusters_by_first_appearance() -> None:
     assert _relabel(np.array([-1, -1])).tolist() == [-1, -1]
 
 
+@pytest.mark.slow
 def test_many_points_take_the_vectorised_path_and_agree_with_the_rule() -> None:
     rng = np.random.default_rng(4)
     cents = rng.normal(size=(300, 128))

@@ -370,6 +370,7 @@ def test_a_worker_killed_mid_scan_loses_and_duplicates_nothing(
     assert (again.unchanged, again.new) == (40, 0)
 
 
+@pytest.mark.slow  # a local Dask cluster
 def test_ctrl_c_keeps_finished_photos_and_the_rerun_continues(
     two_workers: Cluster, tmp_path: Path
 ) -> None:
@@ -426,6 +427,7 @@ def test_a_photo_that_kills_every_worker_it_meets_fails_alone(
     assert _duplicate_faces(db) == []
 
 
+@pytest.mark.slow  # a local Dask cluster
 def test_workers_that_cannot_see_the_photos_are_a_clear_error(two_workers: Cluster) -> None:
     with DaskCluster(two_workers.address) as dask:
         executor = dask.executor_factory(1, FakeEncoder, EncoderParams())
@@ -515,6 +517,7 @@ def test_without_distributed_the_error_says_what_to_install(
     assert result.exit_code == 0, result.stderr
 
 
+@pytest.mark.slow  # a local Dask cluster
 def test_executor_is_a_bounded_window_over_the_cluster(two_workers: Cluster) -> None:
     """No more than the window is ever submitted, and the model token is stable."""
 

@@ -24,9 +24,12 @@ from photocluster.models import Face, Person, Rejection
 from photocluster.scan import scan
 from tests.test_naming import COLUMN, build_library, faces_of, make_person
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("tmux") is None, reason="tmux is not installed (CI installs it in .ci/run)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("tmux") is None, reason="tmux is not installed (CI installs it in .ci/run)"
+    ),
+    pytest.mark.slow,  # a real terminal session per test
+]
 
 WAIT_SECONDS = 60
 
