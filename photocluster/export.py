@@ -51,6 +51,7 @@ from photocluster.db import Catalog
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.foldernames import assign_unique, clash_key, safe_filename, safe_name, with_suffix
 from photocluster.fspath import json_text
+from photocluster.library_roots import scanned_roots
 from photocluster.models import Face, Person, Photo, PhotoStatus
 from photocluster.progress import NoProgress, Progress
 
@@ -225,29 +226,33 @@ def _is_within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder if folder == os.sep else folder + os.sep)
 
 
-def library_conflict(dest: str, photo_paths: list[str]) -> str | None:
-    """Why ``dest`` must not be used, or None. ``dest`` and the paths are absolute.
+def library_conflict(dest: str, photo_paths: list[str], roots: list[str]) -> str | None:
+    """Why ``dest`` must not be used, or None. ``dest``, the paths and the roots are absolute.
 
-    The catalog does not store which folder was scanned, so the library is taken to be the
-    deepest folder holding every photo (unless that is ``/``), plus every folder that holds
-    photos directly. DEST may not be inside either, and may not contain catalog photos.
+    ``roots`` are the folders scanned into the catalog (:mod:`photocluster.library_roots`): the
+    next scan of one would read whatever is exported inside it as new photos. DEST may not be
+    inside one, nor inside a folder holding catalog photos (all a catalog scanned before roots
+    were recorded can tell), nor contain catalog photos. Nothing is guessed from where photos
+    happen to share a parent folder.
     """
-    if not photo_paths:
-        return None
-    dirs = {os.path.dirname(p) for p in photo_paths}
     for p in photo_paths:
         if _is_within(p, dest):
             return f"it contains photos of the catalog (for example {p})"
-    common = os.path.commonpath(list(dirs))
-    if common not in (os.sep, str(Path.home())) and _is_within(dest, common):
+    scanned = [r for r in roots if _is_within(dest, r)]
+    if scanned:
+        root = min(scanned, key=len)
         return (
-            f"it is inside the photo library {common}, so the next scan would find the "
-            "exported links as new photos"
+            f"it is inside {root}, a folder scanned into this catalog (`photocluster scan "
+            f"{root}`), so the next scan of it would read the exported photos as new ones"
         )
+    dirs = {os.path.dirname(p) for p in photo_paths}
     probe = dest
     while True:
         if probe in dirs:
-            return f"it is inside {probe}, a folder of the photo library"
+            return (
+                f"it is inside {probe}, a folder of catalog photos, so a scan of it would read "
+                "the exported photos as new ones"
+            )
         parent = os.path.dirname(probe)
         if parent == probe:
             return None
@@ -706,12 +711,13 @@ def export_people(
 
     with catalog.session() as session:
         all_paths = [str(p) for p in session.scalars(select(Photo.path))]
+        roots = scanned_roots(session)
         people = _select_people(session, options)
         photos = _photos_by_person(session, [p.id for p in people])
-    why = library_conflict(str(dest), all_paths)
+    why = library_conflict(str(dest), all_paths, roots)
     if why is not None:
         raise PhotoclusterError(
-            f"Refusing to export into {dest}: {why}. Choose a DEST outside the photo library."
+            f"Refusing to export into {dest}: {why}. Choose a DEST outside the scanned folders."
         )
     if not people:
         hint = (

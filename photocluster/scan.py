@@ -28,6 +28,7 @@ from photocluster.encoder import EncoderParams, make_encoder
 from photocluster.errors import Interrupted
 from photocluster.executors import EncoderFactory, Executor, Task, make_executor
 from photocluster.fspath import printable
+from photocluster.library_roots import remember_root
 from photocluster.models import Face, Photo, PhotoStatus
 from photocluster.progress import NoProgress, Progress
 from photocluster.walker import FileEntry, WalkReport, resolve_root, walk_images
@@ -268,6 +269,7 @@ def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = Non
             )
             plan.removals = []
         _apply_moves_and_removals(session, plan)
+        remember_root(session, str(root))  # export refuses a DEST inside it
     summary.seen, summary.unchanged = plan.seen, plan.unchanged
     summary.failed_earlier = plan.unchanged_failed
     summary.moved, summary.removed = len(plan.moves), len(plan.removals)

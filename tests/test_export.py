@@ -251,7 +251,7 @@ def test_dest_reached_through_a_symlink_into_the_library_is_refused(
     tmp_path: Path, catalog: Catalog, library: tuple[Path, dict[str, int]]
 ) -> None:
     (tmp_path / "sneaky").symlink_to(tmp_path / "lib")
-    with pytest.raises(PhotoclusterError, match="photo library"):
+    with pytest.raises(PhotoclusterError, match="a folder scanned into this catalog"):
         run(catalog, tmp_path / "sneaky" / "People")
 
 

@@ -88,7 +88,7 @@ def export_command(
     move, entries photocluster made earlier (listed in DEST/.photocluster-export.json) are
     removed when no longer wanted. Files you put in DEST yourself are never touched, and a copy
     you edited is never deleted or overwritten (it is reported and left). A run with nothing to
-    change writes nothing. DEST may not be inside the photo library.
+    change writes nothing. DEST may not be inside a folder you scanned.
 
     Example: photocluster export ~/People --dry-run
     """
