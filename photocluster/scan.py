@@ -63,6 +63,7 @@ class ScanSummary:
     removed: int = 0
     processed: int = 0
     faces_found: int = 0
+    no_faces: int = 0  # photos read in this run in which no face was found
     failed: Counter[str] = field(default_factory=Counter)
     walk: WalkReport = field(default_factory=WalkReport)
     warnings: list[str] = field(default_factory=list)
@@ -357,9 +358,12 @@ def _write_batch(
             counts["new" if result.path in plan.new else "changed"] += 1
             if result.status == PhotoStatus.FAILED:
                 failed[failure_category(result.error)] += 1
+            elif result.status == PhotoStatus.NO_FACES:
+                counts["no_faces"] += 1
     # Only count what was committed.
     summary.new += counts["new"]
     summary.changed += counts["changed"]
     summary.faces_found += faces
+    summary.no_faces += counts["no_faces"]
     summary.failed.update(failed)
     summary.processed += len(batch)

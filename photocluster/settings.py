@@ -28,6 +28,21 @@ def default_db() -> str:
     return str(default_home() / "catalog.sqlite3")
 
 
+# The bundled sample library (sample_data/) carries this file, wherever it is copied and
+# whatever the folder is called; a folder of one's own named sample_data does not.
+SAMPLE_MARKER = ".photocluster-sample"
+
+
+def is_sample_library(folder: str | os.PathLike[str]) -> bool:
+    """True for photocluster's own sample photos, which never belong in the user's catalog."""
+    return (Path(folder).expanduser() / SAMPLE_MARKER).is_file()
+
+
+def demo_db() -> str:
+    """The catalog the sample photos go into when no catalog was chosen."""
+    return str(default_home() / "demo.sqlite3")
+
+
 def resolve_db(option: str | None) -> str:
     """``--db`` wins, then ``$PHOTOCLUSTER_DB``, then the default file."""
     if option:

@@ -33,6 +33,7 @@ class WalkReport:
     duplicates_skipped: int = 0  # the same file reached twice (hard link or symlink)
     unreadable_dirs: list[tuple[str, str]] = field(default_factory=list)
     loops_skipped: int = 0
+    sidecars: int = 0  # XMP sidecars (ours from export-xmp, or another tool's): not photos
 
     @property
     def skipped_files(self) -> int:
@@ -98,6 +99,9 @@ def walk_images(
                 subdirs.append(entry.path)
                 continue
             ext = os.path.splitext(entry.name)[1].lower()
+            if ext == ".xmp":
+                report.sidecars += 1
+                continue
             if ext not in IMAGE_EXTENSIONS:
                 report.skipped_by_extension[ext or "(none)"] += 1
                 continue

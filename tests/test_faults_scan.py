@@ -364,7 +364,7 @@ def test_kill_9_of_the_scan_leaves_no_worker_running(tmp_path: Path, watchdog_on
     try:
         _wait_for_calls(log, 4, proc, timeout=60)
         workers = _children(proc.pid)
-        assert len(workers) == 2
+        assert len(workers) >= 2  # the pool (and anything else the scan started)
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 5

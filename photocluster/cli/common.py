@@ -11,7 +11,7 @@ import typer
 from tqdm import tqdm
 
 from photocluster.db import Catalog, open_catalog
-from photocluster.settings import ENV_DB, Settings, default_db, resolve_db
+from photocluster.settings import ENV_DB, Settings, default_db, demo_db, resolve_db
 
 DbOption = Annotated[
     str | None,
@@ -41,13 +41,13 @@ def catalog_for(
     """Open the catalog for a command. ``write``: the command changes it (a read-only catalog
     is refused before any work); ``verify``: check every page first (before long work).
 
-    The default catalog's folder is created on first use; a --db or $PHOTOCLUSTER_DB in a
+    The default (or demo) catalog's folder is created on first use; a --db or $PHOTOCLUSTER_DB in a
     folder that does not exist is refused (a typo or an unmounted drive must not silently start
     an empty catalog). A new catalog is announced on stderr.
     """
     catalog = open_catalog(
         settings.db,
-        create_folder=settings.db == default_db(),
+        create_folder=settings.db in (default_db(), demo_db()),
         write=write,
         verify=verify,
         on_wait=_waiting,

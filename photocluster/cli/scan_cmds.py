@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,13 +26,26 @@ from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
 from photocluster.scan import ScanOptions, ScanSummary, scan
-from photocluster.settings import Settings
+from photocluster.settings import Settings, demo_db, is_sample_library
+
+if TYPE_CHECKING:
+    from photocluster.people import ClusterChanges
 
 SMALL_FACES_DETECT_SIZE = 2400
 ENV_SCHEDULER = "PHOTOCLUSTER_SCHEDULER"
 
 
-def _summary_dict(s: ScanSummary) -> dict[str, object]:
+def _clustered_dict(c: ClusterChanges | None) -> dict[str, int] | None:
+    if c is None:
+        return None
+    return {
+        "joined_existing_people": c.matched_to_existing,
+        "people_created": len(c.people_created),
+        "unassigned_faces": c.unassigned_faces,
+    }
+
+
+def _summary_dict(s: ScanSummary, clustered: ClusterChanges | None) -> dict[str, object]:
     return {
         "root": s.root,
         "seen": s.seen,
@@ -45,21 +58,28 @@ def _summary_dict(s: ScanSummary) -> dict[str, object]:
         "failed_by_reason": dict(s.failed),
         "failed_earlier": s.failed_earlier,
         "faces_found": s.faces_found,
+        "no_faces": s.no_faces,
         "skipped_files": s.walk.skipped_files,
         "skipped_by_extension": dict(s.walk.skipped_by_extension),
+        "sidecars": s.walk.sidecars,
         "unreadable_folders": [{"path": p, "reason": r} for p, r in s.walk.unreadable_dirs],
         "warnings": s.warnings,
         "seconds": round(s.seconds, 3),
+        "clustered": _clustered_dict(clustered),
     }
 
 
-def _print_summary(s: ScanSummary) -> None:
+def _print_summary(s: ScanSummary, clustered: ClusterChanges | None) -> None:
     out(f"Scanned {s.root} in {s.seconds:.1f} s")
     out(
         f"  photos seen {s.seen}: new {s.new}, changed {s.changed}, moved {s.moved}, "
         f"unchanged {s.unchanged}, removed from catalog {s.removed}"
     )
-    out(f"  faces found: {s.faces_found}")
+    read = s.new + s.changed - s.failed_total
+    out(
+        f"  faces found: {s.faces_found}"
+        + (f" (photos without a face: {s.no_faces} of {read} read)" if read > 0 else "")
+    )
     if s.failed:
         out(f"  failed: {s.failed_total}")
         for reason, n in s.failed.most_common():
@@ -75,6 +95,15 @@ def _print_summary(s: ScanSummary) -> None:
     if s.walk.skipped_files:
         kinds = ", ".join(f"{ext} {n}" for ext, n in s.walk.skipped_by_extension.most_common(6))
         out(f"  other files skipped: {s.walk.skipped_files} ({kinds})")
+    if s.walk.sidecars:
+        out(f"  XMP sidecars (not photos; `photocluster import-xmp` reads them): {s.walk.sidecars}")
+    if clustered is not None:
+        c = clustered
+        out(
+            f"  clustered: {count(c.matched_to_existing, 'new face')} joined existing people, "
+            f"{count(len(c.people_created), 'person', 'people')} created, "
+            f"{count(c.unassigned_faces, 'face')} unassigned"
+        )
     for folder, reason in s.walk.unreadable_dirs:
         err(f"warning: could not read folder {folder}: {reason}")
     for warning in s.warnings:
@@ -156,9 +185,13 @@ def scan_command(
     With --executor dask the photos are analysed on a Dask cluster; this process still writes
     the catalog, so interrupting and re-running behave exactly as for a local scan.
 
+    The bundled sample photos (sample_data/), scanned without --db or PHOTOCLUSTER_DB, go into
+    a demo catalog of their own (demo.sqlite3 beside the default catalog), never yours.
+
     Example: photocluster scan ~/Pictures --jobs 2
     """
-    settings = make_settings(db, quiet)
+    demo = db is None and is_sample_library(folder)
+    settings = make_settings(demo_db() if demo else db, quiet)
     try:
         params = EncoderParams(
             detector=detector,
@@ -189,18 +222,27 @@ def scan_command(
             options.executor_factory = cluster.executor_factory
             if not settings.quiet:
                 err(f"Dask scheduler {scheduler}: {cluster.describe()}")
+        if demo:
+            err(
+                f"{folder} holds photocluster's sample photos: they go into a demo catalog of "
+                f"their own, {settings.db} (your catalog is not touched)."
+            )
         catalog = stack.enter_context(catalog_for(settings, write=True, verify=True))
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
-        if not no_cluster:
-            _cluster_after_scan(catalog, settings)
+        clustered = None if no_cluster else _cluster_after_scan(catalog, settings)
         _index_after_scan(catalog, settings)
     if as_json:
-        out(json.dumps(_summary_dict(summary), indent=2))
+        out(json.dumps(_summary_dict(summary, clustered), indent=2))
     else:
-        _print_summary(summary)
+        _print_summary(summary, clustered)
+    if demo:
+        err(
+            f"Look at the demo with --db: `photocluster people --db {settings.db}`, then "
+            f"`photocluster name --db {settings.db}`."
+        )
 
 
-def _cluster_after_scan(catalog: Catalog, settings: Settings) -> None:
+def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges | None:
     """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
     from photocluster.clustering import ClusterParams
     from photocluster.people import ClusterOptions, cluster_catalog, saved_params
@@ -212,12 +254,8 @@ def _cluster_after_scan(catalog: Catalog, settings: Settings) -> None:
         )
     except PhotoclusterError as exc:
         err(f"note: not clustered: {exc}")
-        return
-    err(
-        f"Clustered: {count(changes.matched_to_existing, 'new face')} joined existing people, "
-        f"{count(len(changes.people_created), 'person', 'people')} created, "
-        f"{count(changes.unassigned_faces, 'face')} unassigned."
-    )
+        return None
+    return changes
 
 
 def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
