@@ -17,8 +17,9 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="Catalog: a SQLite file path or an SQLAlchemy URL "
-        "(postgresql://...). Default: $PHOTOCLUSTER_DB, else "
+        metavar="PATH|URL",
+        help="Catalog: a SQLite file or an SQLAlchemy URL (postgresql://...). Default: "
+        "$PHOTOCLUSTER_DB, else catalog.sqlite3 in $PHOTOCLUSTER_HOME, else "
         "~/.local/share/photocluster/catalog.sqlite3.",
         envvar=ENV_DB,
         show_default=False,
