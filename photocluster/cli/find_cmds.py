@@ -97,6 +97,13 @@ def find_command(
         best = face.best
         if best is None:
             out(f"{where}: unknown (no named or clustered person near it)")
+        elif face.verdict == "unknown":
+            # A name beside "unknown" reads as an answer: say it is only the nearest, no match.
+            name = best.name or f"unnamed person #{best.person_id}"
+            out(
+                f"{where}: unknown (nearest: {name}, {best.centroid_distance:.3f} to their "
+                "centre, not a match)"
+            )
         else:
             name = best.name or f"unnamed person #{best.person_id}"
             out(

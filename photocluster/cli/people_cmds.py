@@ -138,6 +138,7 @@ def print_changes(c: ClusterChanges) -> None:
     if c.mode == "incremental":
         out(f"  new faces matched to existing people: {c.matched_to_existing}")
     out(f"  {verb.lower()}: {c.faces_moved} faces moved")
+    _print_moves(c)
     created = sum(1 for _ in c.people_created)
     in_new = sum(c.people_created.values())
     out(f"  people created: {created} ({in_new} faces)")
@@ -169,6 +170,37 @@ def print_changes(c: ClusterChanges) -> None:
         )
     if c.dry_run:
         out("Nothing was written (dry run).")
+
+
+MOVES_LISTED = 20
+
+
+def _where(c: ClusterChanges, person: int | None, new_number: dict[int, int]) -> str:
+    if person is None:
+        return "unassigned"
+    if person in c.people_created:
+        return f"new person {new_number[person] if c.dry_run else person}"
+    return f"person {person}"
+
+
+def _print_moves(c: ClusterChanges) -> None:
+    """Which faces move, grouped by from and to, largest group first; at most MOVES_LISTED."""
+    new_number = {k: i for i, k in enumerate(sorted(c.people_created, reverse=True), 1)}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for m in c.moves:
+        key = (_where(c, m.from_person, new_number), _where(c, m.to_person, new_number))
+        groups.setdefault(key, []).append(m.face_id)
+    shown = 0
+    for (source, dest), ids in sorted(groups.items(), key=lambda g: -len(g[1])):
+        if shown >= MOVES_LISTED:
+            break
+        listed = sorted(ids)[: MOVES_LISTED - shown]
+        more = f" and {len(ids) - len(listed)} more" if len(listed) < len(ids) else ""
+        word = "face" if len(ids) == 1 else "faces"
+        out(f"    {source} -> {dest}: {word} {', '.join(map(str, listed))}{more}")
+        shown += len(listed)
+    if shown < len(c.moves):
+        out(f"    ({len(c.moves) - shown} more not listed; --json lists every move)")
 
 
 def _print_named_leaving(c: ClusterChanges) -> None:

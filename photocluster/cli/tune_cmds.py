@@ -33,6 +33,16 @@ def _values(text: str, kind: type, option: str) -> list[float | int]:
     return values
 
 
+TUNE_LEGEND = """\
+Columns: size, samples, attach = --min-cluster-size, --min-samples,
+--attach-distance; people = people found; unassigned = share of faces in no
+person; on the faces you named: precision = share of the pairs put together that
+are one person, recall = share of each person's pairs put together, purity =
+share of faces whose person is mostly theirs (- until you name people);
+* = the current setting.\
+"""
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -118,6 +128,7 @@ def tune_command(
             f"  {r.people:>6} {100 * r.unassigned_share:>9.1f}%  {_fmt(r.precision):>9}"
             f" {_fmt(r.recall):>6} {_fmt(r.purity):>6}"
         )
+    out(TUNE_LEGEND)
     if rows and rows[0].named_faces < 2:
         out("(name some people with `photocluster name` to see precision, recall and purity)")
     out(
