@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from photocluster.db import hold_write_lock
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.models import Decision, Face, Person, Rejection
-from photocluster.people import resolve_person
+from photocluster.names import tidy_name
+from photocluster.people import people_named_like, resolve_person
 
 MAX_NAME_LENGTH = 100
 UNDO_FORMAT = 1
@@ -62,7 +63,8 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
 
 
 def validate_name(raw: str) -> str:
-    """The name to store for ``raw`` (NFC, outer whitespace trimmed) or a clear error."""
+    """The name to store for ``raw`` (NFC, outer whitespace trimmed, inner runs of white space
+    made one space: :func:`photocluster.names.tidy_name`) or a clear error."""
     name = unicodedata.normalize("NFC", raw).strip()
     if not name:
         raise PhotoclusterError("A name cannot be empty or only spaces.")
@@ -70,6 +72,7 @@ def validate_name(raw: str) -> str:
     if bad:
         codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(bad))
         raise PhotoclusterError(f"A name cannot contain control characters ({codes}).")
+    name = tidy_name(name)
     if "/" in name or "\\" in name or name in (".", ".."):
         raise PhotoclusterError(
             f"{name!r} looks like a file path; a name cannot contain / or \\ or be . or .."
@@ -86,13 +89,12 @@ def validate_name(raw: str) -> str:
 
 
 def find_person_by_name(session: Session, name: str) -> Person | None:
-    """The person called ``name``: exact match first, then ignoring case."""
+    """The person called ``name``: exact match first, then the one person whose name is the
+    same to a human (case, spacing, Unicode form: :mod:`photocluster.names`)."""
     person = session.scalar(select(Person).where(Person.name == name))
     if person is not None:
         return person
-    matches = session.scalars(
-        select(Person).where(func.lower(Person.name) == name.lower()).order_by(Person.id)
-    ).all()
+    matches = people_named_like(session, name)
     return matches[0] if len(matches) == 1 else None
 
 
@@ -216,8 +218,9 @@ def _restore(session: Session, payload: dict[str, Any]) -> None:
     for p in people.values():
         if p["name"] is None:
             continue
-        holder = session.scalar(select(Person.id).where(Person.name == p["name"]))
-        if holder is not None and holder not in people and holder not in scope:
+        others = [o.id for o in people_named_like(session, p["name"])]
+        holder = next((o for o in others if o not in people and o not in scope), None)
+        if holder is not None:
             raise PhotoclusterError(
                 f"Cannot undo: the name {p['name']!r} now belongs to person {holder}. "
                 f"Rename that person first."
@@ -277,11 +280,14 @@ def _restore(session: Session, payload: dict[str, Any]) -> None:
 
 
 def _check_name_free(session: Session, name: str, allowed: Iterable[int]) -> None:
-    holder = session.scalar(select(Person).where(Person.name == name))
-    if holder is not None and holder.id not in set(allowed):
+    """No one but ``allowed`` may hold ``name`` or a name the same to a human."""
+    ok = set(allowed)
+    holder = next((p for p in people_named_like(session, name) if p.id not in ok), None)
+    if holder is not None:
+        held = "" if holder.name == name else f" (as {holder.name!r})"
         raise PhotoclusterError(
-            f"{name!r} is already the name of person {holder.id}. To put these faces together, "
-            f"merge instead: photocluster merge PERSON --into {holder.id}"
+            f"{name!r} is already the name of person {holder.id}{held}. To put these faces "
+            f"together, merge instead: photocluster merge PERSON --into {holder.id}"
         )
 
 
@@ -478,6 +484,7 @@ def assign_faces(
         if not create or isinstance(person, int) or str(person).strip().isdigit():
             raise
         new_name = validate_name(str(person))
+        _check_name_free(session, new_name, [])
         target = None
     previous = sorted({f.person_id for f in faces.values() if f.person_id is not None})
     scope = [*previous, *([target.id] if target else [])]

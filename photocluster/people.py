@@ -59,6 +59,7 @@ from photocluster.encoder import MODEL_ID, model_of
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.face_index import FaceIndex, knn_graph, sync_index
 from photocluster.models import Face, Meta, Person, Photo, Rejection
+from photocluster.names import name_key
 from photocluster.progress import NoProgress, Progress
 from photocluster.thresholds import ATTACH_NEIGHBOURS
 
@@ -719,9 +720,16 @@ class PersonSummary:
 
 
 def list_people(
-    session: Session, *, include_hidden: bool = True, named_only: bool = False
+    session: Session,
+    *,
+    include_hidden: bool = True,
+    named_only: bool = False,
+    include_empty: bool = False,
 ) -> list[PersonSummary]:
-    """People with their face and photo counts, largest first (then by id)."""
+    """People with their face and photo counts, largest first (then by id).
+
+    A person whose faces all left (rejected, moved, merged away by clustering) is not a person
+    to a user: left out unless ``include_empty``."""
     query = (
         select(
             Person.id,
@@ -738,6 +746,8 @@ def list_people(
         query = query.where(Person.hidden.is_(False))
     if named_only:
         query = query.where(Person.name.is_not(None))
+    if not include_empty:
+        query = query.having(func.count(Face.id) > 0)
     rows = [
         PersonSummary(int(i), n, bool(h), int(fc), int(pc), int(cc))
         for i, n, h, fc, pc, cc in session.execute(query).all()
@@ -746,8 +756,23 @@ def list_people(
     return rows
 
 
+def people_named_like(session: Session, name: str) -> list[Person]:
+    """People whose name is ``name`` to a human: the same :func:`photocluster.names.name_key`
+    (case, Unicode normal form and runs of spaces aside). By id."""
+    key = name_key(name)
+    ids = [
+        int(pid)
+        for pid, other in session.execute(
+            select(Person.id, Person.name).where(Person.name.is_not(None))
+        )
+        if other is not None and name_key(other) == key
+    ]
+    return [p for p in (session.get(Person, i) for i in sorted(ids)) if p is not None]
+
+
 def resolve_person(session: Session, ref: str | int) -> Person:
-    """A person by id ("7") or name ("Ada"; exact, else case-insensitive). Raises NotFound."""
+    """A person by id ("7") or name ("Ada"; exact, else the one person whose name is the same
+    to a human: "ada", "ADA ", see :mod:`photocluster.names`). Raises NotFound."""
     text = str(ref).strip()
     if text.lstrip("#").isdigit():
         person = session.get(Person, int(text.lstrip("#")))
@@ -759,11 +784,12 @@ def resolve_person(session: Session, ref: str | int) -> Person:
         raise NotFound(f"No person with id {text}. Run `photocluster people` to list them.")
     person = session.execute(select(Person).where(Person.name == text)).scalar_one_or_none()
     if person is None:
-        matches = list(
-            session.execute(select(Person).where(func.lower(Person.name) == text.lower())).scalars()
-        )
+        matches = people_named_like(session, text)
         if len(matches) == 1:
             return matches[0]
+        if matches:
+            listed = ", ".join(f"{p.id} ({p.name})" for p in matches)
+            raise NotFound(f"Several people are named like {text!r}: {listed}. Use the id.")
         raise NotFound(
             f"No person named {text!r}. Run `photocluster people` to list people and their ids."
         )

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -797,6 +797,7 @@ def import_xmp(
     catalog: Catalog, options: ImportOptions, progress: Progress | None = None
 ) -> ImportSummary:
     """Turn names on MWG face regions under a folder into confirmed faces. See module docstring."""
+    from photocluster.names import name_key, same_name, tidy_name
     from photocluster.naming import assign_faces, find_person_by_name
 
     progress = progress or NoProgress()
@@ -836,7 +837,8 @@ def import_xmp(
             faces[r[1]].append(_FaceRow(r[4], box, r[9], r[10], bool(r[11])))
 
         used_sidecars: set[str] = set()
-        wanted: dict[str, list[int]] = defaultdict(list)
+        wanted: dict[str, list[int]] = defaultdict(list)  # by names.name_key
+        spellings: dict[str, Counter[str]] = defaultdict(Counter)
         progress.start(len(faces), "Reading XMP")
         for path in sorted(faces):
             progress.advance()
@@ -887,16 +889,15 @@ def import_xmp(
                 region_done.add(i)
                 face_done.add(j)
                 summary.matched += 1
-                same = (
-                    face.person_name is not None and face.person_name.casefold() == name.casefold()
-                )
+                same = same_name(face.person_name, name)
                 if face.confirmed and same:
                     summary.already += 1
                 elif face.confirmed and face.person_id is not None:
                     label = face.person_name or f"person {face.person_id}"
                     summary.conflicts.append((path, name, label))
-                else:
-                    wanted[name].append(face.id)
+                else:  # one person however the name is spelled (case, spaces)
+                    wanted[name_key(name)].append(face.id)
+                    spellings[name_key(name)][tidy_name(name)] += 1
             for i, region in enumerate(named):
                 if i not in region_done:
                     summary.unmatched.append((path, str(region.name)))
@@ -904,8 +905,10 @@ def import_xmp(
         for sidecar in sorted(set(sidecars.values()) - used_sidecars):
             summary.skipped.append((sidecar, "no photo with faces in the catalog for it"))
 
-        for name in sorted(wanted):
-            ids = sorted(set(wanted[name]))
+        chosen = {k: spellings[k].most_common(1)[0][0] for k in wanted}  # the usual spelling
+        for key in sorted(wanted, key=lambda k: chosen[k]):
+            name = chosen[key]
+            ids = sorted(set(wanted[key]))
             summary.by_name[name] = len(ids)
             if options.dry_run:
                 if find_person_by_name(session, name) is None:
