@@ -1,4 +1,18 @@
-"""Contact sheets: a grid of numbered face crops of one person, the most typical face first.
+"""Contact sheets: a grid of numbered face crops, the most typical first and the least typical
+last, one tile per near-duplicate group, paged when a person has more faces than fit.
+
+Which faces: a person's faces are ranked by distance to their mean embedding. Near duplicates
+(the same photo copied or re-encoded, burst frames: ``NEAR_DUPLICATE`` apart, or
+``BURST_DISTANCE`` when taken within ``BURST_SECONDS``) share one tile, shown by their most
+typical face. When the tiles do not fit on one sheet of ``count``, the first page holds the most
+typical two thirds and the least typical third (wrong faces are atypical, so they are never
+hidden behind a page of look-alikes); the later pages hold the rest, from the least typical
+inward (:func:`plan_pages`).
+
+Numbers stay with their tiles: a :class:`SheetNumbers` given back to the next drawing of the same
+subject keeps every number on the faces it was first printed on, and a new drawing gets a new
+file name (the old one is removed), so a viewer still showing an older sheet can never make a
+number mean another face.
 
 Crops come from a thumbnail cache under ``Settings.cache_dir / "faces"``, keyed by the photo's
 content hash and the face box, so a face is decoded from its photo once and every later look (the
@@ -14,8 +28,9 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +46,14 @@ DEFAULT_COUNT = 24
 DEFAULT_TILE = 128
 CROP_MARGIN = 0.35  # extra context on each side of the face box, as a share of its size
 _LABEL_HEIGHT = 18
+_HEADER_HEIGHT = 22
+# Near duplicates share a tile. On ../shared/faces (1 559 faces) every pair of faces closer than
+# 0.2 was one photo twice (re-encoded, resized, cropped, mirrored), 0.12 keeps well clear of
+# that edge; between 0.2 and 0.26 are the same shot recoloured but also two shots of one event.
+# Burst frames (taken seconds apart) may be as far apart as a re-encoded copy: 0.2.
+NEAR_DUPLICATE = 0.12
+BURST_DISTANCE = 0.2
+BURST_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -48,29 +71,87 @@ class CropRequest:
 
 @dataclass(frozen=True)
 class SheetFace:
-    number: int  # as printed on the sheet, from 1
-    face_id: int
-    distance: float  # to the person's mean embedding
+    number: int  # as printed on the sheet; stays with this tile while its subject is shown
+    face_id: int  # the face drawn: the most typical of its near-duplicate group
+    distance: float  # to the person's mean embedding (or as ranked by the caller)
     problem: str | None = None  # why the tile is a placeholder
+    group: tuple[int, ...] = ()  # every face the tile stands for: itself and its near duplicates
+    least_typical: bool = False  # one of the least typical faces on a first page
+
+    @property
+    def faces(self) -> tuple[int, ...]:
+        return self.group or (self.face_id,)
+
+
+class SheetNumbers:
+    """The numbers printed for one subject (a person, a group of faces) while it is shown.
+
+    A tile keeps its number across drawings (after faces leave, on another page), and a number
+    once printed keeps meaning the faces it was printed on, so an answer typed while looking at an
+    older drawing still means what the human saw. New tiles get the next unused numbers.
+    """
+
+    def __init__(self) -> None:
+        self.by_face: dict[int, int] = {}  # the face drawn on a tile -> its number
+        self.groups: dict[int, tuple[int, ...]] = {}  # number -> the faces of its tile
+        self.next = 1
+
+    def number(self, face_id: int, group: tuple[int, ...]) -> int:
+        n = self.by_face.get(face_id)
+        if n is None:
+            n, self.next = self.next, self.next + 1
+            self.by_face[face_id] = n
+        self.groups[n] = group
+        return n
 
 
 @dataclass(frozen=True)
 class ContactSheet:
-    person_id: int
+    person_id: int | None  # None for a sheet of faces in no person
     path: Path
-    faces: list[SheetFace]
-    total_faces: int
+    faces: list[SheetFace]  # the tiles on this sheet, in drawing order
+    total_faces: int  # faces of the subject
+    tiles: int = 0  # tiles of the subject over all pages (near duplicates share one)
+    page: int = 0  # from 0
+    pages: int = 1
+    numbers: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # every number so far
+    current: frozenset[int] = frozenset()  # faces of the subject when drawn
 
     def face_ids(self, numbers: Sequence[int]) -> list[int]:
-        """Face ids for tile numbers; a number not on the sheet is a ValueError naming it."""
-        by_number = {f.number: f.face_id for f in self.faces}
-        bad = [n for n in numbers if n not in by_number]
+        """The faces of these tile numbers (a tile stands for its near duplicates too), still
+        in the subject. A number never printed, or whose faces all left, is a ValueError."""
+        known = dict(self.numbers) or {f.number: f.faces for f in self.faces}
+        current = self.current or frozenset(f for g in known.values() for f in g)
+        bad = [n for n in numbers if n not in known]
         if bad:
             raise ValueError(
                 f"no face numbered {', '.join(map(str, bad))} on this sheet "
-                f"(numbers go from 1 to {len(self.faces)})"
+                f"(numbers shown: {number_ranges([f.number for f in self.faces])})"
             )
-        return [by_number[n] for n in numbers]
+        out: list[int] = []
+        for n in numbers:
+            here = [f for f in known[n] if f in current]
+            if not here:
+                raise ValueError(f"face {n} is no longer here (it was moved or removed)")
+            out.extend(here)
+        return list(dict.fromkeys(out))
+
+
+def number_ranges(numbers: Sequence[int]) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` as ``"1-3, 7, 9-10"``."""
+    ordered = sorted(set(numbers))
+    if not ordered:
+        return "none"
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for n in [*ordered[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(parts)
 
 
 def typical_faces(session: Session, person_id: int) -> list[tuple[int, float]]:
@@ -225,23 +306,148 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return _fonts[size]
 
 
-def compose(tiles: Sequence[tuple[int, int, Image.Image]], tile: int, columns: int) -> Image.Image:
-    """A grid of ``(number, face_id, crop)`` tiles, each with its number and face id."""
+def compose(
+    tiles: Sequence[tuple[int, int, Image.Image]],
+    tile: int,
+    columns: int,
+    *,
+    title: str | None = None,
+    marked: Sequence[int] = (),
+    extra: Mapping[int, int] | None = None,
+) -> Image.Image:
+    """A grid of ``(number, face_id, crop)`` tiles, each with its number and face id.
+
+    ``title``: a line above the grid; ``marked``: tile numbers drawn in orange (the least
+    typical); ``extra``: near duplicates each tile stands for, printed as ``+2``.
+    """
     rows = max(1, math.ceil(len(tiles) / columns))
     cols = max(1, min(columns, len(tiles)))
     pad = 4
+    top = _HEADER_HEIGHT if title else 0
     cell_w, cell_h = tile + pad, tile + _LABEL_HEIGHT + pad
-    sheet = Image.new("RGB", (cols * cell_w + pad, rows * cell_h + pad), (24, 24, 24))
+    sheet = Image.new("RGB", (cols * cell_w + pad, top + rows * cell_h + pad), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     big, small = _font(16), _font(11)
+    if title:
+        draw.text((pad + 2, 4), title, fill=(230, 230, 230), font=_font(13))
+    orange = set(marked)
     for i, (number, face_id, crop) in enumerate(tiles):
         x = pad + (i % cols) * cell_w
-        y = pad + (i // cols) * cell_h
+        y = top + pad + (i // cols) * cell_h
         sheet.paste(crop, (x, y))
-        draw.rectangle((x, y, x + 26, y + 20), fill=(0, 0, 0))
+        label_w = 10 * len(str(number)) + 8
+        draw.rectangle((x, y, x + label_w, y + 20), fill=(170, 70, 0) if number in orange else 0)
         draw.text((x + 4, y + 1), str(number), fill=(255, 255, 80), font=big)
-        draw.text((x + 2, y + tile + 2), f"face {face_id}", fill=(170, 170, 170), font=small)
+        more = (extra or {}).get(number, 0)
+        label = f"face {face_id}" + (f" +{more}" if more else "")
+        draw.text((x + 2, y + tile + 2), label, fill=(170, 170, 170), font=small)
     return sheet
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A subject's faces in ranking order with what near-duplicate grouping needs."""
+
+    ids: list[int]
+    distance: np.ndarray
+    x: np.ndarray  # embeddings, float32
+    photo: np.ndarray
+    taken: list[datetime | None]
+
+
+def _load_ranked(session: Session, ranked: Sequence[tuple[int, float]]) -> _Ranked:
+    ids = [int(f) for f, _d in ranked]
+    rows: dict[int, tuple[bytes, int, datetime | None]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for r in session.execute(
+            select(Face.id, Face.embedding, Face.photo_id, Photo.taken_at)
+            .join(Photo, Photo.id == Face.photo_id)
+            .where(Face.id.in_(chunk))
+        ):
+            rows[int(r[0])] = (r[1], int(r[2]), r[3])
+    keep = [(f, d) for f, d in ranked if int(f) in rows]
+    ids = [int(f) for f, _d in keep]
+    x = blobs_to_matrix([rows[i][0] for i in ids]) if ids else np.zeros((0, 128), np.float32)
+    return _Ranked(
+        ids,
+        np.array([d for _f, d in keep], dtype=np.float64),
+        x,
+        np.array([rows[i][1] for i in ids], dtype=np.int64),
+        [rows[i][2] for i in ids],
+    )
+
+
+def near_duplicate_groups(
+    x: np.ndarray, photo: np.ndarray, taken: Sequence[datetime | None]
+) -> list[list[int]]:
+    """Rows of ``x`` (in ranking order) grouped into near duplicates, each group led by its
+    first row: a row joins the first earlier leader within ``NEAR_DUPLICATE``, or within
+    ``BURST_DISTANCE`` when both photos were taken within ``BURST_SECONDS``; never a face of
+    its own photo. Pairwise distances in blocks (BLAS), so thousands of faces take milliseconds."""
+    n = len(x)
+    if n == 0:
+        return []
+    xf = np.asarray(x, dtype=np.float32)
+    sq = (xf * xf).sum(axis=1)
+    close: list[np.ndarray] = []
+    for start in range(0, n, 1024):
+        block = xf[start : start + 1024]
+        d2 = sq[start : start + len(block), None] + sq[None, :] - 2.0 * (block @ xf.T)
+        for k, row in enumerate(d2):
+            near = np.flatnonzero(row < BURST_DISTANCE**2)
+            close.append(near[near > start + k])  # later rows only: leaders come first
+    stamp = [t.timestamp() if t is not None else None for t in _naive(taken)]
+    leader = np.full(n, -1, dtype=np.int64)
+    groups: list[list[int]] = []
+    for i in range(n):
+        if leader[i] >= 0:
+            continue
+        leader[i] = i
+        group = [i]
+        for j in close[i].tolist():
+            if leader[j] >= 0 or photo[j] == photo[i]:
+                continue
+            d = float(np.linalg.norm(xf[i] - xf[j]))
+            burst = (
+                stamp[i] is not None
+                and stamp[j] is not None
+                and abs(stamp[i] - stamp[j]) <= BURST_SECONDS
+            )
+            if d < NEAR_DUPLICATE or (burst and d < BURST_DISTANCE):
+                leader[j] = i
+                group.append(j)
+        groups.append(sorted(group))
+    return groups
+
+
+def _naive(taken: Sequence[datetime | None]) -> list[datetime | None]:
+    return [t.replace(tzinfo=None) if t is not None else None for t in taken]
+
+
+def plan_pages(tiles: int, count: int) -> list[list[int]]:
+    """Which ranked tiles (indices, most typical first) go on each page of ``count``.
+
+    All fit: one page, in order. Otherwise the first page is the ``count - count // 3`` most
+    typical and the ``count // 3`` least typical, and the later pages the rest, from the least
+    typical inward.
+    """
+    if count < 1:
+        raise ValueError("a contact sheet needs at least one face")
+    if tiles <= count:
+        return [list(range(tiles))]
+    tail = count // 3
+    head = count - tail
+    first = [*range(head), *range(tiles - tail, tiles)]
+    rest = list(range(tiles - tail - 1, head - 1, -1))
+    return [first, *(rest[i : i + count] for i in range(0, len(rest), count))]
+
+
+def first_page_faces(ranked: Sequence[tuple[int, float]], count: int) -> list[int]:
+    """The faces the first page will most likely draw (near duplicates not yet grouped): what
+    is worth cutting ahead of time."""
+    page = plan_pages(len(ranked), count)[0]
+    return [int(ranked[i][0]) for i in page]
 
 
 def build_contact_sheet(
@@ -253,42 +459,135 @@ def build_contact_sheet(
     tile: int = DEFAULT_TILE,
     columns: int = 6,
     cache: CropCache | None = None,
+    page: int = 0,
+    numbers: SheetNumbers | None = None,
 ) -> ContactSheet:
-    """Write the sheet of ``person_id``'s ``count`` most typical faces; return what is on it.
+    """Draw page ``page`` of ``person_id``'s faces (see the module docstring); return what is
+    on it. The image goes to ``cache_dir/sheets/person-<id>-<digest>.jpg``."""
+    return build_faces_sheet(
+        session,
+        typical_faces(session, person_id),
+        cache_dir,
+        subject=f"person-{person_id}",
+        person_id=person_id,
+        title=f"Person {person_id}",
+        count=count,
+        tile=tile,
+        columns=columns,
+        cache=cache,
+        page=page,
+        numbers=numbers,
+    )
 
-    The image goes to ``cache_dir/sheets/person-<id>.jpg`` (overwritten each time).
-    """
+
+def build_faces_sheet(
+    session: Session,
+    ranked: Sequence[tuple[int, float]],
+    cache_dir: Path,
+    *,
+    subject: str,
+    person_id: int | None = None,
+    title: str | None = None,
+    count: int = DEFAULT_COUNT,
+    tile: int = DEFAULT_TILE,
+    columns: int = 6,
+    cache: CropCache | None = None,
+    page: int = 0,
+    numbers: SheetNumbers | None = None,
+) -> ContactSheet:
+    """Draw page ``page`` (clamped to the last) of the faces ``ranked`` ((face id, distance),
+    most typical first) as ``cache_dir/sheets/<subject>-<digest>.jpg``; older drawings of the
+    same subject are removed. ``numbers``: the numbering to continue (kept by the caller while
+    the subject is shown)."""
     if count < 1:
         raise ValueError("a contact sheet needs at least one face")
-    ranked = typical_faces(session, person_id)
-    shown = ranked[:count]
-    requests = {r.face_id: r for r in crop_requests(session, [fid for fid, _d in shown])}
+    numbers = numbers if numbers is not None else SheetNumbers()
+    data = _load_ranked(session, ranked)
+    groups = near_duplicate_groups(data.x, data.photo, data.taken)
+    pages = plan_pages(len(groups), count)
+    page = min(max(page, 0), len(pages) - 1)
+    on_page = pages[page]
+    tail: set[int] = set()
+    if page == 0 and len(pages) > 1:
+        tail = set(range(len(groups) - count // 3, len(groups)))
+    leaders = [data.ids[groups[g][0]] for g in on_page]
+    requests = {r.face_id: r for r in crop_requests(session, leaders)}
     cache = cache or CropCache(cache_dir, tile)
     tiles: list[tuple[int, int, Image.Image]] = []
     faces: list[SheetFace] = []
-    for number, (face_id, dist) in enumerate(shown, start=1):
-        img, problem = cache.get(requests[face_id])
-        tiles.append((number, face_id, img))
-        faces.append(SheetFace(number, face_id, dist, problem))
-    path = Path(cache_dir) / "sheets" / f"person-{person_id}.jpg"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    for g in on_page:
+        members = tuple(data.ids[i] for i in groups[g])
+        leader = members[0]
+        number = numbers.number(leader, members)
+        img, problem = cache.get(requests[leader])
+        tiles.append((number, leader, img))
+        dist = float(data.distance[groups[g][0]])
+        faces.append(SheetFace(number, leader, dist, problem, members, g in tail))
+    heading = _heading(title, len(data.ids), len(groups), page, len(pages), count)
+    marked = [f.number for f in faces if f.least_typical]
+    extra = {f.number: len(f.faces) - 1 for f in faces}
+    digest = hashlib.sha1(
+        repr(
+            (heading, cache.tile, columns, [(f.number, f.faces, f.problem) for f in faces])
+        ).encode()
+    ).hexdigest()[:10]
+    folder = Path(cache_dir) / "sheets"
+    path = folder / f"{subject}-{digest}.jpg"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"{subject}-*.jpg"):
+        if old != path:
+            old.unlink(missing_ok=True)
     if tiles:
-        compose(tiles, cache.tile, columns).save(path, format="JPEG", quality=88)
+        image = compose(tiles, cache.tile, columns, title=heading, marked=marked, extra=extra)
     else:
-        _placeholder(cache.tile, "no faces").save(path, format="JPEG")
-    return ContactSheet(person_id, path, faces, total_faces=len(ranked))
+        image = _placeholder(cache.tile, "no faces")
+    image.save(path, format="JPEG", quality=88)
+    return ContactSheet(
+        person_id,
+        path,
+        faces,
+        total_faces=len(data.ids),
+        tiles=len(groups),
+        page=page,
+        pages=len(pages),
+        numbers=dict(numbers.groups),
+        current=frozenset(data.ids),
+    )
+
+
+def _heading(
+    title: str | None, faces: int, tiles: int, page: int, pages: int, count: int
+) -> str | None:
+    if title is None:
+        return None
+    what = f"{title}: {faces} face{'s' if faces != 1 else ''}"
+    if tiles < faces:
+        what += f" ({tiles} after near duplicates)"
+    if pages == 1:
+        return what
+    if page == 0:
+        return f"{what}, page 1/{pages}: most typical, then the {count // 3} least (orange)"
+    return f"{what}, page {page + 1}/{pages}: the next least typical"
 
 
 __all__ = [
+    "BURST_DISTANCE",
     "DEFAULT_COUNT",
     "DEFAULT_TILE",
+    "NEAR_DUPLICATE",
     "ContactSheet",
     "CropCache",
     "CropRequest",
     "SheetFace",
+    "SheetNumbers",
     "build_contact_sheet",
+    "build_faces_sheet",
     "compose",
     "crop_requests",
     "crop_square",
+    "first_page_faces",
+    "near_duplicate_groups",
+    "number_ranges",
+    "plan_pages",
     "typical_faces",
 ]

@@ -1,4 +1,5 @@
-"""Contact sheets: crop geometry, the thumbnail cache, typical-first order, EXIF, missing photos."""
+"""Contact sheets: crop geometry, the thumbnail cache, typical-first order, EXIF, missing photos,
+the least typical faces on the first page, pages, near duplicates, numbers that stay put."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from photocluster.contact_sheet import CropCache, build_contact_sheet, crop_square
+from photocluster.contact_sheet import (
+    CropCache,
+    SheetNumbers,
+    build_contact_sheet,
+    crop_square,
+    plan_pages,
+)
 from photocluster.db import Catalog
 from photocluster.models import Face, Photo
 from photocluster.scan import scan
@@ -72,11 +79,14 @@ def test_crops_show_the_face_and_the_sheet_is_a_numbered_grid(
         sheet = build_contact_sheet(s, pid, tmp_path / "cache", count=7, cache=cache, columns=3)
     assert [f.number for f in sheet.faces] == list(range(1, 8))
     assert sheet.total_faces == 8
-    assert sheet.path == tmp_path / "cache" / "sheets" / f"person-{pid}.jpg"
+    assert sheet.path.parent == tmp_path / "cache" / "sheets"
+    assert sheet.path.name.startswith(f"person-{pid}-")
+    # p000 and p007 are one photo twice: one tile (number 1) stands for both faces.
+    assert sheet.tiles == 7 and len(sheet.faces[0].faces) == 2
     with Image.open(sheet.path) as img:
-        # 3 columns x 3 rows of 64-px tiles, each with a label strip.
+        # A title line, then 3 columns x 3 rows of 64-px tiles, each with a label strip.
         assert img.width == 4 + 3 * (64 + 4)
-        assert img.height == 4 + 3 * (64 + 18 + 4)
+        assert img.height == 22 + 4 + 3 * (64 + 18 + 4)
     for path in (tmp_path / "cache" / "faces").rglob("*.jpg"):
         with Image.open(path) as crop:
             assert crop.size == (64, 64)
@@ -162,3 +172,124 @@ def test_cache_key_is_the_content_hash_so_moved_photos_reuse_crops(
     with catalog.session() as s:
         sheet = build_contact_sheet(s, pid, tmp_path / "cache", cache=cache)
     assert len(sheet.faces) == 3 and cache.decoded == 0
+
+
+def _distinct_faces(root: Path, who: str, n: int, start: int = 0) -> None:
+    """n photos of one person, each face at its own place (so no two are near duplicates)."""
+    for k in range(start, start + n):
+        make_photo(root / f"{who}{k:03d}.png", [(who, (10 + 4 * k, 10 + 3 * (k % 9), 60))])
+
+
+@pytest.mark.parametrize(
+    ("tiles", "count", "pages"),
+    [
+        (5, 24, [[0, 1, 2, 3, 4]]),
+        (10, 6, [[0, 1, 2, 3, 8, 9], [7, 6, 5, 4]]),
+        (30, 24, [[*range(16), *range(22, 30)], [21, 20, 19, 18, 17, 16]]),
+        (4, 2, [[0, 1], [3, 2]]),
+    ],
+)
+def test_pages_end_with_the_least_typical_and_cover_every_tile(
+    tiles: int, count: int, pages: list[list[int]]
+) -> None:
+    assert plan_pages(tiles, count) == pages
+    assert sorted(i for page in pages for i in page) == list(range(tiles))
+
+
+def test_the_least_typical_faces_are_on_the_first_page(
+    tmp_path: Path, catalog: Catalog, fake_options
+) -> None:  # type: ignore[no-untyped-def]
+    """Wrong faces are atypical: with 30 of Ada and 2 strangers, the first sheet of 24 shows
+    the strangers (the 24 most typical alone never did), and the pages show every face."""
+    root = tmp_path / "lib"
+    _distinct_faces(root, "ada", 30)
+    make_photo(root / "odd1.png", [("bob", (200, 20, 60))])
+    make_photo(root / "odd2.png", [("cyd", (220, 40, 60))])
+    scan(catalog, fake_options(root))
+    with catalog.session() as s:
+        every = list(s.scalars(select(Face.id)))
+        odd = set(s.scalars(select(Face.id).where(Face.left >= 200)))
+    pid = make_person(catalog, every)
+    numbers = SheetNumbers()
+    with catalog.session() as s:
+        first = build_contact_sheet(s, pid, tmp_path / "cache", numbers=numbers)
+        assert first.pages == 2 and first.tiles == 32
+        tail = [f for f in first.faces if f.least_typical]
+        assert len(first.faces) == 24 and len(tail) == 8
+        assert odd <= {f.face_id for f in tail}
+        second = build_contact_sheet(s, pid, tmp_path / "cache", page=1, numbers=numbers)
+    assert [f.number for f in second.faces] == list(range(25, 33))
+    assert {f.face_id for f in first.faces} | {f.face_id for f in second.faces} == set(every)
+    assert second.face_ids([3]) == first.face_ids([3])  # a number from page 1 still works
+
+
+def test_near_duplicates_share_one_tile(tmp_path: Path, catalog: Catalog, fake_options) -> None:  # type: ignore[no-untyped-def]
+    """One photo copied into another folder, and burst frames taken seconds apart, are one
+    tile; the same two faces taken hours apart are two."""
+    root = tmp_path / "lib"
+    _distinct_faces(root, "ada", 4)
+    (root / "copy").mkdir()
+    (root / "copy" / "ada000.png").write_bytes((root / "ada000.png").read_bytes())
+
+    def shot(name: str, when: str, x: int) -> None:
+        exif = Image.Exif()
+        exif[0x0132] = when  # DateTime
+        make_photo(root / name, [("bob", (x, 30, 60))], fmt="JPEG", exif=exif)
+
+    shot("burst1.jpg", "2024:05:01 10:00:00", 150)
+    shot("burst2.jpg", "2024:05:01 10:00:03", 190)
+    shot("later.jpg", "2024:05:01 15:00:00", 230)
+    scan(catalog, fake_options(root))
+    with catalog.session() as s:
+        rows = s.execute(select(Face.id, Photo.path).join(Photo)).all()
+    by_name = {Path(p).name if "copy" not in p else "copy": fid for fid, p in rows}
+    ada = make_person(catalog, [by_name[f"ada{k:03d}.png"] for k in range(4)] + [by_name["copy"]])
+    bob = make_person(catalog, [by_name["burst1.jpg"], by_name["burst2.jpg"], by_name["later.jpg"]])
+    with catalog.session() as s:
+        x = {r[0]: r[1] for r in s.execute(select(Face.id, Face.embedding))}
+    burst = np.linalg.norm(
+        np.frombuffer(x[by_name["burst1.jpg"]], np.float32)
+        - np.frombuffer(x[by_name["burst2.jpg"]], np.float32)
+    )
+    assert 0.12 < burst < 0.2, "frames this far apart are near duplicates only as a burst"
+    with catalog.session() as s:
+        ada_sheet = build_contact_sheet(s, ada, tmp_path / "cache")
+        bob_sheet = build_contact_sheet(s, bob, tmp_path / "cache")
+    groups = sorted(sorted(f.faces) for f in ada_sheet.faces)
+    assert ada_sheet.tiles == 4 and ada_sheet.total_faces == 5
+    assert sorted([by_name["ada000.png"], by_name["copy"]]) in groups
+    assert bob_sheet.tiles == 2
+    assert sorted([by_name["burst1.jpg"], by_name["burst2.jpg"]]) in [
+        sorted(f.faces) for f in bob_sheet.faces
+    ]
+
+
+def test_a_redrawn_sheet_keeps_its_numbers_under_a_new_file_name(
+    tmp_path: Path, catalog: Catalog, fake_options
+) -> None:  # type: ignore[no-untyped-def]
+    """After faces leave, the sheet is a new file (a viewer still showing the old one shows
+    an old file, not new numbers), the other faces keep their numbers, and a number of a face
+    that left says so instead of meaning another face."""
+    from photocluster.naming import reject_faces
+
+    root = tmp_path / "lib"
+    _distinct_faces(root, "ada", 6)
+    scan(catalog, fake_options(root))
+    with catalog.session() as s:
+        every = list(s.scalars(select(Face.id)))
+    pid = make_person(catalog, every)
+    numbers = SheetNumbers()
+    with catalog.session() as s:
+        before = build_contact_sheet(s, pid, tmp_path / "cache", numbers=numbers)
+    gone = before.face_ids([2])
+    with catalog.session() as s:
+        reject_faces(s, gone, person=pid, actor="t")
+    with catalog.session() as s:
+        after = build_contact_sheet(s, pid, tmp_path / "cache", numbers=numbers)
+    assert after.path != before.path and after.path.exists() and not before.path.exists()
+    assert {f.number: f.face_id for f in after.faces} == {
+        f.number: f.face_id for f in before.faces if f.number != 2
+    }
+    with pytest.raises(ValueError, match="face 2 is no longer here"):
+        after.face_ids([2])
+    assert after.face_ids([5]) == before.face_ids([5])
