@@ -19,9 +19,11 @@ def catalog_status(session: Session) -> dict[str, Any]:
     )
     faces = session.scalar(select(func.count()).select_from(Face)) or 0
     assigned = session.scalar(select(func.count()).where(Face.person_id.is_not(None))) or 0
-    people = session.scalar(select(func.count()).select_from(Person)) or 0
-    named = session.scalar(select(func.count()).where(Person.name.is_not(None))) or 0
-    hidden = session.scalar(select(func.count()).where(Person.hidden.is_(True))) or 0
+    # People are people with faces: one whose faces all left (rejected, moved) is not counted.
+    with_faces = Person.id.in_(select(Face.person_id).where(Face.person_id.is_not(None)))
+    people = session.scalar(select(func.count()).select_from(Person).where(with_faces)) or 0
+    named = session.scalar(select(func.count()).where(with_faces, Person.name.is_not(None))) or 0
+    hidden = session.scalar(select(func.count()).where(with_faces, Person.hidden.is_(True))) or 0
     return {
         "photos": sum(by_status.values()),
         "photos_ok": by_status.get(PhotoStatus.OK, 0),

@@ -944,7 +944,7 @@ def _build_report_function() -> Any:
 
 
 def write_report(catalog: Catalog, path: str) -> str:
-    """Write the people report (``photocluster.report/1``) as JSON to ``path``."""
+    """Write the people report (``photocluster.report/2``) as JSON to ``path``."""
     build_report = _build_report_function()
     with catalog.session() as session:
         report = build_report(session)

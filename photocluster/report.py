@@ -1,9 +1,14 @@
-"""The JSON report (schema ``photocluster.report/1``): every photo, person and face in one file.
+"""The JSON report (schema ``photocluster.report/2``): every photo, person and face in one file.
 
 :func:`build_report` reads the catalog (never writes) and returns plain data. The schema is in
 ``report_schema.json`` next to this module (JSON Schema draft 2020-12); bump ``SCHEMA`` when a
 field changes meaning or disappears (adding optional fields keeps the version).
 Boxes are in pixels of the photo as displayed (EXIF orientation applied).
+
+Version 2 counts what a user means by people: ``counts.people`` and ``counts.named_people`` are
+people with at least one face who are not hidden (version 1 counted every row, hidden people and
+people whose faces had all left included); ``counts.hidden_people`` is new; a person without
+faces is not listed in ``people``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from photocluster.models import Face, Person, Photo, PhotoStatus
 
-SCHEMA = "photocluster.report/1"
+SCHEMA = "photocluster.report/2"
 
 
 def report_schema() -> dict[str, Any]:
@@ -70,6 +75,8 @@ def build_report(session: Session) -> dict[str, Any]:
     people: list[dict[str, Any]] = []
     for person in session.execute(select(Person)).scalars():
         members = by_person.get(person.id, [])
+        if not members:  # every face left (rejected, moved): not a person any more
+            continue
         people.append(
             {
                 "id": person.id,
@@ -96,8 +103,9 @@ def build_report(session: Session) -> dict[str, Any]:
             "photos": len(photos),
             "photos_failed": sum(1 for p in photos if p.status == PhotoStatus.FAILED),
             "faces": len(faces),
-            "people": len(people),
-            "named_people": sum(1 for p in people if p["name"] is not None),
+            "people": sum(1 for p in people if not p["hidden"]),
+            "named_people": sum(1 for p in people if not p["hidden"] and p["name"] is not None),
+            "hidden_people": sum(1 for p in people if p["hidden"]),
             "unassigned_faces": len(unassigned),
         },
         "people": people,

@@ -380,7 +380,7 @@ def test_report_is_written_with_build_report(
 
     def fake_build_report(session: object) -> dict[str, object]:
         seen.append(session)
-        return {"schema": "photocluster.report/1", "people": []}
+        return {"schema": "photocluster.report/2", "people": []}
 
     fake = types.ModuleType("photocluster.report")
     fake.build_report = fake_build_report  # type: ignore[attr-defined]
@@ -388,7 +388,7 @@ def test_report_is_written_with_build_report(
     dest = tmp_path / "People"
     summary = run(catalog, dest, report_path=str(tmp_path / "report.json"))
     assert summary.report_path == str(tmp_path / "report.json")
-    assert json.loads((tmp_path / "report.json").read_text())["schema"] == "photocluster.report/1"
+    assert json.loads((tmp_path / "report.json").read_text())["schema"] == "photocluster.report/2"
     assert len(seen) == 1
 
 
@@ -399,7 +399,7 @@ def test_report_with_the_real_people_report(
     report = tmp_path / "People" / "people.json"
     run(catalog, tmp_path / "People", report_path=str(report))
     data = json.loads(report.read_text())
-    assert data["schema"] == "photocluster.report/1"
+    assert data["schema"] == "photocluster.report/2"
 
 
 def test_cli_export_json_and_refusal(

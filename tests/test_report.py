@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from photocluster.cli import app
@@ -44,6 +44,7 @@ def test_report_validates_and_counts_add_up(report: dict) -> None:
         "faces": 6,
         "people": 1,
         "named_people": 1,
+        "hidden_people": 0,
         "unassigned_faces": 1,
     }
     (ada,) = report["people"]
@@ -74,3 +75,34 @@ def test_cli_report_to_stdout_and_file(report: dict, db_path: str, tmp_path: Pat
     r = runner.invoke(app, ["report", "--db", db_path, "--output", str(target)])
     assert r.exit_code == 0 and r.stdout == ""
     assert json.loads(target.read_text())["counts"]["faces"] == 6
+
+
+def test_hidden_and_empty_people_are_not_counted_as_people(
+    report: dict, catalog: Catalog, db_path: str
+) -> None:
+    """Version 2: people are people with faces, not hidden; a person whose faces all left is
+    not listed at all (version 1 counted both)."""
+    from datetime import datetime
+
+    from photocluster.models import Face
+
+    with catalog.session() as s:
+        ada = s.scalars(select(Person.id)).one()
+        empty = Person(name=None, hidden=False, created_at=datetime(2024, 1, 1))
+        stranger = Person(name=None, hidden=True, created_at=datetime(2024, 1, 1))
+        s.add_all([empty, stranger])
+        s.flush()
+        bob = s.scalars(select(Face).where(Face.person_id.is_(None))).one()
+        bob.person_id = stranger.id
+        empty_id = empty.id
+    with catalog.session() as s:
+        again = build_report(s)
+    jsonschema.validate(again, report_schema())
+    c = again["counts"]
+    assert (c["people"], c["named_people"], c["hidden_people"]) == (1, 1, 1)
+    assert [p["id"] for p in again["people"]] == [ada, stranger.id]
+    assert empty_id not in {p["id"] for p in again["people"]}
+    r = CliRunner().invoke(
+        app, ["report", "--db", db_path, "--output", str(Path(db_path).parent / "r.json")]
+    )
+    assert r.exit_code == 0 and "(1 person, 1 hidden, 6 faces)" in r.stderr

@@ -77,7 +77,7 @@ def export_command(
     ] = False,
     report: Annotated[
         str | None,
-        typer.Option(help="Also write the people report (JSON, photocluster.report/1) here."),
+        typer.Option(help="Also write the people report (JSON, photocluster.report/2) here."),
     ] = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,

@@ -477,7 +477,7 @@ def report_command(
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
 ) -> None:
-    """Write the JSON report (schema photocluster.report/1): photos, people, faces, boxes.
+    """Write the JSON report (schema photocluster.report/2): photos, people, faces, boxes.
 
     Boxes are in pixels of the photo as displayed (EXIF orientation applied). The JSON Schema
     ships as photocluster/report_schema.json; the README documents every field.
@@ -496,7 +496,12 @@ def report_command(
         output.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise PhotoclusterError(f"Cannot write {output}: {exc.strerror}") from exc
-    err(f"Wrote {output} ({data['counts']['people']} people, {data['counts']['faces']} faces).")
+    c = data["counts"]
+    hidden = f", {c['hidden_people']} hidden" if c["hidden_people"] else ""
+    err(
+        f"Wrote {output} ({count(c['people'], 'person', 'people')}{hidden}, "
+        f"{count(c['faces'], 'face')})."
+    )
 
 
 @app.command("eval")
