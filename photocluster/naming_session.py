@@ -5,9 +5,18 @@ The human is a :class:`Prompter`: the terminal is one implementation (in the CLI
 commits every decision on its own, immediately, so quitting, Ctrl-C or a crash loses nothing.
 
 Queue: unnamed, not-hidden people with at least ``min_faces`` faces, largest first (optionally a
-given person first). Answers (see :data:`HELP`): a name (new: names the person; existing: merges
-into that person after a confirmation), Enter (accept the suggestion, else skip), ``s`` skip,
-``i`` ignore (hide), ``x 3 7 12`` reject those numbered faces, ``u`` undo, ``?`` help, ``q`` quit.
+given person first); then the faces in no person (:mod:`photocluster.unassigned`: one-photo
+guests, rejected and detached faces), grouped by the person each most looks like with `find`'s
+evidence, the groups offered as that person first and the faces probably nobody you named last.
+Answers (see :data:`HELP` and :data:`FACES_HELP`): a name (new: names the person, or makes the
+faces a new person; existing: merges into that person, or puts the faces there, after a
+confirmation that defaults to no), ``3 7 = NAME`` (only those faces are NAME), Enter (accept the
+suggestion, else skip), ``s`` skip, ``i`` ignore (hide), ``x 3 7 12`` those faces are not this
+person, ``+``/``-`` the next/previous page of faces, ``u`` undo, ``?`` help, ``q`` quit. Names
+are matched as :mod:`photocluster.names` says: "lisa  kudrow" is Lisa Kudrow.
+
+Contact sheets keep their numbers while their subject is shown (:class:`SheetNumbers`), so a
+number means the face it was printed on even in a viewer still showing an older drawing.
 
 A suggestion is the named person whose faces are nearest to this person's faces (the median
 distance over all pairs of this person's most typical faces and that person's most typical
@@ -43,14 +52,18 @@ from photocluster.contact_sheet import (
     DEFAULT_TILE,
     ContactSheet,
     CropCache,
+    SheetNumbers,
     build_contact_sheet,
+    build_faces_sheet,
     crop_requests,
+    first_page_faces,
     typical_faces,
 )
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.errors import PhotoclusterError
-from photocluster.models import Face, Person, Rejection
+from photocluster.models import Face, Person, Photo, Rejection
 from photocluster.naming import (
+    assign_faces,
     find_person_by_name,
     merge_people,
     reject_faces,
@@ -60,18 +73,36 @@ from photocluster.naming import (
     validate_name,
 )
 from photocluster.people import list_people, resolve_person
+from photocluster.unassigned import FaceGroup, review_unassigned, unclustered_faces
 
 SUGGEST_FACES = 32  # typical faces of the unnamed person compared with named people
 INDEX_FACES = 64  # typical faces of each named person they are compared with
 
 HELP = """\
   NAME       name this person (an existing name merges into that person, after asking)
+  3 7 = NAME faces 3 and 7 are NAME (an existing person, or a new one)
   Enter      accept the suggestion, or skip when there is none
   s          skip this person for now
   i          ignore: hide this person (photocluster unhide PERSON brings it back)
   x 3 7 12   faces 3, 7 and 12 are not this person (ranges work: x 3-6)
+  + / -      the next / previous page of faces (the first page ends with the least typical)
   u          undo the last decision
   =NAME      a name that looks like a command (=s names someone "s")
+  ?          this help
+  q          quit (every decision so far is already saved)
+  A number keeps its face while this person is shown; a tile marked +2 stands for itself and
+  2 near duplicates, and an answer about it covers all three."""
+
+FACES_HELP = """\
+  These faces are in no person. They are grouped by the person each looks most like.
+  Enter      they are the suggested person (the faces on this page), or skip when there is none
+  NAME       the faces on this page are NAME (an existing person, after asking, or a new one)
+  3 7 = NAME faces 3 and 7 are NAME
+  x 3 7      faces 3 and 7 are not the suggested person (they come back with another guess)
+  s          skip these faces for now (they stay in no person)
+  + / -      the next / previous page
+  u          undo the last decision
+  =NAME      a name that looks like a command
   ?          this help
   q          quit (every decision so far is already saved)"""
 
@@ -99,10 +130,25 @@ class QueueItem:
     suggestion: Suggestion | None
 
 
-class Prompter(Protocol):
-    """Where answers come from. ``ask`` raises EOFError when there are no more answers."""
+@dataclass(frozen=True)
+class FacesItem:
+    """A group of faces in no person as shown to the human: who they look like and how sure."""
 
-    def show(self, item: QueueItem) -> None: ...
+    position: int  # 1-based place among the groups of faces
+    total: int  # groups of faces in this session so far
+    faces: int  # faces of the group still in no person
+    photos: int
+    sheet: ContactSheet
+    group: FaceGroup  # their nearest person and `find`'s evidence for each face
+    suggestion: Suggestion | None  # offered on Enter: only when the group is likely that person
+
+
+class Prompter(Protocol):
+    """Where answers come from. ``ask`` raises EOFError when there are no more answers.
+
+    ``confirm`` is a yes/no question whose answer is no unless the human says yes."""
+
+    def show(self, item: QueueItem | FacesItem) -> None: ...
 
     def ask(self, prompt: str, names: Sequence[str]) -> str: ...
 
@@ -116,11 +162,11 @@ class ScriptedPrompter:
 
     def __init__(self, answers: Sequence[str]) -> None:
         self.answers = deque(answers)
-        self.shown: list[QueueItem] = []
+        self.shown: list[QueueItem | FacesItem] = []
         self.said: list[str] = []
         self.questions: list[str] = []
 
-    def show(self, item: QueueItem) -> None:
+    def show(self, item: QueueItem | FacesItem) -> None:
         self.shown.append(item)
 
     def ask(self, prompt: str, names: Sequence[str]) -> str:
@@ -133,7 +179,7 @@ class ScriptedPrompter:
         self.questions.append(question)
         if not self.answers:
             raise EOFError
-        return self.answers.popleft().strip().lower() in ("", "y", "yes")
+        return self.answers.popleft().strip().lower() in ("y", "yes")  # Enter says no
 
     def say(self, text: str) -> None:
         self.said.append(text)
@@ -144,12 +190,34 @@ class ScriptedPrompter:
 
 @dataclass(frozen=True)
 class Answer:
-    kind: str  # accept | skip | hide | reject | undo | help | quit | name
-    numbers: tuple[int, ...] = ()
+    kind: str  # accept | skip | hide | reject | undo | help | quit | name | more | back
+    numbers: tuple[int, ...] = ()  # reject: these faces; name: only these faces are NAME
     name: str = ""
 
 
-_COMMANDS = {"": "accept", "s": "skip", "i": "hide", "u": "undo", "?": "help", "q": "quit"}
+_COMMANDS = {
+    "": "accept",
+    "s": "skip",
+    "i": "hide",
+    "u": "undo",
+    "?": "help",
+    "q": "quit",
+    "+": "more",
+    "-": "back",
+}
+
+
+def _numbers(spec: str) -> tuple[int, ...]:
+    numbers: list[int] = []
+    for part in spec.replace(",", " ").split():
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise PhotoclusterError(f"{part!r} is not a face number or range like 3-6")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo or hi - lo > 10_000:
+            raise PhotoclusterError(f"{part!r} is not a usable range")
+        numbers.extend(range(lo, hi + 1))
+    return tuple(dict.fromkeys(numbers))
 
 
 def parse_answer(text: str) -> Answer:
@@ -163,19 +231,16 @@ def parse_answer(text: str) -> Answer:
     if low == "h" or low == "help":
         return Answer("help")
     if low == "x" or re.fullmatch(r"x[\s\d,\-]+", low):
-        spec = low[1:].replace(",", " ").split()
-        if not spec:
+        numbers = _numbers(low[1:])
+        if not numbers:
             raise PhotoclusterError("Say which faces are not this person, e.g. x 3 7 12")
-        numbers: list[int] = []
-        for part in spec:
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                raise PhotoclusterError(f"{part!r} is not a face number or range like 3-6")
-            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-            if hi < lo or hi - lo > 10_000:
-                raise PhotoclusterError(f"{part!r} is not a usable range")
-            numbers.extend(range(lo, hi + 1))
-        return Answer("reject", numbers=tuple(dict.fromkeys(numbers)))
+        return Answer("reject", numbers=numbers)
+    some = re.fullmatch(r"([\d\s,\-]+)=(.*)", raw)
+    if some and re.search(r"\d", some.group(1)):
+        name = some.group(2).strip()
+        if not name:
+            raise PhotoclusterError("Say who these faces are, e.g. 3 7 = Ada Lovelace")
+        return Answer("name", numbers=_numbers(some.group(1)), name=name)
     return Answer("name", name=raw)
 
 
@@ -323,11 +388,47 @@ class NamingOptions:
     tile: int = DEFAULT_TILE  # pixels per face on the sheet
     actor: str = "name"
     prefetch: bool = True  # cut the next person's crops while the human thinks
+    unassigned: bool = True  # after the people, the faces in no person
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What the catalog holds for naming (people without faces are not people: not counted)."""
+
+    photos: int
+    faces: int
+    unclustered_faces: int  # faces no clustering has seen yet
+    people: int  # people with faces, hidden or not
+    named: int  # of them, named
+    hidden: int  # of them, hidden
+    to_name: int  # unnamed, not hidden, with at least ``min_faces`` faces: the queue
+    below_min_faces: int  # unnamed, not hidden, with fewer faces than that
+    unassigned_faces: int  # faces in no person that a clustering has seen
+
+
+def queue_status(session: Session, min_faces: int = 1) -> QueueStatus:
+    """Counts that say why a queue is what it is (empty catalog, not clustered, all named…)."""
+    people = [p for p in list_people(session) if p.faces > 0]
+    faces = int(session.scalar(select(func.count()).select_from(Face)) or 0)
+    in_none = int(session.scalar(select(func.count()).where(Face.person_id.is_(None))) or 0)
+    unclustered = unclustered_faces(session)
+    unnamed = [p for p in people if p.name is None and not p.hidden]
+    return QueueStatus(
+        photos=int(session.scalar(select(func.count()).select_from(Photo)) or 0),
+        faces=faces,
+        unclustered_faces=unclustered,
+        people=len(people),
+        named=sum(1 for p in people if p.name is not None),
+        hidden=sum(1 for p in people if p.hidden),
+        to_name=sum(1 for p in unnamed if p.faces >= max(1, min_faces)),
+        below_min_faces=sum(1 for p in unnamed if p.faces < max(1, min_faces)),
+        unassigned_faces=max(0, in_none - unclustered),
+    )
 
 
 @dataclass
 class NamingSummary:
-    queued: int = 0
+    queued: int = 0  # people in the queue when the session started
     shown: int = 0
     named: int = 0
     merged: int = 0
@@ -335,8 +436,13 @@ class NamingSummary:
     skipped: int = 0
     rejected_faces: int = 0
     undone: int = 0
+    faces_queued: int = 0  # faces in no person when the session reached them
+    faces_assigned: int = 0  # faces in no person (or moved with 3 7 = NAME) given a person
+    faces_skipped: int = 0
+    unclustered: int = 0  # faces no clustering has seen: not offered
     quit: bool = False
     interrupted: bool = False
+    status: QueueStatus | None = None  # the catalog when the session started
     decisions: list[int] = field(default_factory=list)
 
 
@@ -349,7 +455,7 @@ class _Prefetcher:
 
     def start(self, session: Session, person_id: int, count: int) -> None:
         self.wait()
-        ids = [fid for fid, _d in typical_faces(session, person_id)[:count]]
+        ids = first_page_faces(typical_faces(session, person_id), count)
         requests = crop_requests(session, ids)
         self._thread = threading.Thread(target=self.cache.warm, args=(requests,), daemon=True)
         self._thread.start()
@@ -366,6 +472,26 @@ def _names(session: Session) -> list[str]:
     )
 
 
+@dataclass
+class _State:
+    """What the loop remembers between answers."""
+
+    cache_dir: Path
+    cache: CropCache
+    count: int  # tiles on a sheet
+    numbers: dict[str, SheetNumbers] = field(default_factory=dict)  # per subject: stable numbers
+    pages: dict[str, int] = field(default_factory=dict)  # per subject: the page shown
+    mine: dict[int, tuple[str, int]] = field(default_factory=dict)  # decision -> (kind, person)
+    groups: dict[int, FaceGroup] = field(default_factory=dict)  # queue key -> group of faces
+    group_position: dict[int, int] = field(default_factory=dict)
+    skipped_faces: set[int] = field(default_factory=set)  # faces in no person skipped (s)
+    reviewed: bool = False  # the faces in no person were grouped at least once
+    dirty: bool = False  # since then, faces may have left or rejoined "no person"
+
+    def sheet_numbers(self, subject: str) -> SheetNumbers:
+        return self.numbers.setdefault(subject, SheetNumbers())
+
+
 def run_naming(
     catalog: Catalog, prompter: Prompter, cache_dir: Path, options: NamingOptions | None = None
 ) -> NamingSummary:
@@ -373,52 +499,61 @@ def run_naming(
     options = options or NamingOptions()
     summary = NamingSummary()
     with catalog.session() as s:
-        queue = deque(load_queue(s, min_faces=options.min_faces, start=options.start))
+        people = load_queue(s, min_faces=options.min_faces, start=options.start)
         names = _names(s)
         index = NamedIndex(s)
-    summary.queued = total = len(queue)
-    cache = CropCache(cache_dir, options.tile)
-    prefetch = _Prefetcher(cache) if options.prefetch else None
-    mine: dict[int, int] = {}  # decision id -> person it was made on, this session
+        summary.status = queue_status(s, options.min_faces)
+    queue: deque[tuple[str, int]] = deque(("person", pid) for pid in people)
+    if options.unassigned:
+        queue.append(("review", 0))
+    summary.queued = total = len(people)
+    st = _State(cache_dir, CropCache(cache_dir, options.tile), options.count)
+    prefetch = _Prefetcher(st.cache) if options.prefetch else None
     position = 0
     stale = False  # named people changed: rebuild the suggestion index
     try:
         while queue:
-            pid = queue[0]
-            with catalog.session() as s:
-                person = s.get(Person, pid)
-                faces = s.scalar(select(func.count()).where(Face.person_id == pid)) if person else 0
-                if person is None or person.name or person.hidden or not faces:
+            kind, key = queue[0]
+            if kind == "review":
+                queue.popleft()
+                if not st.reviewed or st.dirty:
+                    queue = _review(catalog, queue, st, summary)
+                continue
+            if kind == "faces":
+                outcome = _show_faces(catalog, prompter, key, names, options, summary, st)
+            else:
+                with catalog.session() as s:
+                    if stale:
+                        index, names, stale = NamedIndex(s), _names(s), False
+                    left = sum(1 for e in queue if e[0] == "person")
+                    item = _person_item(s, key, max(position, total - left + 1), total, index, st)
+                    nxt = queue[1] if len(queue) > 1 else ("", 0)
+                    if item is not None and prefetch is not None and nxt[0] == "person":
+                        prefetch.start(s, nxt[1], options.count)
+                if item is None:
                     queue.popleft()  # merged, named or emptied since the queue was built
                     continue
-                if stale:
-                    index, names, stale = NamedIndex(s), _names(s), False
-                sheet = build_contact_sheet(
-                    s, pid, cache_dir, count=options.count, tile=options.tile, cache=cache
-                )
-                photos = s.scalar(
-                    select(func.count(func.distinct(Face.photo_id))).where(Face.person_id == pid)
-                )
-                suggestion = suggest(s, pid, index)
-                if prefetch is not None and len(queue) > 1:
-                    prefetch.start(s, queue[1], options.count)
-            position = max(position, total - len(queue) + 1)
-            item = QueueItem(pid, position, total, faces or 0, photos or 0, sheet, suggestion)
-            prompter.show(item)
-            summary.shown += 1
-            outcome = _answer_loop(catalog, prompter, item, names, options, summary, mine)
+                position = item.position
+                prompter.show(item)
+                summary.shown += 1
+                outcome = _answer_loop(catalog, prompter, item, names, options, summary, st)
             if outcome == "quit":
                 summary.quit = True
                 break
-            if outcome == "changed":
-                stale = True
-            if outcome == "again":
-                continue
             if outcome.startswith("undo:"):
                 stale = True
-                back = int(outcome.split(":", 1)[1])
-                if back and back != pid:
-                    queue.appendleft(back)
+                _undo, back_kind, back = outcome.split(":")
+                if back_kind == "person":
+                    if int(back) and queue[0] != ("person", int(back)):
+                        queue.appendleft(("person", int(back)))
+                else:  # faces went back to no person (or a decision of another session)
+                    st.dirty = True
+                    if back_kind == "faces" or kind == "faces":
+                        queue.appendleft(("review", 0))
+                continue
+            if outcome in ("changed", "changed-again"):
+                stale = True
+            if outcome in ("again", "changed-again"):
                 continue
             queue.popleft()
     except KeyboardInterrupt:
@@ -429,6 +564,271 @@ def run_naming(
     return summary
 
 
+def _review(
+    catalog: Catalog, queue: deque[tuple[str, int]], st: _State, summary: NamingSummary
+) -> deque[tuple[str, int]]:
+    """Group the faces in no person (afresh: earlier groups leave the queue) and queue them,
+    followed by a marker that groups again what answers sent back (``x``, undo)."""
+    queue = deque(e for e in queue if e[0] != "faces")
+    with catalog.session() as s:
+        review = review_unassigned(s, exclude=st.skipped_faces)
+    if not st.reviewed:
+        summary.faces_queued = review.faces
+    st.reviewed, st.dirty = True, False
+    summary.unclustered = review.unclustered
+    entries: list[tuple[str, int]] = []
+    for group in review.groups:
+        k = len(st.groups) + 1
+        st.groups[k] = group
+        entries.append(("faces", k))
+    if entries:
+        queue.extendleft([("review", 0), *reversed(entries)])
+    return queue
+
+
+def _person_item(
+    s: Session, pid: int, position: int, total: int, index: NamedIndex, st: _State
+) -> QueueItem | None:
+    person = s.get(Person, pid)
+    faces = s.scalar(select(func.count()).where(Face.person_id == pid)) if person else 0
+    if person is None or person.name or person.hidden or not faces:
+        return None
+    subject = f"person-{pid}"
+    sheet = build_contact_sheet(
+        s,
+        pid,
+        st.cache_dir,
+        count=st.count,
+        tile=st.cache.tile,
+        cache=st.cache,
+        page=st.pages.get(subject, 0),
+        numbers=st.sheet_numbers(subject),
+    )
+    photos = s.scalar(select(func.count(func.distinct(Face.photo_id))).where(Face.person_id == pid))
+    return QueueItem(pid, position, total, faces or 0, photos or 0, sheet, suggest(s, pid, index))
+
+
+def _subject(group: FaceGroup) -> str:
+    return f"unassigned-{group.person_id or 'nobody'}-{'likely' if group.likely else 'far'}"
+
+
+def _title(group: FaceGroup) -> str:
+    if group.likely:
+        return f"In no person, probably {group.label}"
+    if group.person_id is None:
+        return "In no person, probably nobody you named"
+    return f"In no person, probably nobody you named (nearest: {group.label})"
+
+
+def _show_faces(
+    catalog: Catalog,
+    prompter: Prompter,
+    key: int,
+    names: Sequence[str],
+    options: NamingOptions,
+    summary: NamingSummary,
+    st: _State,
+) -> str:
+    """Show one group of faces in no person (what is left of it) and act on the answers."""
+    group = st.groups[key]
+    ids = [f.face_id for f in group.faces if f.face_id not in st.skipped_faces]
+    with catalog.session() as s:
+        left = set(s.scalars(select(Face.id).where(Face.id.in_(ids), Face.person_id.is_(None))))
+        if group.person_id is not None:  # `x`: not this person, so not this group any more
+            left -= set(
+                s.scalars(
+                    select(Rejection.face_id).where(
+                        Rejection.person_id == group.person_id, Rejection.face_id.in_(ids)
+                    )
+                )
+            )
+        if not left:
+            return "next"
+        members = [f for f in group.faces if f.face_id in left]
+        ranked = [(f.face_id, f.best.centroid_distance if f.best else 0.0) for f in members]
+        subject = _subject(group)
+        sheet = build_faces_sheet(
+            s,
+            ranked,
+            st.cache_dir,
+            subject=subject,
+            title=_title(group),
+            count=st.count,
+            tile=st.cache.tile,
+            cache=st.cache,
+            page=st.pages.get(subject, 0),
+            numbers=st.sheet_numbers(subject),
+        )
+        photos = s.scalar(select(func.count(func.distinct(Face.photo_id))).where(Face.id.in_(left)))
+    suggestion = None
+    if group.likely and group.person_id is not None:
+        distance = float(np.median([d for _f, d in ranked]))
+        suggestion = Suggestion(group.person_id, group.name or group.label, distance)
+    position = st.group_position.setdefault(key, len(st.group_position) + 1)
+    total = max(len(st.groups), position)
+    item = FacesItem(position, total, len(members), photos or 0, sheet, group, suggestion)
+    prompter.show(item)
+    summary.shown += 1
+    return _faces_answer_loop(catalog, prompter, item, names, options, summary, st)
+
+
+def _page(answer: Answer, sheet: ContactSheet, subject: str, st: _State) -> str | None:
+    """Turn the page for ``+``/``-``; None when there is no such page (said by the caller)."""
+    step = 1 if answer.kind == "more" else -1
+    page = sheet.page + step
+    if not 0 <= page < sheet.pages:
+        return None
+    st.pages[subject] = page
+    return "again"
+
+
+def _no_page(answer: Answer, sheet: ContactSheet) -> str:
+    if sheet.pages == 1:
+        return "All the faces are on this sheet."
+    return "This is the last page." if answer.kind == "more" else "This is the first page."
+
+
+def _on_page(sheet: ContactSheet) -> list[int]:
+    """Every face the tiles of this page stand for (near duplicates too)."""
+    return [
+        f for tile in sheet.faces for f in tile.faces if not sheet.current or f in sheet.current
+    ]
+
+
+def _assign_to_name(
+    catalog: Catalog,
+    prompter: Prompter,
+    face_ids: list[int],
+    raw_name: str,
+    options: NamingOptions,
+    summary: NamingSummary,
+) -> tuple[int, str] | None:
+    """Put ``face_ids`` into the person called ``raw_name`` (after asking, when that person
+    exists; default no) or a new person of that name. (decision id, what was done), or None
+    when the human said no. EOFError from the prompter goes up (quit)."""
+    name = validate_name(raw_name)
+    with catalog.session() as s:
+        existing = find_person_by_name(s, name)
+        target = (existing.id, existing.name or name) if existing else None
+        n = s.scalar(select(func.count()).where(Face.person_id == existing.id)) if existing else 0
+    if target is not None:
+        question = (
+            f"{target[1]} already exists ({n} faces). "
+            f"Put {'this face' if len(face_ids) == 1 else f'these {len(face_ids)} faces'} "
+            "into them?"
+        )
+        if not prompter.confirm(question):
+            return None
+        with catalog.session() as s:
+            d = assign_faces(s, face_ids, target[0], create=False, actor=options.actor)
+        done = f"Put {len(face_ids)} face(s) into {target[1]}."
+    else:
+        with catalog.session() as s:
+            d = assign_faces(s, face_ids, name, create=True, actor=options.actor)
+        done = f"Put {len(face_ids)} face(s) into {name} (a new person)."
+    summary.faces_assigned += len(face_ids)
+    return d.id, done
+
+
+def _undo(catalog: Catalog, prompter: Prompter, summary: NamingSummary, st: _State) -> str:
+    with catalog.session() as s:
+        undone = undo_last(s)
+    summary.undone += 1
+    prompter.say(f"Undone: {undone.summary}")
+    back_kind, back = st.mine.pop(undone.id, ("other", 0))
+    return f"undo:{back_kind}:{back}"
+
+
+def _faces_answer_loop(
+    catalog: Catalog,
+    prompter: Prompter,
+    item: FacesItem,
+    names: Sequence[str],
+    options: NamingOptions,
+    summary: NamingSummary,
+    st: _State,
+) -> str:
+    """Ask about a group of faces in no person until an answer moves on.
+    Returns next | again | changed-again | quit | undo:<kind>:<person>."""
+    group, sheet = item.group, item.sheet
+    hint = f"they are {item.suggestion.name}" if item.suggestion else "skip"
+    prompt = f"[faces {item.position}/{item.total}] Who is this? (Enter = {hint}, ? = help): "
+    while True:
+        try:
+            raw = prompter.ask(prompt, names)
+        except EOFError:
+            return "quit"
+        try:
+            answer = parse_answer(raw)
+        except PhotoclusterError as exc:
+            prompter.say(f"Error: {exc}")
+            continue
+        if answer.kind == "help":
+            prompter.say(FACES_HELP)
+            continue
+        if answer.kind == "quit":
+            return "quit"
+        if answer.kind in ("more", "back"):
+            turned = _page(answer, sheet, _subject(group), st)
+            if turned:
+                return turned
+            prompter.say(_no_page(answer, sheet))
+            continue
+        if answer.kind == "skip" or (answer.kind == "accept" and item.suggestion is None):
+            skipped = sheet.current or frozenset(_on_page(sheet))
+            st.skipped_faces |= skipped
+            summary.faces_skipped += len(skipped)
+            return "next"
+        if answer.kind == "hide":
+            prompter.say(
+                "These faces are in no person, so there is nobody to hide: skip them (s) to "
+                "leave them as they are, or say who they are."
+            )
+            continue
+        try:
+            if answer.kind == "undo":
+                return _undo(catalog, prompter, summary, st)
+            if answer.kind == "reject" and group.person_id is None:
+                prompter.say("Nobody is suggested for these faces: say who they are, or skip (s).")
+                continue
+            try:
+                faces = sheet.face_ids(answer.numbers) if answer.numbers else _on_page(sheet)
+            except ValueError as exc:
+                prompter.say(f"Error: {exc}")
+                continue
+            if answer.kind == "accept":
+                assert item.suggestion is not None
+                with catalog.session() as s:
+                    d = assign_faces(
+                        s, faces, item.suggestion.person_id, create=False, actor=options.actor
+                    )
+                decision = d.id
+                summary.faces_assigned += len(faces)
+                prompter.say(f"Put {len(faces)} face(s) into {item.suggestion.name}.")
+            elif answer.kind == "reject":
+                with catalog.session() as s:
+                    d = reject_faces(s, faces, person=group.person_id, actor=options.actor)
+                decision = d.id
+                summary.rejected_faces += len(faces)
+                st.dirty = True  # they come back with their next guess
+                prompter.say(f"{len(faces)} face(s) are not {group.label}.")
+            else:
+                try:
+                    done = _assign_to_name(catalog, prompter, faces, answer.name, options, summary)
+                except EOFError:
+                    return "quit"
+                if done is None:
+                    continue
+                decision = done[0]
+                prompter.say(done[1])
+        except PhotoclusterError as exc:
+            prompter.say(f"Error: {exc}")
+            continue
+        st.mine[decision] = ("faces", 0)
+        summary.decisions.append(decision)
+        return "changed-again"
+
+
 def _answer_loop(
     catalog: Catalog,
     prompter: Prompter,
@@ -436,9 +836,10 @@ def _answer_loop(
     names: Sequence[str],
     options: NamingOptions,
     summary: NamingSummary,
-    mine: dict[int, int],
+    st: _State,
 ) -> str:
-    """Ask until an answer moves on. Returns next | again | changed | quit | undo:<person>."""
+    """Ask until an answer moves on.
+    Returns next | again | changed | changed-again | quit | undo:<kind>:<person>."""
     pid = item.person_id
     hint = f"accept {item.suggestion.name}" if item.suggestion else "skip"
     prompt = f"[{item.position}/{item.total}] Name (Enter = {hint}, ? = help): "
@@ -457,26 +858,30 @@ def _answer_loop(
             continue
         if answer.kind == "quit":
             return "quit"
+        if answer.kind in ("more", "back"):
+            turned = _page(answer, item.sheet, f"person-{pid}", st)
+            if turned:
+                return turned
+            prompter.say(_no_page(answer, item.sheet))
+            continue
         if answer.kind == "skip" or (answer.kind == "accept" and item.suggestion is None):
             summary.skipped += 1
             return "next"
+        outcome = "changed"
         try:
             if answer.kind == "undo":
-                with catalog.session() as s:
-                    undone = undo_last(s)
-                summary.undone += 1
-                prompter.say(f"Undone: {undone.summary}")
-                back = mine.pop(undone.id, 0)
-                return f"undo:{back}"
+                return _undo(catalog, prompter, summary, st)
             if answer.kind == "accept":
                 assert item.suggestion is not None
                 with catalog.session() as s:
                     d = merge_people(s, [pid], item.suggestion.person_id, actor=options.actor)
+                decision = d.id
                 summary.merged += 1
                 prompter.say(f"Merged into {item.suggestion.name}.")
             elif answer.kind == "hide":
                 with catalog.session() as s:
                     d = set_hidden(s, pid, True, actor=options.actor)
+                decision = d.id
                 summary.hidden += 1
                 prompter.say(f"Hidden person {pid}.")
             elif answer.kind == "reject":
@@ -487,16 +892,33 @@ def _answer_loop(
                     continue
                 with catalog.session() as s:
                     d = reject_faces(s, face_ids, person=pid, actor=options.actor)
-                mine[d.id] = pid
-                summary.decisions.append(d.id)
+                decision = d.id
                 summary.rejected_faces += len(face_ids)
+                st.dirty = True  # they are in no person now
                 prompter.say(f"Removed {len(face_ids)} face(s) from this person.")
-                return "again"
+                outcome = "again"
+            elif answer.numbers:  # 3 7 = NAME: those faces are somebody else
+                try:
+                    face_ids = item.sheet.face_ids(answer.numbers)
+                except ValueError as exc:
+                    prompter.say(f"Error: {exc}")
+                    continue
+                try:
+                    done = _assign_to_name(
+                        catalog, prompter, face_ids, answer.name, options, summary
+                    )
+                except EOFError:
+                    return "quit"
+                if done is None:
+                    continue
+                decision = done[0]
+                prompter.say(done[1])
+                outcome = "changed-again"
             else:
                 name = validate_name(answer.name)
                 with catalog.session() as s:
                     existing = find_person_by_name(s, name)
-                    target = (existing.id, existing.name) if existing else None
+                    target = (existing.id, existing.name or name) if existing else None
                     n = (
                         s.scalar(select(func.count()).where(Face.person_id == existing.id))
                         if existing
@@ -520,26 +942,31 @@ def _answer_loop(
                         d = rename_person(s, pid, name, actor=options.actor)
                     summary.named += 1
                     prompter.say(f"Named {name}.")
+                decision = d.id
         except PhotoclusterError as exc:
             prompter.say(f"Error: {exc}")
             continue
-        mine[d.id] = pid
-        summary.decisions.append(d.id)
-        return "changed"
+        st.mine[decision] = ("person", pid)
+        summary.decisions.append(decision)
+        return outcome
 
 
 __all__ = [
+    "FACES_HELP",
     "HELP",
     "Answer",
+    "FacesItem",
     "NamedIndex",
     "NamingOptions",
     "NamingSummary",
     "Prompter",
     "QueueItem",
+    "QueueStatus",
     "ScriptedPrompter",
     "Suggestion",
     "load_queue",
     "parse_answer",
+    "queue_status",
     "run_naming",
     "suggest",
 ]

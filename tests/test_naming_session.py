@@ -12,7 +12,7 @@ from sqlalchemy import select
 from photocluster import thresholds
 from photocluster.db import Catalog, open_catalog
 from photocluster.errors import PhotoclusterError
-from photocluster.models import Face, Person, Rejection
+from photocluster.models import Face, Person, Photo, Rejection
 from photocluster.naming import history, rename_person
 from photocluster.naming_session import (
     Answer,
@@ -308,3 +308,154 @@ def test_suggestions_are_relative_to_how_alike_each_persons_own_photos_are(
         with catalog.session() as s:
             offered = suggest(s, pid, index)
         assert offered is not None and offered.name == "Kim", what
+
+
+# --- faces in no person (issue 18) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def loose(tmp_path: Path, catalog: Catalog, fake_options) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Ada named (5 photos); one more photo of Ada and a one-photo guest (Dee) in no person."""
+    scan(catalog, fake_options(build_library(tmp_path / "lib", {"ada": 6, "dee": 1})))
+    ada_faces = faces_of(catalog, "ada")
+    ada = make_person(catalog, ada_faces[:5], name="Ada")
+    return {"ada": ada, "extra": ada_faces[5], "dee": faces_of(catalog, "dee")[0]}
+
+
+def owner(catalog: Catalog, face: int) -> tuple[int | None, bool]:
+    with catalog.session() as s:
+        f = s.get(Face, face)
+        assert f is not None
+        return f.person_id, bool(f.confirmed)
+
+
+def test_faces_in_no_person_come_after_the_people_grouped_by_who_they_look_like(
+    catalog: Catalog, tmp_path: Path, loose: dict[str, int]
+) -> None:
+    from photocluster.naming_session import FacesItem
+
+    prompter, summary = run(catalog, tmp_path, ["", "Dee Dee"])
+    items = [i for i in prompter.shown if isinstance(i, FacesItem)]
+    assert len(items) == 2 and len(prompter.shown) == 2  # nobody left to name: faces only
+    likely, far = items
+    assert likely.group.likely and likely.suggestion is not None
+    assert likely.suggestion.name == "Ada"
+    assert [f.face_id for f in likely.sheet.faces] == [loose["extra"]]
+    assert likely.sheet.path.exists()
+    assert not far.group.likely and far.suggestion is None  # probably nobody you named
+    assert far.group.person_id == loose["ada"]  # ... though Ada is the nearest
+    assert far.group.faces[0].verdict == "unknown"
+    assert [f.face_id for f in far.sheet.faces] == [loose["dee"]]
+    assert any("Enter = they are Ada" in q for q in prompter.questions)
+    assert any("Enter = skip" in q for q in prompter.questions)
+    assert owner(catalog, loose["extra"]) == (loose["ada"], True)
+    dee_owner, confirmed = owner(catalog, loose["dee"])
+    with catalog.session() as s:
+        assert s.get(Person, dee_owner).name == "Dee Dee"  # type: ignore[union-attr]
+    assert confirmed
+    assert (summary.faces_queued, summary.faces_assigned, summary.quit) == (2, 2, False)
+
+
+def test_faces_in_no_person_reject_rename_skip_and_undo(
+    catalog: Catalog, tmp_path: Path, loose: dict[str, int]
+) -> None:
+    """x: not Ada (the face comes back with its next guess); 1 = NAME; u brings faces back;
+    s leaves them in no person; an existing name asks first and Enter says no."""
+    from photocluster.naming_session import FacesItem
+
+    answers = ["x 1", "1 = Dee", "u", "ada", "", "s", "s"]
+    prompter, summary = run(catalog, tmp_path, answers)
+    faces = [i for i in prompter.shown if isinstance(i, FacesItem)]
+    shown = [(i.group.label, i.group.likely, [f.face_id for f in i.sheet.faces]) for i in faces]
+    extra, dee = loose["extra"], loose["dee"]
+    assert shown == [
+        ("Ada", True, [extra]),  # x 1: not Ada
+        ("Ada", False, [dee]),  # probably nobody you named; 1 = Dee: a new person
+        ("Dee", False, [extra]),  # x'd faces come back with their next guess; u
+        ("Ada", False, [dee]),  # undone: Dee's face is in no person again; "ada", Enter: no
+        ("nobody", False, [extra]),  # Ada rejected it, nobody else is near
+    ]
+    assert any("Undone: assigned 1 face(s) to person" in m for m in prompter.said)
+    assert "Ada already exists (5 faces). Put this face into them?" in prompter.questions
+    assert owner(catalog, extra) == (None, False) and owner(catalog, dee) == (None, False)
+    with catalog.session() as s:
+        assert {tuple(r) for r in s.execute(select(Rejection.face_id, Rejection.person_id))} == {
+            (extra, loose["ada"])
+        }
+        assert s.scalar(select(Person).where(Person.name == "Dee")) is None
+    assert summary.rejected_faces == 1 and summary.undone == 1 and summary.faces_skipped == 2
+
+
+def test_every_face_in_no_person_can_be_reviewed_and_pages_reach_them_all(
+    catalog: Catalog,
+    tmp_path: Path,
+    fake_options,  # type: ignore[no-untyped-def]
+) -> None:
+    """A guest in many photos that clustering left alone: page after page, every face."""
+    from photocluster.naming_session import FacesItem
+    from tests.fakes import make_photo
+
+    root = tmp_path / "lib"
+    for k in range(9):
+        make_photo(root / f"g{k}.png", [("eve", (10 + 9 * k, 10 + 5 * k, 60))])
+    make_photo(root / "a.png", [("ada", (10, 10, 60))])
+    make_photo(root / "b.png", [("ada", (20, 30, 60))])
+    scan(catalog, fake_options(root))
+    with catalog.session() as s:
+        ada = [f for f, p in s.execute(select(Face.id, Photo.path).join(Photo)) if "/g" not in p]
+    make_person(catalog, ada, name="Ada")
+    prompter, _summary = run(catalog, tmp_path, ["+", "+", "-", "q"], count=4)
+    items = [i for i in prompter.shown if isinstance(i, FacesItem)]
+    pages = [(i.sheet.page, tuple(f.number for f in i.sheet.faces)) for i in items]
+    assert pages == [(0, (1, 2, 3, 4)), (1, (5, 6, 7, 8)), (2, (9,)), (1, (5, 6, 7, 8))]
+    seen = {f.face_id for i in items for f in i.sheet.faces}
+    with catalog.session() as s:
+        assert seen == set(s.scalars(select(Face.id).where(Face.person_id.is_(None))))
+
+
+def test_a_merge_question_defaults_to_no(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    with catalog.session() as s:
+        rename_person(s, lib["cyd"], "Cyd", actor="t")
+    prompter, summary = run(catalog, tmp_path, ["Cyd", "", "q"])
+    assert any("Cyd already exists (3 faces)" in q for q in prompter.questions)
+    assert people(catalog)[lib["ada"]] == (None, False)
+    assert summary.merged == 0 and summary.decisions == []
+
+
+@pytest.mark.parametrize("typed", ["cyd", "CYD", "Cyd ", "  cyd", "Cyd"])
+def test_a_name_in_other_case_or_spacing_is_the_existing_person(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int], typed: str
+) -> None:
+    with catalog.session() as s:
+        rename_person(s, lib["cyd"], "Cyd", actor="t")
+    prompter, summary = run(catalog, tmp_path, [typed, "y", "q"])
+    assert any("Cyd already exists" in q for q in prompter.questions)
+    assert summary.merged == 1 and lib["ada"] not in people(catalog)
+
+
+def test_lisa_kudrow_is_one_person_whatever_the_spacing(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, int]
+) -> None:
+    with catalog.session() as s:
+        rename_person(s, lib["cyd"], "Lisa Kudrow", actor="t")
+    prompter, summary = run(catalog, tmp_path, ["lisa  kudrow ", "n", "Lisa\u00a0Kudrow", "n", "q"])
+    assert sum("Lisa Kudrow already exists" in q for q in prompter.questions) == 2
+    names = sorted(n for n, _h in people(catalog).values() if n)
+    assert names == ["Lisa Kudrow"] and summary.named == 0
+
+
+def test_name_says_why_nobody_is_there(catalog: Catalog, tmp_path: Path, fake_options) -> None:  # type: ignore[no-untyped-def]
+    from photocluster.naming_session import queue_status
+
+    prompter, summary = run(catalog, tmp_path, [])
+    assert prompter.shown == [] and summary.status is not None
+    assert (summary.status.photos, summary.status.faces) == (0, 0)
+    scan(catalog, fake_options(build_library(tmp_path / "lib", {"ada": 3, "bob": 2})))
+    prompter, summary = run(catalog, tmp_path, [])
+    assert prompter.shown == []  # scanned, never clustered: nothing offered as "no person"
+    assert summary.status is not None and summary.status.unclustered_faces == 5
+    with catalog.session() as s:
+        status = queue_status(s)
+    assert (status.faces, status.people, status.unassigned_faces) == (5, 0, 0)

@@ -102,14 +102,15 @@ def test_name_in_a_real_terminal(
     screen = tmux.wait_for("[2/3] " + prompt)
     assert "Named Ada Lovelace." in screen
     assert f"Person {cyd}: 3 faces in 3 photos" in screen
-    # Tab completes an existing name; refuse the merge it proposes.
+    # Tab (and only Tab) completes an existing name; the merge it leads to is asked about, and
+    # Enter there says no.
     tmux.keys("ada l", literal=True)
     tmux.keys("Tab")
     tmux.wait_for("? = help): Ada Lovelace")  # readline replaced "ada l" with the full name
     tmux.keys("Enter")
-    screen = tmux.wait_for("Merge this person into them? [Y/n]")
+    screen = tmux.wait_for("Merge this person into them? [y/N]")
     assert "Ada Lovelace already exists (5 faces)" in screen
-    tmux.keys("n", "Enter")
+    tmux.keys("Enter")
     tmux.wait_for("[2/3] " + prompt, times=2)
     tmux.keys("x 1", literal=True)
     tmux.keys("Enter")
@@ -122,10 +123,20 @@ def test_name_in_a_real_terminal(
     screen = tmux.wait_for("[3/3] Name (Enter = accept Bob")
     assert "Looks like Bob (distance 0." in screen
     tmux.keys("Enter")
+    # Then the faces in no person: cyd's rejected face, probably nobody you named.
+    screen = tmux.wait_for("[faces 1/1] Who is this? (Enter = skip, ? = help): ")
+    assert "Faces in no person: 1 face in 1 photo" in screen
+    assert "Probably nobody you named. Nearest: " in screen
+    assert "unassigned-" in screen.split("Faces in no person")[1]  # its contact sheet
+    tmux.keys("s", "Enter")
     screen = tmux.wait_for("EXIT:")
     assert "EXIT:0" in screen
-    assert "Named 1, merged 1, hidden 1, skipped 0, faces rejected 1, undone 0." in screen
+    assert (
+        "Named 1, merged 1, hidden 1, skipped 0, faces rejected 1, faces assigned 0, "
+        "faces skipped 1, undone 0." in screen
+    )
     assert "Everyone in the queue is named or hidden." in screen
+    assert "1 face(s) in no person: `photocluster name` shows them after the people" in screen
 
     with catalog.session() as s:
         people = {p.id: (p.name, p.hidden) for p in s.scalars(select(Person))}

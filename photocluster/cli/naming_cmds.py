@@ -24,7 +24,7 @@ from PIL import Image
 
 from photocluster.cli.app import app
 from photocluster.cli.common import DbOption, JsonOption, catalog_for, err, make_settings, out
-from photocluster.contact_sheet import DEFAULT_COUNT, DEFAULT_TILE
+from photocluster.contact_sheet import DEFAULT_COUNT, DEFAULT_TILE, number_ranges
 from photocluster.errors import PhotoclusterError
 from photocluster.models import Decision
 from photocluster.naming import (
@@ -38,12 +38,16 @@ from photocluster.naming import (
     undo_last,
 )
 from photocluster.naming_session import (
+    FacesItem,
     NamingOptions,
     NamingSummary,
     QueueItem,
+    QueueStatus,
     load_queue,
+    queue_status,
     run_naming,
 )
+from photocluster.unassigned import FaceGroup
 
 LOG_SCHEMA_VERSION = 1
 PersonArg = Annotated[str, typer.Argument(help="Person id (as in `photocluster people`) or name.")]
@@ -119,7 +123,11 @@ def open_in_viewer(path: Path) -> str | None:
 
 
 class TerminalPrompter:
-    """The interactive terminal: prints each person, reads answers with name completion."""
+    """The interactive terminal: prints each person, reads answers with name completion.
+
+    Completion happens on an explicit Tab only (readline binds nothing else to it), offers the
+    names that start with what was typed, and is off while a yes/no question is asked; such a
+    question is answered no unless the human types y."""
 
     def __init__(self, *, open_sheet: bool = False, inline: str | None = None) -> None:
         self.open_sheet = open_sheet
@@ -143,56 +151,154 @@ class TerminalPrompter:
         matches = [n for n in self._names if n.lower().startswith(low)]
         return matches[state] if state < len(matches) else None
 
-    def show(self, item: QueueItem) -> None:
-        where = f"{item.position}/{item.total}"
+    def show(self, item: QueueItem | FacesItem) -> None:
         out("")
-        out(
-            f"Person {item.person_id}: {item.faces} faces in {item.photos} photos  "
-            f"[{where} in this session]"
-        )
-        out(f"Contact sheet: {item.sheet.path}")
-        shown = len(item.sheet.faces)
-        if shown < item.sheet.total_faces:
+        if isinstance(item, FacesItem):
+            self._show_faces(item)
+        else:
             out(
-                f"  (the {shown} most typical of {item.sheet.total_faces} faces, "
-                f"numbered 1-{shown})"
+                f"Person {item.person_id}: {item.faces} faces in {item.photos} photos  "
+                f"[{item.position}/{item.total} in this session]"
             )
-        missing = [f for f in item.sheet.faces if f.problem]
+            self._show_sheet(item.sheet.path, item)
+        if item.suggestion and isinstance(item, QueueItem):
+            s = item.suggestion
+            out(f"Looks like {s.name} (distance {s.distance:.2f}) — Enter to accept")
+
+    def _show_faces(self, item: FacesItem) -> None:
+        g = item.group
+        out(
+            f"Faces in no person: {item.faces} face{'s' if item.faces != 1 else ''} in "
+            f"{item.photos} photo{'s' if item.photos != 1 else ''}  "
+            f"[group {item.position}/{item.total}]"
+        )
+        out(f"  {describe_group(g)}")
+        self._show_sheet(item.sheet.path, item)
+        if item.suggestion:
+            out(f"Enter: they are {item.suggestion.name}; a name: they are that person.")
+        else:
+            out("Say who they are (a name, or 3 7 = NAME for some), or s to leave them for now.")
+
+    def _show_sheet(self, path: Path, item: QueueItem | FacesItem) -> None:
+        sheet = item.sheet
+        out(f"Contact sheet: {path}")
+        shown = len(sheet.faces)
+        numbers = number_ranges([f.number for f in sheet.faces])
+        if sheet.pages > 1:
+            tail = [f.number for f in sheet.faces if f.least_typical]
+            what = (
+                f"the {shown - len(tail)} most typical and the {len(tail)} least typical "
+                f"(numbers {number_ranges(tail)}, in orange)"
+                if sheet.page == 0
+                else f"{shown} more, from the least typical inward"
+            )
+            out(
+                f"  page {sheet.page + 1}/{sheet.pages}: {what} of {sheet.tiles} "
+                f"(numbers {numbers}); + next page, - previous"
+            )
+        if sheet.tiles < sheet.total_faces:
+            out(
+                f"  {sheet.total_faces - sheet.tiles} near duplicate(s) share a tile (marked +N): "
+                "an answer about a tile covers them"
+            )
+        missing = [f for f in sheet.faces if f.problem]
         if missing:
             err(f"  {len(missing)} photo(s) could not be read, e.g. {missing[0].problem}")
         if self.inline:
-            sys.stdout.write(inline_image(item.sheet.path, self.inline))
+            sys.stdout.write(inline_image(path, self.inline))
             sys.stdout.flush()
         if self.open_sheet:
-            problem = open_in_viewer(item.sheet.path)
+            problem = open_in_viewer(path)
             if problem:
                 err(f"  {problem}")
                 self.open_sheet = False
-        if item.suggestion:
-            s = item.suggestion
-            out(f"Looks like {s.name} (distance {s.distance:.2f}) — Enter to accept")
 
     def ask(self, prompt: str, names: Sequence[str]) -> str:
         self._names = list(names)
         return input(prompt)
 
     def confirm(self, question: str) -> bool:
-        return input(f"{question} [Y/n] ").strip().lower() in ("", "y", "yes")
+        self._names = []  # no completion in a yes/no answer
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
     def say(self, text: str) -> None:
         out(text)
 
 
-def _print_summary(s: NamingSummary, remaining: int) -> None:
+def describe_group(g: FaceGroup) -> str:
+    """Who a group of faces in no person probably is, and `find`'s evidence, in one line."""
+    e = g.evidence()
+    if e is None:
+        return "Probably nobody you named: nobody in the catalog looks like them."
+    if e.limit is None:
+        spread = f"{g.label} has one face, so no spread to compare with"
+    else:
+        side = "inside" if e.distance <= e.limit else "outside"
+        spread = f"{side} their own spread ({e.limit:.2f})"
+    facts = (
+        f"{e.distance:.2f} from their mean face, {spread}; "
+        f"{e.near_faces:g} of the {e.of} nearest faces are theirs"
+    )
+    if g.likely:
+        sure = "known" if e.known and not e.probably else "probably"
+        return f"Probably {g.label} ({sure}): {facts}."
+    return f"Probably nobody you named. Nearest: {g.label}, {facts}."
+
+
+def _print_summary(s: NamingSummary, remaining: int, faces_left: int) -> None:
     out("")
     out(
         f"Named {s.named}, merged {s.merged}, hidden {s.hidden}, skipped {s.skipped}, "
-        f"faces rejected {s.rejected_faces}, undone {s.undone}."
+        f"faces rejected {s.rejected_faces}, faces assigned {s.faces_assigned}, "
+        f"faces skipped {s.faces_skipped}, undone {s.undone}."
     )
     if remaining:
         out(f"{remaining} people still to name: run `photocluster name` again to continue.")
-    else:
+    elif s.queued:
         out("Everyone in the queue is named or hidden.")
+    if faces_left:
+        out(
+            f"{faces_left} face(s) in no person: `photocluster name` shows them after the "
+            "people; `photocluster show unassigned` lists them."
+        )
+    if s.unclustered:
+        out(
+            f"{s.unclustered} face(s) are not clustered yet: run `photocluster cluster` to "
+            "place them."
+        )
+
+
+def nothing_to_name(status: QueueStatus, min_faces: int) -> str:
+    """Why `name` had nobody and no face to show, and what to do about it."""
+    if status.photos == 0:
+        return "The catalog has no photos yet: run `photocluster scan DIR` first."
+    if status.faces == 0:
+        return (
+            f"No faces were found in the {status.photos} scanned photo(s), so there is nobody to "
+            "name. Scan a folder with people in it: `photocluster scan DIR`."
+        )
+    if status.unclustered_faces == status.faces:
+        return (
+            f"The {status.faces} face(s) are not grouped into people yet: run "
+            "`photocluster cluster`, then `photocluster name`."
+        )
+    parts = [
+        f"{status.named} of {status.people} people named" if status.people else "no people yet",
+        f"{status.hidden} hidden" if status.hidden else "",
+        (
+            f"{status.below_min_faces} unnamed with fewer than {min_faces} faces "
+            "(lower --min-faces to see them)"
+            if status.below_min_faces
+            else ""
+        ),
+        f"{status.unassigned_faces} face(s) in no person" if status.unassigned_faces else "",
+        (
+            f"{status.unclustered_faces} face(s) not clustered yet (run `photocluster cluster`)"
+            if status.unclustered_faces
+            else ""
+        ),
+    ]
+    return "Nobody to name: " + "; ".join(p for p in parts if p) + "."
 
 
 @app.command("name")
@@ -222,13 +328,27 @@ def name_command(
         str,
         typer.Option(help="Inline image protocol: auto, kitty or iterm2."),
     ] = "auto",
+    unassigned: Annotated[
+        bool | None,
+        typer.Option(
+            "--unassigned/--no-unassigned",
+            help="After the people, show the faces in no person (one-photo guests, rejected "
+            "faces), grouped by the person they look most like. Default: yes, unless "
+            "--min-faces is above 1.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Name people one by one: a contact sheet of their faces, a suggestion, your answer.
 
-    Unnamed, not-hidden people come largest first. Answer with a name (an existing name merges
-    into that person), Enter (accept the suggestion, else skip), s (skip), i (ignore: hide),
-    x 3 7 12 (those numbered faces are not this person), u (undo), ? (help) or q (quit).
-    Tab completes existing names. Every answer is saved at once; q or Ctrl-C keeps them all.
+    Unnamed, not-hidden people come largest first; then the faces in no person, grouped by the
+    person each looks most like (or "probably nobody you named"). Answer with a name (an
+    existing name merges into that person, or puts the faces there, after a question whose
+    default is no), 3 7 = NAME (those faces are NAME), Enter (accept the suggestion, else skip),
+    s (skip), i (ignore: hide), x 3 7 12 (those faces are not this person), + / - (next or
+    previous page of faces), u (undo), ? (help) or q (quit). Names match whatever their case
+    and spacing. Tab completes existing names. Every answer is saved at once; q or Ctrl-C keeps
+    them all.
 
     Example: photocluster name --min-faces 3 --open
     """
@@ -248,19 +368,23 @@ def name_command(
             protocol = None
     prompter = TerminalPrompter(open_sheet=open_sheet, inline=protocol)
     options = NamingOptions(
-        min_faces=min_faces, start=start, count=count, tile=tile, actor=_actor("name")
+        min_faces=min_faces,
+        start=start,
+        count=count,
+        tile=tile,
+        actor=_actor("name"),
+        unassigned=min_faces == 1 if unassigned is None else unassigned,
     )
     with catalog_for(settings, write=True) as catalog:
         summary = run_naming(catalog, prompter, settings.cache_dir, options)
-        if summary.queued == 0:
-            out(
-                f"Nobody to name: every person with at least {min_faces} face(s) is named or "
-                "hidden. (Run `photocluster cluster` after scanning new photos.)"
-            )
+        if summary.shown == 0 and not summary.interrupted:
+            assert summary.status is not None
+            out(nothing_to_name(summary.status, min_faces))
             return
         with catalog.session() as s:
             remaining = len(load_queue(s, min_faces=min_faces))
-    _print_summary(summary, remaining)
+            faces_left = queue_status(s, min_faces).unassigned_faces
+    _print_summary(summary, remaining, faces_left)
     if summary.interrupted:
         raise typer.Exit(130)
 

@@ -34,6 +34,7 @@ from photocluster.people import (
     unassigned_count,
 )
 from photocluster.report import build_report
+from photocluster.settings import Settings
 from photocluster.thresholds import SAME_PERSON
 
 _D = ClusterParams()
@@ -392,6 +393,10 @@ def people_command(
 ) -> None:
     """List people, largest first: id, name (or "unnamed"), faces, photos, hidden.
 
+    People whose faces all left (rejected or moved) are not people any more and are not listed.
+    Faces in no person are counted at the end: review them with `photocluster name` (after the
+    people) or list them with `photocluster show unassigned`.
+
     Example: photocluster people --named
     """
     settings = make_settings(db)
@@ -422,20 +427,36 @@ def people_command(
     out(f"{'id':>6}  {'name':<30} {'faces':>6} {'photos':>6}  hidden")
     for p in rows:
         out(f"{p.id:>6}  {p.label:<30} {p.faces:>6} {p.photos:>6}  {'yes' if p.hidden else ''}")
-    err(f"{count(len(rows), 'person', 'people')}; {count(unassigned, 'face')} unassigned.")
+    where = (
+        " (review them in `photocluster name`, list them with `photocluster show unassigned`)"
+        if unassigned
+        else ""
+    )
+    err(f"{count(len(rows), 'person', 'people')}; {count(unassigned, 'face')} unassigned{where}.")
 
 
 @app.command("show")
 def show_command(
-    person: Annotated[str, typer.Argument(help="Person id (as in `people`) or name.")],
+    person: Annotated[
+        str,
+        typer.Argument(help="Person id (as in `people`) or name, or `unassigned`."),
+    ],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the photos a person appears in (path, face box, confirmed), oldest first.
 
+    `show unassigned` lists the faces in no person instead, grouped by the person each looks
+    most like, with `find`'s verdict: known or probably that person, or probably nobody you
+    named (the nearest person is still given). `photocluster name` shows them as contact sheets
+    after the people, to name them. (A person really called "unassigned": use their id.)
+
     Example: photocluster show 7
     """
     settings = make_settings(db)
+    if person.strip().lower() == "unassigned":
+        _show_unassigned(settings, as_json)
+        return
     with catalog_for(settings) as catalog, catalog.session() as session:
         who = resolve_person(session, person)
         pid, name, hidden = who.id, who.name, who.hidden
@@ -468,6 +489,59 @@ def show_command(
     for p in photos:
         mark = "  confirmed" if p.confirmed else ""
         out(f"{p.path}\tface {p.face_id}\tbox {p.box[0]},{p.box[1]},{p.box[2]},{p.box[3]}{mark}")
+
+
+def _show_unassigned(settings: Settings, as_json: bool) -> None:
+    from photocluster.unassigned import review_unassigned
+
+    with catalog_for(settings) as catalog, catalog.session() as session:
+        review = review_unassigned(session)
+    if as_json:
+        out(
+            json.dumps(
+                {
+                    "unassigned": True,
+                    "unclustered_faces": review.unclustered,
+                    "photos": [
+                        {
+                            "path": f.photo,
+                            "face_id": f.face_id,
+                            "box": dict(
+                                zip(("left", "top", "right", "bottom"), f.box, strict=True)
+                            ),
+                            "verdict": f.verdict,
+                            "nearest": None
+                            if f.best is None
+                            else {
+                                "id": f.best.person_id,
+                                "name": f.best.name,
+                                "hidden": f.best.hidden,
+                                "distance": round(f.best.centroid_distance, 4),
+                            },
+                        }
+                        for g in review.groups
+                        for f in g.faces
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    err(f"Faces in no person: {review.faces}, in {count(len(review.groups), 'group')}")
+    for g in review.groups:
+        who = f"probably {g.label}" if g.likely else "probably nobody you named"
+        if not g.likely and g.person_id is not None:
+            who += f" (nearest: {g.label})"
+        for f in g.faces:
+            b = f.box
+            out(f"{f.photo}\tface {f.face_id}\tbox {b[0]},{b[1]},{b[2]},{b[3]}\t{who}")
+    if review.faces:
+        err("Name them in `photocluster name` (after the people), or `photocluster assign`.")
+    if review.unclustered:
+        err(
+            f"{count(review.unclustered, 'face')} not clustered yet (not listed): run "
+            "`photocluster cluster`."
+        )
 
 
 @app.command("report")
