@@ -101,7 +101,7 @@ def test_name_reviews_the_faces_in_no_person_in_the_terminal_words(
     code, out, _err = cli("name", "--db", db_path, input="\nDee\n")
     assert code == 0, out
     assert "Faces in no person: 1 face in 1 photo  [group 1/2]" in out
-    assert "Probably Ada Lovelace (known):" in out
+    assert "Looks like Ada Lovelace (known):" in out
     assert "Probably nobody you named. Nearest: Ada Lovelace," in out
     assert "Put 1 face(s) into Ada Lovelace." in out
     assert "Put 1 face(s) into Dee (a new person)." in out

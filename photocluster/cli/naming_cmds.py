@@ -241,7 +241,7 @@ def describe_group(g: FaceGroup) -> str:
     )
     if g.likely:
         sure = "known" if e.known and not e.probably else "probably"
-        return f"Probably {g.label} ({sure}): {facts}."
+        return f"Looks like {g.label} ({sure}): {facts}."
     return f"Probably nobody you named. Nearest: {g.label}, {facts}."
 
 
