@@ -68,13 +68,17 @@ def test_the_sample_photos_go_into_a_demo_catalog_and_the_default_stays_untouche
     monkeypatch: pytest.MonkeyPatch, fake_dlib: None
 ) -> None:
     monkeypatch.chdir(ROOT)  # the README's command, from the project folder
+    monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", "1")  # as under `uv run`
     result = runner.invoke(app, ["scan", "sample_data", "-j", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert not Path(default_db()).exists(), "the user's default catalog was created"
     demo = demo_db()
     assert Path(demo).exists()
     assert f"demo catalog of their own, {demo}" in result.stderr
-    assert f"--db {demo}" in result.stderr
+    assert f"`uv run photocluster people --db {demo}`" in result.stderr
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH")  # installed some other way
+    result = runner.invoke(app, ["scan", "sample_data", "-j", "1", "-q"])
+    assert f"`photocluster people --db {demo}`" in result.stderr
     with contextlib.closing(open_catalog(demo)) as cat, cat.session() as s:
         paths = list(s.scalars(select(Photo.path)))
     assert paths and all(p.startswith(str(SAMPLE_DATA)) for p in paths)

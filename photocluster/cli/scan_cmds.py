@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -236,9 +237,11 @@ def scan_command(
     else:
         _print_summary(summary, clustered)
     if demo:
+        # Said the way this command was typed: under `uv run`, `photocluster` is not on PATH.
+        prog = "uv run photocluster" if os.environ.get("UV_RUN_RECURSION_DEPTH") else "photocluster"
         err(
-            f"Look at the demo with --db: `photocluster people --db {settings.db}`, then "
-            f"`photocluster name --db {settings.db}`."
+            f"Look at the demo with --db: `{prog} people --db {settings.db}`, then "
+            f"`{prog} name --db {settings.db}`."
         )
 
 
