@@ -437,10 +437,16 @@ def _damaged(path: Path | str, why: str) -> CatalogError:
     )
 
 
-def _read_only(path: Path | str, why: str) -> CatalogError:
+def _read_only(path: Path | str, why: str, *, writer: bool = False) -> CatalogError:
+    if writer:
+        return CatalogError(
+            f"The catalog {path} is read-only ({why}), and this command changes it. Make the "
+            "file and its folder writable, or work on a copy (--db COPY)."
+        )
     return CatalogError(
-        f"The catalog {path} is read-only ({why}), and this command changes it. Make the file "
-        "and its folder writable, or work on a copy (--db COPY)."
+        f"The catalog {path} is read-only ({why}). photocluster cannot change it, nor read it "
+        "in a read-only folder (SQLite keeps -wal and -shm files beside it). Make the file and "
+        "its folder writable, or work on a copy (--db COPY)."
     )
 
 
@@ -548,18 +554,17 @@ def create_catalog_engine(db: str, *, create_folder: bool = True) -> Engine:
     return engine
 
 
-def _check_writable(catalog: Catalog) -> None:
-    if catalog.path is None:
-        if not catalog.is_sqlite:
-            with catalog.engine.connect() as conn:
-                if conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
-                    raise _read_only(catalog.url, "the server only allows reading")
-        return
-    path = catalog.path
+def _check_writable_file(path: Path) -> None:
     if path.exists() and not os.access(path, os.W_OK):
-        raise _read_only(path, "no permission to write the file")
+        raise _read_only(path, "no permission to write the file", writer=True)
     if not os.access(path.parent, os.W_OK):
-        raise _read_only(path, f"no permission to write in its folder {path.parent}")
+        raise _read_only(path, f"no permission to write in its folder {path.parent}", writer=True)
+
+
+def _check_writable_server(catalog: Catalog) -> None:
+    with catalog.engine.connect() as conn:
+        if conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
+            raise _read_only(catalog.url, "the server only allows reading", writer=True)
 
 
 def _verify(catalog: Catalog) -> None:
@@ -569,7 +574,8 @@ def _verify(catalog: Catalog) -> None:
     with catalog.engine.connect() as conn:
         problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(3)")]
     if problems != ["ok"]:
-        first = " ".join(problems[0].split())[:200]
+        lines = [ln for p in problems for ln in p.splitlines() if not ln.startswith("***")]
+        first = (lines or problems)[0][:120]
         raise _damaged(catalog.path, f"SQLite's check found: {first}")
 
 
@@ -597,6 +603,8 @@ def open_catalog(
     )
     existed = path is None or (path.exists() and path.stat().st_size > 0)
     try:
+        if write and path is not None:
+            _check_writable_file(path)  # before SQLite says so in its own words
         with engine.connect() as conn:
             conn.exec_driver_sql(
                 "SELECT 1" if path is None else "SELECT count(*) FROM sqlite_master"
@@ -628,8 +636,8 @@ def open_catalog(
         ),
     )
     try:
-        if write:
-            _check_writable(catalog)
+        if write and not catalog.is_sqlite:
+            _check_writable_server(catalog)
         if verify and existed:
             _verify(catalog)
         if migrate:
