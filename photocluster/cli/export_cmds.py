@@ -243,7 +243,7 @@ def import_xmp_command(
     """
     settings = make_settings(db, quiet)
     options = ImportOptions(folder=folder, min_overlap=min_overlap, dry_run=dry_run)
-    with catalog_for(settings) as catalog:
+    with catalog_for(settings, write=not dry_run) as catalog:
         summary = import_xmp(catalog, options, TqdmProgress(settings.quiet))
     if as_json:
         out(
