@@ -483,7 +483,9 @@ class _State:
     pages: dict[str, int] = field(default_factory=dict)  # per subject: the page shown
     mine: dict[int, tuple[str, int]] = field(default_factory=dict)  # decision -> (kind, person)
     groups: dict[int, FaceGroup] = field(default_factory=dict)  # queue key -> group of faces
-    group_position: dict[int, int] = field(default_factory=dict)
+    groups_done: int = 0  # groups of faces answered (or emptied) in this session
+    decision_faces: dict[int, list[int]] = field(default_factory=dict)  # faces of a decision
+    first_faces: set[int] = field(default_factory=set)  # undone: show their groups first
     skipped_faces: set[int] = field(default_factory=set)  # faces in no person skipped (s)
     reviewed: bool = False  # the faces in no person were grouped at least once
     dirty: bool = False  # since then, faces may have left or rejoined "no person"
@@ -520,7 +522,8 @@ def run_naming(
                     queue = _review(catalog, queue, st, summary)
                 continue
             if kind == "faces":
-                outcome = _show_faces(catalog, prompter, key, names, options, summary, st)
+                pending = sum(1 for e in queue if e[0] == "faces")
+                outcome = _show_faces(catalog, prompter, key, pending, names, options, summary, st)
             else:
                 with catalog.session() as s:
                     if stale:
@@ -556,6 +559,8 @@ def run_naming(
             if outcome in ("again", "changed-again"):
                 continue
             queue.popleft()
+            if kind == "faces":
+                st.groups_done += 1
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -577,7 +582,12 @@ def _review(
     st.reviewed, st.dirty = True, False
     summary.unclustered = review.unclustered
     entries: list[tuple[str, int]] = []
-    for group in review.groups:
+    # The groups holding faces an undo just sent back come first: the human is looking at them.
+    groups = sorted(
+        review.groups, key=lambda g: not any(f.face_id in st.first_faces for f in g.faces)
+    )
+    st.first_faces = set()
+    for group in groups:
         k = len(st.groups) + 1
         st.groups[k] = group
         entries.append(("faces", k))
@@ -624,12 +634,14 @@ def _show_faces(
     catalog: Catalog,
     prompter: Prompter,
     key: int,
+    pending: int,
     names: Sequence[str],
     options: NamingOptions,
     summary: NamingSummary,
     st: _State,
 ) -> str:
-    """Show one group of faces in no person (what is left of it) and act on the answers."""
+    """Show one group of faces in no person (what is left of it) and act on the answers.
+    ``pending``: groups in the queue, this one included."""
     group = st.groups[key]
     ids = [f.face_id for f in group.faces if f.face_id not in st.skipped_faces]
     with catalog.session() as s:
@@ -664,8 +676,7 @@ def _show_faces(
     if group.likely and group.person_id is not None:
         distance = float(np.median([d for _f, d in ranked]))
         suggestion = Suggestion(group.person_id, group.name or group.label, distance)
-    position = st.group_position.setdefault(key, len(st.group_position) + 1)
-    total = max(len(st.groups), position)
+    position, total = st.groups_done + 1, st.groups_done + pending
     item = FacesItem(position, total, len(members), photos or 0, sheet, group, suggestion)
     prompter.show(item)
     summary.shown += 1
@@ -736,6 +747,7 @@ def _undo(catalog: Catalog, prompter: Prompter, summary: NamingSummary, st: _Sta
     summary.undone += 1
     prompter.say(f"Undone: {undone.summary}")
     back_kind, back = st.mine.pop(undone.id, ("other", 0))
+    st.first_faces = set(st.decision_faces.pop(undone.id, []))
     return f"undo:{back_kind}:{back}"
 
 
@@ -825,6 +837,7 @@ def _faces_answer_loop(
             prompter.say(f"Error: {exc}")
             continue
         st.mine[decision] = ("faces", 0)
+        st.decision_faces[decision] = faces
         summary.decisions.append(decision)
         return "changed-again"
 

@@ -54,7 +54,7 @@ class Evidence:
     unknown: int
     distance: float  # to the person's mean face
     limit: float | None  # SPREAD_RATIO x the person's own spread; None: one face, no spread
-    near_faces: float  # of the face's ATTACH_NEIGHBOURS nearest faces, how many are theirs
+    near_faces: int  # of the face's ATTACH_NEIGHBOURS nearest faces, how many are theirs
     of: int  # out of (the person may have fewer faces than ATTACH_NEIGHBOURS)
 
 
@@ -70,12 +70,11 @@ class FaceGroup:
 
     @property
     def label(self) -> str:
-        """Who the group is, in words: 'Ada Lovelace', 'person 7 (unnamed)', 'nobody'."""
+        """Who the group is, in words: 'Ada Lovelace', 'person 7', 'Rex (hidden)', 'nobody'."""
         if self.person_id is None:
             return "nobody"
-        if self.name:
-            return self.name + (" (hidden)" if self.hidden else "")
-        return f"person {self.person_id} ({'hidden' if self.hidden else 'unnamed'})"
+        who = self.name or f"person {self.person_id}"
+        return who + (" (hidden)" if self.hidden else "")
 
     def evidence(self) -> Evidence | None:
         """The medians behind the verdicts of these faces; None when nobody is near."""
@@ -90,7 +89,7 @@ class FaceGroup:
             unknown=verdicts.count("unknown"),
             distance=float(np.median([c.centroid_distance for c in best])),
             limit=SPREAD_RATIO * spread if spread > 0 else None,
-            near_faces=float(np.median([c.near_faces for c in best])),
+            near_faces=int(np.median([c.near_faces for c in best])),  # rounded down
             of=min(ATTACH_NEIGHBOURS, best[0].faces),
         )
 

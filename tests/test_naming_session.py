@@ -375,6 +375,7 @@ def test_faces_in_no_person_reject_rename_skip_and_undo(
         ("Ada", False, [dee]),  # undone: Dee's face is in no person again; "ada", Enter: no
         ("nobody", False, [extra]),  # Ada rejected it, nobody else is near
     ]
+    assert [(i.position, i.total) for i in faces] == [(1, 2), (2, 2), (3, 3), (3, 4), (4, 4)]
     assert any("Undone: assigned 1 face(s) to person" in m for m in prompter.said)
     assert "Ada already exists (5 faces). Put this face into them?" in prompter.questions
     assert owner(catalog, extra) == (None, False) and owner(catalog, dee) == (None, False)

@@ -187,14 +187,14 @@ class TerminalPrompter:
         if sheet.pages > 1:
             tail = [f.number for f in sheet.faces if f.least_typical]
             what = (
-                f"the {shown - len(tail)} most typical and the {len(tail)} least typical "
-                f"(numbers {number_ranges(tail)}, in orange)"
+                f"the {shown - len(tail)} most typical, then the {len(tail)} least typical "
+                f"(orange: {number_ranges(tail)})"
                 if sheet.page == 0
-                else f"{shown} more, from the least typical inward"
+                else f"{shown} more, from the least typical inward ({numbers})"
             )
             out(
-                f"  page {sheet.page + 1}/{sheet.pages}: {what} of {sheet.tiles} "
-                f"(numbers {numbers}); + next page, - previous"
+                f"  page {sheet.page + 1}/{sheet.pages} of {sheet.tiles} tiles: {what}; "
+                "+ next page, - previous"
             )
         if sheet.tiles < sheet.total_faces:
             out(
@@ -237,7 +237,7 @@ def describe_group(g: FaceGroup) -> str:
         spread = f"{side} their own spread ({e.limit:.2f})"
     facts = (
         f"{e.distance:.2f} from their mean face, {spread}; "
-        f"{e.near_faces:g} of the {e.of} nearest faces are theirs"
+        f"{e.near_faces} of the {e.of} nearest faces are theirs"
     )
     if g.likely:
         sure = "known" if e.known and not e.probably else "probably"
