@@ -134,7 +134,7 @@ def main() -> None:
                 f"clustered {changes.faces} faces into {len(changes.people_created)} people "
                 f"in {time.perf_counter() - t:.1f} s"
             )
-        options = NamingOptions(prefetch=False)
+        options = NamingOptions(prefetch=False, unassigned=False)  # people only
         cold = TimingPrompter(catalog, args.people, "skip")
         t = time.perf_counter()
         run_naming(catalog, cold, cache, options)
@@ -144,7 +144,7 @@ def main() -> None:
         run_naming(catalog, cached, cache, options)
         print(f"cached (next person shown):   {_ms(cached.gaps)}")
         naming = TimingPrompter(catalog, 10_000, "label")
-        run_naming(catalog, naming, cache, NamingOptions())
+        run_naming(catalog, naming, cache, NamingOptions(unassigned=False))
         print(f"naming (decision + next):     {_ms(naming.gaps)}")
         print(
             f"named by label: {naming.shown} people shown, {naming.accepted} suggestions "
