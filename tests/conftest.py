@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,26 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         _set_home(mp, home)
         yield home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_built_once() -> Iterator[None]:
+    """Typer's CliRunner rebuilds the whole click command tree from the app on every invoke
+    (tens of ms of type-hint evaluation each, seconds over the quick suite); the app does not
+    change during a run, so build it once per app."""
+    import typer.main
+    import typer.testing
+
+    built: dict[int, Any] = {}
+
+    def get_command(typer_app: Any) -> Any:
+        if id(typer_app) not in built:
+            built[id(typer_app)] = typer.main.get_command(typer_app)
+        return built[id(typer_app)]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(typer.testing, "_get_command", get_command)
+        yield
 
 
 @pytest.fixture(autouse=True)
