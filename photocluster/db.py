@@ -119,6 +119,8 @@ class _Held(Protocol):
 
     def unlock(self) -> None: ...
 
+    def discard(self) -> None: ...  # after an interrupted wait: let go of what is not locked
+
 
 class _WriteLock:
     """The write lock of one open catalog: re-entrant within a thread, exclusive between threads
@@ -144,6 +146,8 @@ class _WriteLock:
                 self._what = what
             self._depth += 1
         except BaseException:
+            if self._depth == 0 and self.held is not None:
+                self.held.discard()
             self._thread.release()
             raise
 
@@ -172,6 +176,7 @@ class _FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._locked = False
 
     def _open(self) -> int:
         if self._fd is None:
@@ -200,8 +205,8 @@ class _FileLock:
         _wait_lock_fd(fd)
         self._mark(fd, what)
 
-    @staticmethod
-    def _mark(fd: int, what: str) -> None:
+    def _mark(self, fd: int, what: str) -> None:
+        self._locked = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder_text(what).encode(), 0)
 
@@ -210,10 +215,15 @@ class _FileLock:
         if fd is None:
             return
         try:
-            os.ftruncate(fd, 0)
-            _unlock_fd(fd)  # before closing: a forked worker may share the open file
+            if self._locked:
+                os.ftruncate(fd, 0)
+                _unlock_fd(fd)  # before closing: a forked worker may share the open file
         finally:
+            self._locked = False
             os.close(fd)
+
+    def discard(self) -> None:
+        self.unlock()
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -318,6 +328,9 @@ class _ServerLock:
             conn.invalidate()
         finally:
             conn.close()
+
+    def discard(self) -> None:
+        self.unlock()
 
 
 def hold_write_lock(session: Session, what: str) -> None:
@@ -450,27 +463,45 @@ def _read_only(path: Path | str, why: str, *, writer: bool = False) -> CatalogEr
     )
 
 
+def _read_head(path: Path) -> tuple[bytes, int]:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(100), os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise CatalogError(f"Cannot read the catalog {path}: {exc.strerror}.") from exc
+
+
+def _missing_bytes(head: bytes, size: int) -> tuple[int, int] | None:
+    """(size, expected) when the file is shorter than its header says (if the header's size is
+    valid: its change counter matches), else None."""
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and pages and size < pages * page_size:
+        return size, pages * page_size
+    return None
+
+
 def _check_sqlite_file(path: Path) -> None:
     """Refuse a folder, a file that is not SQLite, and a file shorter than its own header says."""
     if path.is_dir():
         raise CatalogError(
             f"{path} is a folder, not a catalog file. Pass --db FOLDER/catalog.sqlite3."
         )
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
-    except OSError as exc:
-        raise CatalogError(f"Cannot read the catalog {path}: {exc.strerror}.") from exc
+    head, size = _read_head(path)
     if not head:
         return  # an empty file is an empty SQLite database: a new catalog
     if not head.startswith(SQLITE_HEADER) or len(head) < 100:
         raise _not_a_catalog(path, head)
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(head[28:32], "big")
-    if head[24:28] == head[92:96] and pages and size < pages * page_size:
-        raise _damaged(path, f"truncated: {size} of its {pages * page_size} bytes are left")
+    # A checkpoint that grows the file writes the new header before the pages at its end: a
+    # short file is damage only if it stays the same for a moment.
+    deadline = time.monotonic() + 10
+    while (short := _missing_bytes(head, size)) is not None:
+        time.sleep(0.2)
+        again = _read_head(path)
+        if again == (head, size) or time.monotonic() > deadline:
+            raise _damaged(path, f"truncated: {short[0]} of its {short[1]} bytes are left")
+        head, size = again
 
 
 def _sqlite_error(path: Path, message: str) -> CatalogError | None:

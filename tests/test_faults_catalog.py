@@ -13,6 +13,7 @@ import json
 import os
 import select as io_select
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -193,19 +194,28 @@ def test_a_writer_waits_for_the_lock_and_says_for_whom(catalog: Catalog, db_path
         s.add(face)
         s.flush()
         face_id = face.id
-    cmd = [PYTHON, "-m", "photocluster", "assign", str(face_id), "--to", "Ada", "--db", db_path]
+
+    def assign(name: str) -> subprocess.Popen[bytes]:
+        cmd = [PYTHON, "-m", "photocluster", "assign", str(face_id), "--to", name, "--db", db_path]
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
     with catalog.write_session("cluster --full"):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stderr is not None
-        line = proc.stderr.readline().decode()  # blocks until the assign says something
-        assert line.startswith(f"Waiting for `photocluster cluster --full` (pid {os.getpid()})")
-        assert "Ctrl-C" in line
+        proc, stopped = assign("Ada"), assign("Bob")
+        for p in (proc, stopped):
+            assert p.stderr is not None
+            line = p.stderr.readline().decode()  # blocks until the assign says something
+            assert line.startswith(f"Waiting for `photocluster cluster --full` (pid {os.getpid()})")
+            assert "Ctrl-C" in line
         time.sleep(0.5)
         assert proc.poll() is None, "the assign did not wait"
+        stopped.send_signal(signal.SIGINT)  # Ctrl-C while waiting: stops, writes nothing
+        _out, err = stopped.communicate(timeout=60)
+        assert stopped.returncode == 130 and b"Traceback" not in err, err.decode()
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     with catalog.session() as s:
         assert s.scalar(select(Person.name).join(Face).where(Face.id == face_id)) == "Ada"
+        assert s.scalar(select(func.count()).where(Person.name == "Bob")) == 0
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
