@@ -513,6 +513,21 @@ class _Plan:
     people: dict[int, Person]
     named: dict[int, str]
     inputs: _Inputs
+    meta: dict[str, str | None]  # the stored values _write sets
+
+    def writes_nothing(self, params: ClusterParams) -> bool:
+        c = self.changes
+        return (
+            not c.moves
+            and not c.people_created
+            and not c.people_deleted
+            and (not len(self.f.ids) or self.meta.get(META_LAST_FACE) == str(int(self.f.ids.max())))
+            and self.meta.get(META_PARAMS) == _params_text(params)
+        )
+
+
+def _params_text(params: ClusterParams) -> str:
+    return json.dumps(asdict(params), sort_keys=True)
 
 
 def _plan(
@@ -548,7 +563,8 @@ def _plan(
     changes.unassigned_faces = int((owner == -1).sum())
     _describe(changes, f, owner, people)
     inputs = _Inputs.of(f, rejected, people, last_face, last_scan)
-    return _Plan(changes, f, owner, people, named, inputs)
+    meta = {key: _get_meta(session, key) for key in (META_LAST_FACE, META_PARAMS)}
+    return _Plan(changes, f, owner, people, named, inputs, meta)
 
 
 def cluster_catalog(
@@ -602,8 +618,8 @@ def cluster_catalog(
             plan = _plan(session, index, params, changes, progress)
             if locked:
                 _write(session, plan, params)
-        if dry_run or locked:
-            break
+        if dry_run or locked or plan.writes_nothing(params):
+            break  # (nothing to write: a repeated run takes no lock and reads nothing more)
         with catalog.session() as session:
             hold_write_lock(session, what)
             if _Inputs.read(session).same_as(plan.inputs):
@@ -619,7 +635,7 @@ def _write(session: Session, plan: _Plan, params: ClusterParams) -> None:
     _apply(session, plan.changes, plan.f, plan.owner, plan.people)
     if len(plan.f.ids):
         _set_meta(session, META_LAST_FACE, str(int(plan.f.ids.max())))
-    _set_meta(session, META_PARAMS, json.dumps(asdict(params), sort_keys=True))
+    _set_meta(session, META_PARAMS, _params_text(params))
 
 
 def _describe(
