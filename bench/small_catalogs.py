@@ -86,7 +86,7 @@ def main() -> None:
         f" {args.min_photos} labelled photos, {int((per == 1).sum())} with one;"
         f" {args.trials} trials; {args.strangers} strangers per catalog"
     )
-    print(f"{'people x photos':<16}" + "".join(f"{name:>34}" for name in settings))
+    print(f"{'people x photos':<16}" + "".join(f"{name:>32}" for name in settings))
     for k in args.people:
         for n in args.photos:
             rng = np.random.default_rng(1000 * k + n)
