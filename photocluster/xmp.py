@@ -51,7 +51,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocluster.analyse import hash_file
-from photocluster.db import Catalog
+from photocluster.db import Catalog, hold_write_lock
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.models import Face, Person, Photo, PhotoStatus
 from photocluster.progress import NoProgress, Progress
@@ -810,6 +810,10 @@ def import_xmp(
     prefix = folder.rstrip(os.sep) + os.sep
 
     with catalog.session() as session:
+        if not options.dry_run:
+            # before the reads the decisions below are based on: a decision someone makes
+            # meanwhile is seen, never overwritten (see db.hold_write_lock)
+            hold_write_lock(session, "import-xmp")
         rows = session.execute(
             select(
                 Photo.id,

@@ -532,3 +532,48 @@ def test_cli_export_xmp_and_import_xmp(
     assert data["matched"] == 5 and data["assigned"] == 5  # named by clustering, now confirmed
     missing = runner.invoke(app, ["import-xmp", str(lib / "nope"), "--db", db_path])
     assert missing.exit_code == 1 and "Folder not found" in missing.stderr
+
+
+def test_import_waits_for_a_decision_being_made_and_never_overwrites_it(
+    unnamed: tuple[Path, Catalog], db_path: str, tmp_path: Path
+) -> None:
+    """Another process confirms cyd's face as Bob while import-xmp starts: the import waits
+    for that writer before it reads, so it sees Bob's confirmed face as a conflict instead of
+    overwriting it with a decision planned on what it read before."""
+    import subprocess
+    import sys
+    import time
+
+    lib, cat = unnamed
+    (lib / "cyd.jpg.xmp").write_text(regions_xml([("Cyd", (0.2375, 0.3167, 0.175, 0.2333))]))
+    holding = tmp_path / "holding"
+    script = f"""
+import time
+from datetime import datetime
+from pathlib import Path
+from sqlalchemy import select
+from photocluster.db import open_catalog
+from photocluster.models import Person, Photo
+cat = open_catalog({db_path!r})
+with cat.write_session("assign") as s:
+    Path({str(holding)!r}).write_text("yes")
+    time.sleep(1.5)
+    bob = Person(name="Bob", hidden=False, created_at=datetime(2024, 1, 1))
+    s.add(bob)
+    s.flush()
+    photo = s.scalars(select(Photo).where(Photo.path == {str(lib / "cyd.jpg")!r})).one()
+    for face in photo.faces:
+        face.person_id, face.confirmed = bob.id, True
+cat.close()
+"""
+    other = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not holding.exists():
+            assert other.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        summary = import_xmp(cat, ImportOptions(folder=str(lib)))
+    finally:
+        assert other.wait(timeout=30) == 0
+    assert summary.conflicts == [(str(lib / "cyd.jpg"), "Cyd", "Bob")]
+    assert faces_by_name(cat) == {"Bob": [("cyd.jpg", True)]}
