@@ -752,13 +752,33 @@ def attach_faces(
     if len(ids) == 0:
         return out
     limits = ratio * spread if ratio > 0 else None
-    out = assign_to_centroids(
-        x[rows], cents, ids, distance, margin=margin, forbidden=forbidden, limits=limits
-    )
+    theirs = None
+    todo = np.arange(len(rows))
     if share > 0 and near is not None:
         valid = near >= 0
         theirs = np.where(valid, labels[np.where(valid, near, 0)], NOISE)
-        agree = ((theirs == out[:, None]) & valid).sum(axis=1)
+        # Only a face whose nearest faces give some cluster enough votes can pass the share
+        # test below: the others (most strangers) need no centroid search, which is the cost
+        # of this step at a million faces.
+        votes = np.sort(np.where(theirs >= 0, theirs, NOISE), axis=1)
+        run = np.ones(votes.shape, dtype=np.int64)
+        for j in range(1, votes.shape[1]):
+            same = (votes[:, j] == votes[:, j - 1]) & (votes[:, j] >= 0)
+            run[:, j] = np.where(same, run[:, j - 1] + 1, 1)
+        run[votes < 0] = 0
+        todo = np.flatnonzero(run.max(axis=1) >= share * near.shape[1])
+    if len(todo):
+        out[todo] = assign_to_centroids(
+            x[rows[todo]],
+            cents,
+            ids,
+            distance,
+            margin=margin,
+            forbidden=None if forbidden is None else [forbidden[i] for i in todo.tolist()],
+            limits=limits,
+        )
+    if theirs is not None and near is not None:
+        agree = ((theirs == out[:, None]) & (near >= 0)).sum(axis=1)
         out[agree < share * near.shape[1]] = NOISE
     return out
 
@@ -1035,8 +1055,9 @@ def pair_close_noise(
     With ``nearest``, two faces are linked only when each is among the other's two nearest
     faces in the whole catalog (mutual nearest neighbours): in a dense population a stranger is
     often within the distance of someone, but rarely that someone's nearest face. Faces of one
-    photo are never linked, and a chain is kept only if it has no two faces of one photo. Uses
-    a radius search, so memory stays linear in the number of leftover faces.
+    photo are never linked, and a chain is kept only if it has no two faces of one photo. With
+    ``nearest`` the links come from each leftover face's two nearest faces (linear in the
+    leftovers); without it, from a radius search.
     """
     labels = labels.copy()
     noise = np.flatnonzero(labels < 0)
@@ -1047,30 +1068,37 @@ def pair_close_noise(
     from sklearn.neighbors import NearestNeighbors
 
     xn = x[noise]
-    nn = NearestNeighbors(radius=distance).fit(xn)
-    neighbours = nn.radius_neighbors(xn, return_distance=False)
-    rows = np.repeat(np.arange(len(xn)), [len(n) for n in neighbours])
-    cols = np.concatenate(neighbours) if len(neighbours) else np.zeros(0, dtype=np.int64)
-    keep = rows != cols
-    if groups is not None:
-        g = np.asarray(groups)[noise]
+    g = np.asarray(groups)[noise] if groups is not None else None
+    if nearest is not None:
+        # Mutual nearest neighbours are found among each face's two nearest faces: no radius
+        # search (which grew with the square of the leftovers: minutes at a million faces
+        # with many one-photo strangers).
+        two = nearest.of(noise)[:, :2]
+        position = np.full(len(x), -1, dtype=np.int64)
+        position[noise] = np.arange(len(noise))
+        rows = np.repeat(np.arange(len(noise)), 2)
+        cols = np.where(two.reshape(-1) >= 0, position[np.maximum(two.reshape(-1), 0)], -1)
+        keep = cols >= 0
+        rows, cols = rows[keep], cols[keep]
+        back = (two[cols] == noise[rows][:, None]).any(axis=1)
+        close = np.linalg.norm(xn[rows] - xn[cols], axis=1) <= distance
+        keep = back & close & (rows != cols)
+    else:
+        nn = NearestNeighbors(radius=distance).fit(xn)
+        neighbours = nn.radius_neighbors(xn, return_distance=False)
+        rows = np.repeat(np.arange(len(xn)), [len(n) for n in neighbours])
+        cols = np.concatenate(neighbours) if len(neighbours) else np.zeros(0, dtype=np.int64)
+        keep = rows != cols
+    if g is not None:
         keep &= g[rows] != g[cols]
     rows, cols = rows[keep], cols[keep]
-    if nearest is not None and len(rows):
-        linked = np.unique(np.r_[rows, cols])
-        two = np.full((len(xn), 2), -1, dtype=np.int64)
-        two[linked] = nearest.of(noise[linked])[:, :2]
-        mutual = (two[rows] == noise[cols][:, None]).any(axis=1) & (
-            two[cols] == noise[rows][:, None]
-        ).any(axis=1)
-        rows, cols = rows[mutual], cols[mutual]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(xn), len(xn)))
     _, component = connected_components(graph, directed=False)
     next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
     for members in members_by_label(component)[1]:
         if len(members) < 2:
             continue
-        if groups is not None and len(set(g[members].tolist())) < len(members):
+        if g is not None and len(set(g[members].tolist())) < len(members):
             continue  # a chain through two faces of one photo is not one person
         labels[noise[members]] = next_label
         next_label += 1
