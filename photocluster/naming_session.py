@@ -21,14 +21,15 @@ number means the face it was printed on even in a viewer still showing an older 
 A suggestion is the named person whose faces are nearest to this person's faces (the median
 distance over all pairs of this person's most typical faces and that person's most typical
 faces), offered only when the two look as alike as their own photos do, the test `cluster` uses
-to join two clusters: at least ``MERGE_SHARE`` of those pairs within the larger of the two
-people's own ``OWN_PAIRS_PERCENTILE`` pair distances, capped at ``SAME_PERSON`` (two single
-faces: ``PAIR_DISTANCE``); never a person that rejected any of these faces. One global distance
-was not safe where faces are dense: with each labelled person of ../shared/lfw-dev split into a
-named and an unnamed half (3 draws), a median under ``SAME_PERSON`` alone offered a wrong name
-to 5.3 % of the people with no named half and 8.5 % of one-photo strangers; this test to 0 % and
-0.6 %, while the halves got their own name 98.2 % of the time instead of 99.1 % (on
-../shared/faces: 100 % both ways, no wrong suggestion).
+to join two clusters, with the looser person's limit (the user confirms a suggestion; `cluster`,
+deciding alone, takes the tighter one's): at least ``MERGE_SHARE`` of those pairs within the
+larger of the two people's own ``OWN_PAIRS_PERCENTILE`` pair distances, capped at
+``SAME_PERSON`` (two single faces: ``PAIR_DISTANCE``); never a person that rejected any of
+these faces. One global distance was not safe where faces are dense: with each labelled person
+of ../shared/lfw-dev split into a named and an unnamed half (3 draws), a median under
+``SAME_PERSON`` alone offered a wrong name to 5.3 % of the people with no named half and 8.5 %
+of one-photo strangers; this test to 0 % and 0.6 %, while the halves got their own name 98.2 %
+of the time instead of 99.1 % (on ../shared/faces: 100 % both ways, no wrong suggestion).
 """
 
 from __future__ import annotations

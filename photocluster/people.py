@@ -265,13 +265,14 @@ def _face_index(catalog: Catalog, index_dir: Path | None) -> FaceIndex | None:
         return None
 
 
-def _nearest_faces(f: _Faces, rows: np.ndarray) -> np.ndarray:
-    """The ``ATTACH_NEIGHBOURS`` nearest faces of each face ``rows[i]``: by exact search, or from
-    the face index's HNSW graph when that search would be long (many new faces, a large catalog)."""
+def _nearest_faces(f: _Faces, rows: np.ndarray) -> NearestFaces:
+    """Each face's ``ATTACH_NEIGHBOURS`` nearest faces (asked for ``rows`` and their nearest): by
+    exact search, or from the face index's HNSW graph when that search would be long (many new
+    faces, a large catalog)."""
     graph = None
     if f.neighbours is not None and len(rows) * len(f.x) > _EXACT_SEARCH_WORK:
         graph = f.neighbours(ATTACH_NEIGHBOURS + 1)[1]
-    return NearestFaces(f.x, ATTACH_NEIGHBOURS, graph).of(rows)
+    return NearestFaces(f.x, ATTACH_NEIGHBOURS, graph)
 
 
 # Face pairs compared by an exact search for new faces' nearest faces before the face index's
@@ -300,8 +301,10 @@ def _plan_incremental(
 
     if len(new_idx) and (owner != -1).any():
         # The same rule as a leftover face joining a cluster: near the person's centroid
-        # within its own spread, clearly nearer than the runner-up, and the face's own
-        # nearest faces mostly that person's.
+        # within its own spread (or mutual nearest neighbours with some of the person's faces),
+        # clearly nearer than the runner-up, and the face's own nearest faces mostly that
+        # person's.
+        nearest = _nearest_faces(f, new_idx) if params.attach_share > 0 else None
         got = attach_faces(
             f.x,
             owner,
@@ -310,9 +313,11 @@ def _plan_incremental(
             params.attach_margin,
             ratio=params.spread_ratio,
             share=params.attach_share,
-            near=_nearest_faces(f, new_idx) if params.attach_share > 0 else None,
+            near=None if nearest is None else nearest.of(new_idx),
             forbidden=forbidden_for(new_idx),
             copies=copy_ids(f.x),
+            mutual=params.attach_mutual,
+            nearest=nearest,
         )
         # Two new faces of one photo may pick the same person: the per-person rule sorts it out.
         owner[new_idx] = got

@@ -82,6 +82,12 @@ SPREAD_RATIO = 1.5
 # the distance to a centroid. A stranger between people has a mixed neighbourhood.
 ATTACH_SHARE = 0.6
 ATTACH_NEIGHBOURS = 5
+# ... or, beyond the spread, when at least this many of those nearest faces count the face among
+# their own ATTACH_NEIGHBOURS nearest (mutual nearest neighbours). See ATTACH_MUTUAL above.
+ATTACH_MUTUAL = 2
+# ... counted only in a catalog of at least this many faces, where ATTACH_NEIGHBOURS faces are
+# at most 1 % of it (in a small catalog every nearby face is in everyone's few nearest).
+MUTUAL_MIN_FACES = 100 * ATTACH_NEIGHBOURS
 # The split and merge steps compare the pairs across two groups with each group's own pairs:
 # this percentile of its own pair distances (capped at SAME_PERSON) is "as alike as its own
 # photos". See MERGE_SHARE above.

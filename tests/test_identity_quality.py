@@ -19,16 +19,27 @@ from sqlalchemy import insert, select
 
 from photocluster.clustering import (
     ClusterParams,
+    NearestFaces,
+    attach_noise,
     cluster_embeddings,
     hdbscan_labels,
     merge_alike_clusters,
+    spreads,
 )
 from photocluster.db import Catalog, embedding_to_blob
 from photocluster.encoder import EncoderParams
 from photocluster.evaluate import pairwise_prf
 from photocluster.models import Face, Photo
 from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.thresholds import ATTACH_DISTANCE, SAME_PERSON
+from photocluster.thresholds import (
+    ATTACH_DISTANCE,
+    ATTACH_MUTUAL,
+    ATTACH_NEIGHBOURS,
+    MERGE_SHARE,
+    MUTUAL_MIN_FACES,
+    SAME_PERSON,
+    SPREAD_RATIO,
+)
 from tests.conftest import ROOT
 
 LFW_DEV = ROOT.parent / "shared" / "lfw-dev" / "lfw"
@@ -261,3 +272,91 @@ def test_copies_share_their_original_s_person_above_the_k_nn_threshold() -> None
     assert (given == built).all()
     assert (given[-300:] == given[pick]).all()
     assert pairwise_prf(truth, given).precision > 0.99
+
+
+def _odd_photo_and_stranger(
+    background: int = 100, seed: int = 3
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Person 0 (four photos near their centre, two from another era further out along one
+    direction), an odd photo of theirs beyond that era, a stranger as far from the person's
+    centre in another direction, and ``background`` other people of six photos each far away.
+    Returns the faces, the labels a clustering would give (the odd photo and the stranger -1),
+    and the rows of the odd photo and the stranger."""
+    rng = np.random.default_rng(seed)
+    centre = _unit(rng) * 0.75
+    era = _unit(rng)
+    jitter = 0.08 / np.sqrt(128)
+    core = centre + rng.normal(scale=jitter, size=(4, 128))
+    later = centre + 0.15 * era + rng.normal(scale=0.03 / np.sqrt(128), size=(2, 128))
+    odd = centre + 0.28 * era
+    stranger = centre + 0.23 * _unit(rng)
+    xs, labels = [core, later, odd[None], stranger[None]], [0] * 6 + [-1, -1]
+    for k in range(1, background + 1):
+        xs.append(_unit(rng) * 0.75 + rng.normal(scale=jitter, size=(6, 128)))
+        labels += [k] * 6
+    return np.vstack(xs), np.array(labels), 6, 7
+
+
+def test_nearest_faces_tells_mutual_neighbours() -> None:
+    x, _, odd, stranger = _odd_photo_and_stranger(background=2)
+    nearest = NearestFaces(x, ATTACH_NEIGHBOURS)
+    rows = np.array([odd, stranger])
+    near = nearest.of(rows)
+    back = nearest.mutual(rows, near)
+    # the odd photo is among the nearest of the two photos of its era; nobody has the stranger
+    assert set(near[0][back[0]].tolist()) == {4, 5}
+    assert not back[1].any()
+    assert not nearest.mutual(rows, np.full((2, ATTACH_NEIGHBOURS), -1)).any()
+
+
+def test_a_persons_odd_photo_joins_by_mutual_neighbours_and_a_stranger_does_not() -> None:
+    """Both are beyond the person's spread and have only the person's photos as their nearest
+    faces; the odd photo is among the nearest faces of some of those photos, the stranger of
+    none."""
+    x, labels, odd, stranger = _odd_photo_and_stranger()
+    assert len(x) >= MUTUAL_MIN_FACES
+    _, cents, spread = spreads(x, labels)
+    for row in (odd, stranger):  # the premise: beyond the spread, within the global cap
+        d = np.linalg.norm(x[row] - cents[0])
+        assert SPREAD_RATIO * spread[0] < d < ATTACH_DISTANCE
+    params = ClusterParams()
+
+    def attached(mutual: int, faces: np.ndarray, known: np.ndarray) -> np.ndarray:
+        return attach_noise(
+            faces,
+            known,
+            params.attach_distance,
+            params.attach_margin,
+            ratio=params.spread_ratio,
+            share=params.attach_share,
+            nearest=NearestFaces(faces, ATTACH_NEIGHBOURS),
+            mutual=mutual,
+        )
+
+    got = attached(ATTACH_MUTUAL, x, labels)
+    assert got[odd] == 0 and got[stranger] == -1
+    assert (got[labels >= 0] == labels[labels >= 0]).all()
+    off = attached(0, x, labels)
+    assert off[odd] == -1 and off[stranger] == -1  # within the spread only, neither joins
+    # a small catalog (the person and the two faces alone): no mutual evidence is counted
+    small = attached(ATTACH_MUTUAL, x[:8], labels[:8])
+    assert small[odd] == -1 and small[stranger] == -1
+
+
+def test_merge_is_limited_by_the_tighter_persons_own_photos() -> None:
+    """A loose person's photos are 0.4-0.5 apart; a tight person 0.25 away has every cross pair
+    within the loose person's 90th-percentile distance, but none within their own: not one
+    person."""
+    rng = np.random.default_rng(4)
+    centre = _unit(rng) * 0.75
+    loose = centre + rng.normal(scale=0.3 / np.sqrt(128), size=(10, 128))
+    tight = centre + 0.25 * _unit(rng) + rng.normal(scale=0.05 / np.sqrt(128), size=(10, 128))
+    x = np.vstack([loose, tight])
+    labels = np.array([0] * 10 + [1] * 10)
+    cross = np.linalg.norm(loose[:, None] - tight[None], axis=2)
+    own = [
+        np.linalg.norm(g[:, None] - g[None], axis=2)[np.triu_indices(10, 1)] for g in (loose, tight)
+    ]
+    assert (cross <= np.percentile(own[0], 90)).mean() > 0.5  # the looser limit would join them
+    assert (cross <= np.percentile(own[1], 90)).mean() < 0.5
+    assert (merge_alike_clusters(x, labels, share=MERGE_SHARE) == labels).all()

@@ -35,7 +35,7 @@ from photocluster.people import (
 )
 from photocluster.report import build_report
 from photocluster.settings import Settings
-from photocluster.thresholds import SAME_PERSON
+from photocluster.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
 
 _D = ClusterParams()
 
@@ -97,6 +97,12 @@ _ATTACH_SHARE_HELP = (
     "faces are that person's (0 = no such test)."
 )
 AttachShare = Annotated[float, typer.Option(help=_ATTACH_SHARE_HELP, min=0.0, max=1.0)]
+_ATTACH_MUTUAL_HELP = (
+    "Beyond a person's spread, a leftover or new face still joins when at least this many of its "
+    f"{ATTACH_NEIGHBOURS} nearest faces are that person's and count it among their own "
+    f"{ATTACH_NEIGHBOURS} nearest (mutual nearest neighbours; 0 = never)."
+)
+AttachMutual = Annotated[int, typer.Option(help=_ATTACH_MUTUAL_HELP, min=0, max=ATTACH_NEIGHBOURS)]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -114,6 +120,7 @@ def build_params(
     merge_share: float = _D.merge_share,
     spread_ratio: float = _D.spread_ratio,
     attach_share: float = _D.attach_share,
+    attach_mutual: int = _D.attach_mutual,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -128,6 +135,7 @@ def build_params(
             merge_share=merge_share,
             spread_ratio=spread_ratio,
             attach_share=attach_share,
+            attach_mutual=attach_mutual,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -309,6 +317,10 @@ def cluster_command(
     attach_share: Annotated[
         float | None, typer.Option(help=_remembered(_ATTACH_SHARE_HELP), min=0.0, max=1.0)
     ] = None,
+    attach_mutual: Annotated[
+        int | None,
+        typer.Option(help=_remembered(_ATTACH_MUTUAL_HELP), min=0, max=ATTACH_NEIGHBOURS),
+    ] = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -321,16 +333,18 @@ def cluster_command(
     """Group faces into people (HDBSCAN), keeping every id, name and decision.
 
     By default only faces new since the last run are placed: first with an existing person
-    when the face is near that person's mean face, within the person's own spread, and most of
-    its nearest faces are that person's; the rest are clustered with earlier leftovers. Two
+    when the face is near that person's mean face, within the person's own spread (or, beyond
+    it, mutual nearest neighbours with some of that person's faces), and most of its nearest
+    faces are that person's; the rest are clustered with earlier leftovers. Two
     faces of one photo never end up in one person. Faces with no clear person stay unassigned
     (cheap to review; a wrong face in a person costs a correction). Defaults were measured on
     labelled photos, with and without many one-photo strangers (README "How thresholds were
     chosen").
 
     Built-in defaults: min cluster size 4, min samples 3, spread ratio 1.5, attach share 0.6,
-    attach distance 0.54, pair distance 0.43, split share 0.2, merge share 0.5, merge distance
-    off. Parameters you give are remembered; --defaults forgets them.
+    attach mutual 2, attach distance 0.54, pair distance 0.43, split share 0.2, merge share
+    0.5, merge distance off. Parameters you give are remembered; --defaults
+    forgets them.
 
     --full re-clusters every face. Unnamed faces then group as in a fresh catalog (confirmed
     faces and rejections aside), so a wrong merge made with other parameters is undone; named
@@ -357,6 +371,7 @@ def cluster_command(
         "merge_share": merge_share,
         "spread_ratio": spread_ratio,
         "attach_share": attach_share,
+        "attach_mutual": attach_mutual,
     }
     with catalog_for(settings, write=not dry_run, verify=True) as catalog:
         base = (None if defaults else saved_params(catalog)) or ClusterParams()
@@ -606,6 +621,7 @@ def eval_command(
     merge_share: MergeShare = _D.merge_share,
     spread_ratio: SpreadRatio = _D.spread_ratio,
     attach_share: AttachShare = _D.attach_share,
+    attach_mutual: AttachMutual = _D.attach_mutual,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -651,6 +667,7 @@ def eval_command(
         merge_share,
         spread_ratio,
         attach_share,
+        attach_mutual,
     )
     with tempfile.TemporaryDirectory(prefix="photocluster-eval-") as tmp:
         path = catalog or str(Path(tmp) / "eval.sqlite3")
