@@ -145,6 +145,7 @@ def main() -> None:
             "method": ["leaf"],
             "spread_ratio": [0.0, 1.3, 1.4, 1.6, 1.8, 2.0],
             "attach_share": [0.0, 0.4, 0.8, 1.0],
+            "attach_mutual": [0, 1, 3],
             "attach_distance": [0.0, 0.5, 0.56, 0.6],
             "attach_margin": [0.0, 0.02, 0.1],
             "eject_distance": [0.0, 0.55, 0.7],
@@ -167,6 +168,7 @@ def main() -> None:
         split_share=0.0,
         eject_distance=0.0,
         spread_ratio=0.0,
+        attach_mutual=0,
     )
     for mcs, ms in ((5, 5), (6, 4), (4, 3)):
         row(
@@ -174,7 +176,7 @@ def main() -> None:
             sets,
             ClusterParams(min_cluster_size=mcs, min_samples=ms, **plain),  # type: ignore[arg-type]
         )
-    old = dict(spread_ratio=0.0, attach_share=0.0)
+    old = dict(spread_ratio=0.0, attach_share=0.0, attach_mutual=0)
     row("  round-1 rules (global)", sets, ClusterParams(**old))  # type: ignore[arg-type]
 
 
