@@ -845,13 +845,24 @@ def _attach_mutual(
     rest = todo[out[todo] < 0]
     if len(rest) == 0 or len(nearest.x) < MUTUAL_MIN_FACES:
         return out
-    got = assign(rest, None)
-    voted = theirs[rest] == got[:, None]
-    ok = (got >= 0) & ((voted & (near[rest] >= 0)).sum(axis=1) >= share * near.shape[1])
-    rest, got, voted = rest[ok], got[ok], voted[ok]
+    # The evidence first (the cluster most of its nearest faces are in, and whether they count
+    # it among theirs: read from the k-NN lists), then the centroid search for the few with it.
+    valid = near[rest] >= 0
+    mine = np.where(valid, theirs[rest], NOISE)
+    votes = ((mine[:, :, None] == mine[:, None, :]) & (mine[:, None, :] >= 0)).sum(axis=2)
+    best = np.argmax(votes, axis=1)
+    cand = mine[np.arange(len(rest)), best]
+    voted = (mine == cand[:, None]) & (cand[:, None] >= 0)
+    ok = (cand >= 0) & (voted.sum(axis=1) >= max(share * near.shape[1], mutual))
+    rest, cand, voted = rest[ok], cand[ok], voted[ok]
+    if len(rest) == 0:
+        return out
+    back = nearest.mutual(rows[rest], near[rest])
+    ok = (voted & back).sum(axis=1) >= mutual
+    rest, cand = rest[ok], cand[ok]
     if len(rest):
-        back = nearest.mutual(rows[rest], near[rest])
-        ok = (voted & back).sum(axis=1) >= mutual
+        got = assign(rest, None)
+        ok = got == cand
         out[rest[ok]] = got[ok]
     return out
 
