@@ -89,10 +89,11 @@ class DlibEncoder:
         self.detector_kind = detector
         self._detector: Any = None
         self._predictor: Any = None
-        self._resnet: Any = None
+        self._resnet: Any = None  # loaded on first use: the ONNX encoder may never need it
+        self._resnet_path = ""
 
     def _load(self) -> None:
-        if self._resnet is not None:
+        if self._predictor is not None:
             return
         import dlib
 
@@ -108,7 +109,7 @@ class DlibEncoder:
         else:
             self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-        self._resnet = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        self._resnet_path = models.face_recognition_model_location()
 
     def detect(self, pixels: np.ndarray, upsample: int) -> list[Box]:
         self._load()
@@ -134,10 +135,30 @@ class DlibEncoder:
             shape = self._predictor(pixels, dlib.rectangle(left, top, right, bottom))
             chip = dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
             chips += [chip, np.ascontiguousarray(chip[:, ::-1])]
-        vectors = np.asarray(self._resnet.compute_face_descriptor(chips, jitters), np.float32)
+        vectors = self.descriptors(chips, jitters)
         return list(vectors.reshape(len(boxes), 2, -1).mean(axis=1))
 
+    def descriptors(self, chips: list[np.ndarray], jitters: int) -> np.ndarray:
+        """dlib's 128-d descriptor of each 150x150 chip, in one call."""
+        self._load()
+        if self._resnet is None:
+            import dlib
 
-def make_encoder(params: EncoderParams) -> FaceEncoder:
-    """The production encoder factory (picklable by reference for worker processes)."""
-    return DlibEncoder(params.detector)
+            self._resnet = dlib.face_recognition_model_v1(self._resnet_path)
+        return np.asarray(self._resnet.compute_face_descriptor(chips, jitters), np.float32)
+
+
+def make_encoder(
+    params: EncoderParams, backend: str = "dlib", onnx_path: str | None = None
+) -> FaceEncoder:
+    """The production encoder factory (picklable by reference for worker processes, also as a
+    ``functools.partial``). ``backend``: ``dlib``, or ``auto``/``onnx`` for dlib's descriptor
+    through ONNX Runtime (onnx_encoder.OnnxEncoder, with dlib as its fallback; `scan` decides
+    with onnx_encoder.choose_encoder). The model id is the same."""
+    if backend == "dlib":
+        return DlibEncoder(params.detector)
+    from pathlib import Path
+
+    from photocluster.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(params.detector, Path(onnx_path) if onnx_path else None)
