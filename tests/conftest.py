@@ -36,6 +36,9 @@ def _set_home(mp: pytest.MonkeyPatch, home: Path) -> None:
     mp.setenv("PHOTOCLUSTER_HOME", str(home / "photocluster"))
     mp.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
     mp.delenv("PHOTOCLUSTER_DB", raising=False)
+    # `scan` checks (and the first time converts) the ONNX face model with real dlib; tests
+    # with fake encoders must not, so the CLI's default is dlib here. ONNX tests ask for it.
+    mp.setenv("PHOTOCLUSTER_ENCODER", "dlib")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,6 +47,8 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("session-home")
     with pytest.MonkeyPatch.context() as mp:
         _set_home(mp, home)
+        # One model cache for the whole run: the ONNX face model is converted once.
+        mp.setenv("PHOTOCLUSTER_MODEL_CACHE", str(home / "models"))
         yield home
 
 

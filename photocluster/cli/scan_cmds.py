@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,7 @@ from photocluster.dask_executor import DaskCluster
 from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
+from photocluster.executors import EncoderFactory
 from photocluster.scan import ScanOptions, ScanSummary, scan
 from photocluster.settings import Settings, demo_db, is_sample_library
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 SMALL_FACES_DETECT_SIZE = 2400
 ENV_SCHEDULER = "PHOTOCLUSTER_SCHEDULER"
+ENV_ENCODER = "PHOTOCLUSTER_ENCODER"
 
 
 def _clustered_dict(c: ClusterChanges | None) -> dict[str, int] | None:
@@ -168,6 +171,16 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    encoder: Annotated[
+        str,
+        typer.Option(
+            "--encoder",
+            help="Face descriptor code: auto (dlib's network through ONNX Runtime, converted "
+            "once and checked against dlib; dlib if that fails), onnx (the same) or dlib. "
+            "The numbers are the same either way.",
+            envvar=ENV_ENCODER,
+        ),
+    ] = "auto",
     no_cluster: Annotated[
         bool,
         typer.Option(
@@ -191,6 +204,8 @@ def scan_command(
 
     Example: photocluster scan ~/Pictures --jobs 2
     """
+    from photocluster.onnx_encoder import BACKENDS
+
     demo = db is None and is_sample_library(folder)
     settings = make_settings(demo_db() if demo else db, quiet)
     try:
@@ -201,6 +216,8 @@ def scan_command(
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
+    if encoder not in BACKENDS:
+        raise PhotoclusterError(f"unknown encoder {encoder!r} (choose {', '.join(BACKENDS)})")
     if executor not in ("local", "dask"):
         raise PhotoclusterError(f"unknown executor {executor!r} (choose local or dask)")
     if executor == "dask" and not scheduler:
@@ -229,11 +246,12 @@ def scan_command(
                 f"their own, {settings.db} (your catalog is not touched)."
             )
         catalog = stack.enter_context(catalog_for(settings, write=True, verify=True))
+        options.encoder_factory, descriptor = _encoder_factory(encoder, executor, settings.quiet)
         summary = scan(catalog, options, TqdmProgress(settings.quiet))
         clustered = None if no_cluster else _cluster_after_scan(catalog, settings)
         _index_after_scan(catalog, settings)
     if as_json:
-        out(json.dumps(_summary_dict(summary, clustered), indent=2))
+        out(json.dumps({**_summary_dict(summary, clustered), "descriptor": descriptor}, indent=2))
     else:
         _print_summary(summary, clustered)
     if demo:
@@ -243,6 +261,24 @@ def scan_command(
             f"Look at the demo with --db: `{prog} people --db {settings.db}`, then "
             f"`{prog} name --db {settings.db}`."
         )
+
+
+def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
+    """Decide once, before any worker starts, which descriptor code runs (converting dlib's
+    model for ONNX Runtime the first time); a fallback to dlib is one line on stderr."""
+    from photocluster.encoder import make_encoder
+    from photocluster.onnx_encoder import choose_encoder
+
+    if backend == "dlib":
+        return functools.partial(make_encoder, backend="dlib"), "dlib"
+    choice = choose_encoder(backend)
+    if choice.note:
+        err(f"note: {choice.note}")
+    if choice.converted and not quiet:
+        err(f"Converted dlib's face model for ONNX Runtime (checked): {choice.onnx_path}")
+    # Dask workers may be other machines: each finds (or makes) the model in its own cache.
+    path = str(choice.onnx_path) if choice.onnx_path and executor == "local" else None
+    return functools.partial(make_encoder, backend=choice.backend, onnx_path=path), choice.backend
 
 
 def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges | None:
