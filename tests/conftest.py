@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from photocluster.cli.commands import load_all
 from photocluster.db import Catalog, open_catalog
 from photocluster.encoder import EncoderParams
 from photocluster.scan import ScanOptions
 from tests.fakes import FakeEncoder
+
+# The CLI imports only the module of the command it runs; tests invoke any command on `app`.
+load_all()
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"

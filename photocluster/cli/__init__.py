@@ -1,6 +1,8 @@
 """The `photocluster` command: parses, wires and prints. All real work is in the core modules.
 
-Each area registers its commands on :data:`app` from its own module.
+Each area registers its commands on :data:`app` from its own module; :func:`main` imports only
+the module of the command being run (:mod:`photocluster.cli.commands`). Code that wants every
+command on :data:`app` (tests) calls ``commands.load_all()``.
 """
 
 from __future__ import annotations
@@ -8,13 +10,8 @@ from __future__ import annotations
 import io
 import sys
 
-from photocluster.cli import export_cmds as _export_cmds  # noqa: F401  (registers commands)
-from photocluster.cli import find_cmds as _find_cmds  # noqa: F401  (registers commands)
-from photocluster.cli import naming_cmds as _naming_cmds  # noqa: F401  (registers commands)
-from photocluster.cli import people_cmds as _people_cmds  # noqa: F401  (registers commands)
-from photocluster.cli import scan_cmds as _scan_cmds  # noqa: F401  (registers commands)
-from photocluster.cli import tune_cmds as _tune_cmds  # noqa: F401  (registers commands)
 from photocluster.cli.app import app
+from photocluster.cli.commands import load_for
 
 
 def main() -> None:
@@ -22,6 +19,7 @@ def main() -> None:
     # stopping the command; stderr already escapes such bytes.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="surrogateescape")
+    load_for(sys.argv[1:])
     app()
 
 

@@ -108,16 +108,24 @@ class _Group(TyperGroup):
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         placed: set[str] = set()
-        sections = [*JOURNEY, ("Other commands", list(self.commands))]
+        # Commands whose module was not imported (photocluster --help imports none of them):
+        # their help is read from the source (cli/commands.py).
+        docs: dict[str, str] = {}
+        if any(name not in self.commands for _, names in JOURNEY for name in names):
+            from photocluster.cli.commands import command_docs
+
+            docs = command_docs()
+        sections = [*JOURNEY, ("Other commands", [*self.commands, *docs])]
         for title, names in sections:
             rows = []
             for name in names:
                 cmd = self.commands.get(name)
-                if cmd is None or cmd.hidden or name in placed:
+                if (cmd is None and name not in docs) or (cmd and cmd.hidden) or name in placed:
                     continue
                 placed.add(name)
+                text = (cmd.short_help or cmd.help or "") if cmd else docs[name]
                 # The whole first paragraph, wrapped, instead of a line cut off with "...".
-                first = inspect.cleandoc(cmd.short_help or cmd.help or "").split("\n\n")[0]
+                first = inspect.cleandoc(text).split("\n\n")[0]
                 rows.append((name, " ".join(first.split())))
             if rows:
                 with formatter.section(title):
