@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # numpy and Pillow are imported where used: `photocluster status` needs neither
+    import numpy as np
 
 # dlib's ResNet on the aligned face and on its mirror image, averaged (test-time flip
 # augmentation). On ../shared/faces it raises the same-person pairs accepted at a 1e-3
@@ -113,6 +113,9 @@ class DlibEncoder:
 
     def detect(self, pixels: np.ndarray, upsample: int) -> list[Box]:
         self._load()
+        import numpy as np
+        from PIL import Image
+
         if self.detector_kind == "hog" and pixels.ndim == 3:
             # dlib's HOG takes the strongest gradient over the colour channels; on grey pixels it
             # finds the same faces (measured on 12-MP photos) in two thirds of the time.
@@ -127,6 +130,7 @@ class DlibEncoder:
         chip and of its mirror image."""
         self._load()
         import dlib
+        import numpy as np
 
         if not boxes:
             return []
@@ -140,6 +144,8 @@ class DlibEncoder:
 
     def descriptors(self, chips: list[np.ndarray], jitters: int) -> np.ndarray:
         """dlib's 128-d descriptor of each 150x150 chip, in one call."""
+        import numpy as np
+
         self._load()
         if self._resnet is None:
             import dlib

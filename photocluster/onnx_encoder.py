@@ -240,7 +240,9 @@ class EncoderChoice:
     converted: bool = False
 
 
-def choose_encoder(backend: str = "auto", cache: Path | None = None) -> EncoderChoice:
+def choose_encoder(
+    backend: str = "auto", cache: Path | None = None, dat: Path | None = None
+) -> EncoderChoice:
     """``dlib``: dlib's descriptor. ``auto``/``onnx``: the converted model (made and checked now
     if needed, and loaded once here so a runtime that cannot run on this CPU is found before
     any photo), else dlib with a note."""
@@ -249,7 +251,7 @@ def choose_encoder(backend: str = "auto", cache: Path | None = None) -> EncoderC
     if backend == "dlib":
         return EncoderChoice("dlib")
     try:
-        info, note = ensure_model(cache=cache)
+        info, note = ensure_model(dat, cache)
         if not info.converted:  # a fresh conversion has just run a session
             make_session(str(info.onnx_path))
     except ConversionError as exc:

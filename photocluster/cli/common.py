@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from tqdm import tqdm
 
 from photocluster.db import Catalog, open_catalog
 from photocluster.settings import ENV_DB, Settings, default_db, demo_db, resolve_db
@@ -79,6 +78,8 @@ class TqdmProgress:
     def start(self, total: int, description: str) -> None:
         if self.quiet:
             return
+        from tqdm import tqdm
+
         self._bar = tqdm(
             total=total, desc=description, unit=self.unit, file=sys.stderr, dynamic_ncols=True
         )

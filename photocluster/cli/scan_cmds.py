@@ -23,20 +23,20 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
-from photocluster.dask_executor import DaskCluster
 from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
-from photocluster.executors import EncoderFactory
-from photocluster.scan import ScanOptions, ScanSummary, scan
 from photocluster.settings import Settings, demo_db, is_sample_library
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `status` starts without the scanning machinery
+    from photocluster.executors import EncoderFactory
     from photocluster.people import ClusterChanges
+    from photocluster.scan import ScanSummary
 
 SMALL_FACES_DETECT_SIZE = 2400
 ENV_SCHEDULER = "PHOTOCLUSTER_SCHEDULER"
 ENV_ENCODER = "PHOTOCLUSTER_ENCODER"
+ENCODERS = ("auto", "onnx", "dlib")  # onnx_encoder.BACKENDS, without importing it for dlib
 
 
 def _clustered_dict(c: ClusterChanges | None) -> dict[str, int] | None:
@@ -204,7 +204,8 @@ def scan_command(
 
     Example: photocluster scan ~/Pictures --jobs 2
     """
-    from photocluster.onnx_encoder import BACKENDS
+    from photocluster.dask_executor import DaskCluster
+    from photocluster.scan import ScanOptions, scan
 
     demo = db is None and is_sample_library(folder)
     settings = make_settings(demo_db() if demo else db, quiet)
@@ -216,8 +217,8 @@ def scan_command(
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
-    if encoder not in BACKENDS:
-        raise PhotoclusterError(f"unknown encoder {encoder!r} (choose {', '.join(BACKENDS)})")
+    if encoder not in ENCODERS:
+        raise PhotoclusterError(f"unknown encoder {encoder!r} (choose {', '.join(ENCODERS)})")
     if executor not in ("local", "dask"):
         raise PhotoclusterError(f"unknown executor {executor!r} (choose local or dask)")
     if executor == "dask" and not scheduler:
@@ -267,10 +268,11 @@ def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderF
     """Decide once, before any worker starts, which descriptor code runs (converting dlib's
     model for ONNX Runtime the first time); a fallback to dlib is one line on stderr."""
     from photocluster.encoder import make_encoder
-    from photocluster.onnx_encoder import choose_encoder
 
     if backend == "dlib":
         return functools.partial(make_encoder, backend="dlib"), "dlib"
+    from photocluster.onnx_encoder import choose_encoder
+
     choice = choose_encoder(backend)
     if choice.note:
         err(f"note: {choice.note}")
