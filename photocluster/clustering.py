@@ -686,6 +686,26 @@ def merge_alike_clusters(
     return labels
 
 
+def _exact_nearest(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` rows of ``x`` nearest each of ``rows`` (itself included), nearest first: exact,
+    in float64 NumPy, for catalogs small enough that importing faiss would cost more."""
+    data = np.asarray(x, dtype=np.float64)
+    norms = (data * data).sum(axis=1)
+    out = np.empty((len(rows), k), dtype=np.int64)
+    for start in range(0, len(rows), 1024):
+        part = rows[start : start + 1024]
+        d = norms[part, None] - 2.0 * (data[part] @ data.T) + norms[None, :]
+        d[np.arange(len(part)), part] = -1.0  # a face is its own nearest, as faiss finds it
+        near = (
+            np.argpartition(d, k - 1, axis=1)[:, :k]
+            if k < len(data)
+            else np.tile(np.arange(len(data)), (len(part), 1))
+        )
+        order = np.argsort(np.take_along_axis(d, near, axis=1), axis=1, kind="stable")
+        out[start : start + len(part)] = np.take_along_axis(near, order, axis=1)
+    return out
+
+
 class NearestFaces:
     """Each face's ``k`` nearest other faces (rows of ``x``; -1 where none), computed on demand
     by exact search, or read from a k-NN graph already built (``graph``: rows x >= k + 1
@@ -728,7 +748,9 @@ class NearestFaces:
         return out
 
     def _search(self, rows: np.ndarray) -> np.ndarray:
-        import faiss  # heavy import, only when needed
+        if len(self.x) <= _BIG:
+            return _exact_nearest(self.x, rows, min(self.k + 1, len(self.x)))
+        import faiss  # heavy import (~0.3 s), only for large catalogs
 
         if self._index is None:
             data = np.ascontiguousarray(self.x, dtype=np.float32)
