@@ -1,0 +1,76 @@
+"""Commands import only what they use: `--help` and `status` start without numpy or any
+clustering code, and clustering a small catalog does without faiss. Each check runs the real
+entry point in a fresh interpreter and looks at ``sys.modules``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from photocluster.scan import scan
+from tests.conftest import ROOT
+from tests.fakes import make_photo
+
+HEAVY = {"numpy", "scipy", "sklearn", "hdbscan", "faiss", "PIL", "dlib", "onnxruntime", "alembic"}
+
+_RUN = """
+import json, sys
+sys.argv = ["photocluster", *json.loads(sys.argv[1])]
+if len(sys.argv) > 1 and sys.argv[1] == "--load-all":  # every command module, as before
+    del sys.argv[1]
+    from photocluster.cli.commands import load_all
+    load_all()
+from photocluster.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}),
+      file=sys.stderr)
+"""
+
+
+def _imports(*args: str) -> tuple[int, set[str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, json.dumps(args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    return report["code"], set(report["modules"]), proc.stdout
+
+
+def test_help_imports_no_numpy_nor_clustering_and_lists_every_command() -> None:
+    code, modules, text = _imports("--help")
+    assert code == 0
+    assert not modules & (HEAVY | {"sqlalchemy", "tqdm"}), modules & HEAVY
+    # the same help as with every command module imported (read from their source here)
+    assert text == _imports("--load-all", "--help")[2]
+    assert "  status  Summarise the catalog" in text and "  eval " in text
+
+
+def test_status_imports_no_numpy_nor_clustering(catalog) -> None:  # type: ignore[no-untyped-def]
+    code, modules, text = _imports("status", "--db", catalog.url.removeprefix("sqlite:///"))
+    assert code == 0 and "Photos: 0" in text
+    assert not modules & HEAVY, modules & HEAVY
+
+
+def test_clustering_a_small_catalog_does_not_import_faiss(
+    catalog, fake_options, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    for i in range(12):
+        person = ("ada", "bob", "cyd")[i % 3]
+        make_photo(tmp_path / "lib" / f"p{i}.jpg", [(person, (20 + 5 * i, 30, 90))])
+    scan(catalog, fake_options(tmp_path / "lib"))
+    db = catalog.url.removeprefix("sqlite:///")
+    code, modules, text = _imports("cluster", "--db", db)
+    assert code == 0 and "Clustering" in text
+    assert "faiss" not in modules and "hdbscan" in modules
