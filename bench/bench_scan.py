@@ -1,14 +1,24 @@
 """Scan benchmarks (run by hand, not in CI). Prints figures; asserts nothing.
 
     uv run python bench/bench_scan.py speed   [--photos 24] [--baseline-photos 12]
+                                              [--groups-every 3] [--encoders dlib,onnx]
+    uv run python bench/bench_scan.py startup [--faces-photos 100]
     uv run python bench/bench_scan.py rescan  [--photos 10000]
     uv run python bench/bench_scan.py rss     [--sizes 500,2000,8000]
 
-speed: 12-MP JPEGs (4032x3024, no EXIF rotation) built from ../shared/faces photos — half
-portraits, half multi-person composites with small faces. Times `photocluster scan` with 1 and
-2 workers against the plain face_recognition loop (load_image_file + face_encodings, one
-process) on the same photos in the same run, and reports which of the loop's faces photocluster
-also finds (box IoU >= 0.3), split at 100 px wide.
+speed: 12-MP JPEGs (4032x3024, no EXIF rotation) built from ../shared/faces photos: upscaled
+portraits, and every ``--groups-every``-th photo a multi-person composite with small faces
+(3: 16 portraits and 8 group photos of 24). Times `photocluster scan` as a user runs it (the
+whole process: start-up, the scan and the clustering after it; ``--no-cluster`` leaves that
+out) with 1 and 2 workers and each ``--encoders`` face descriptor (dlib's own, or its ONNX
+Runtime conversion) against the plain face_recognition loop (load_image_file +
+face_encodings, one process) on the same photos in the same run, and reports which of the
+loop's faces photocluster also finds (box IoU >= 0.3), split at 100 px wide. Then the encoding
+time per 150x150 chip, dlib against ONNX Runtime, on the chips of those photos (each photo's
+faces and mirror images in one batch, one thread, as a scan worker runs them).
+
+startup: `python -c "import typer"` against `photocluster --help`, `status` (on a catalog of
+the labelled photos) and `cluster --full` on a catalog of about 100 faces (median of 5 runs).
 """
 
 from __future__ import annotations
@@ -52,15 +62,16 @@ def labelled_photos() -> list[Path]:
     return photos
 
 
-def build_12mp(out: Path, n: int, seed: int = 7) -> list[Path]:
-    """n 12-MP JPEGs: even = one upscaled portrait, odd = a composite of 6-12 people."""
+def build_12mp(out: Path, n: int, seed: int = 7, groups_every: int = 2) -> list[Path]:
+    """n 12-MP JPEGs: every ``groups_every``-th (from the second) a composite of 6-12 people,
+    the others one upscaled portrait."""
     rng = random.Random(seed)
     pool = labelled_photos()
     out.mkdir(parents=True, exist_ok=True)
     made = []
     for i in range(n):
         canvas = Image.new("RGB", (W, H), (rng.randrange(60, 200),) * 3)
-        if i % 2 == 0:
+        if i % groups_every != groups_every - 1:
             src = Image.open(rng.choice(pool)).convert("RGB")
             src = src.resize((round(src.width * H / src.height), H), Image.Resampling.BICUBIC)
             canvas.paste(src, ((W - src.width) // 2, 0))
@@ -96,7 +107,9 @@ def plain_loop(photos: list[Path]) -> tuple[float, dict[str, list[tuple[int, int
     return time.perf_counter() - t0, found
 
 
-def run_scan(folder: Path, db: Path, jobs: int, *extra: str) -> tuple[float, int]:
+def run_scan(
+    folder: Path, db: Path, jobs: int, *extra: str, cluster: bool = False
+) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB, largest process of the tree) of a CLI scan."""
     cmd = [
         sys.executable,
@@ -109,7 +122,7 @@ def run_scan(folder: Path, db: Path, jobs: int, *extra: str) -> tuple[float, int
         "--jobs",
         str(jobs),
         "--quiet",
-        *NO_CLUSTER,
+        *([] if cluster else NO_CLUSTER),
         *extra,
     ]
     t0 = time.perf_counter()
@@ -152,13 +165,50 @@ def recall(ref: dict[str, list], got: dict[str, list], big: bool) -> tuple[int, 
     return hit, total
 
 
+def chip_times(photos: list[Path]) -> tuple[int, float, float]:
+    """Chips, and seconds per chip for dlib and for ONNX Runtime on the same chips: each photo's
+    faces and their mirror images in one call, one thread (as one scan worker)."""
+    from photocluster.analyse import analyse_file
+    from photocluster.encoder import DlibEncoder, EncoderParams
+    from photocluster.onnx_encoder import OnnxEncoder, ensure_model
+
+    class Timed(OnnxEncoder):
+        def __init__(self, onnx_path: Path) -> None:
+            super().__init__("hog", onnx_path)
+            self.n, self.dlib_s, self.onnx_s = 0, 0.0, 0.0
+
+        def descriptors(self, chips, jitters):  # type: ignore[no-untyped-def]
+            DlibEncoder.descriptors(self, chips[:1], 1)  # models loaded outside the timing
+            super().descriptors(chips[:1], 1)
+            t0 = time.perf_counter()
+            DlibEncoder.descriptors(self, chips, jitters)
+            t1 = time.perf_counter()
+            out = super().descriptors(chips, jitters)
+            t2 = time.perf_counter()
+            self.n += len(chips)
+            self.dlib_s += t1 - t0
+            self.onnx_s += t2 - t1
+            return out
+
+    encoder = Timed(ensure_model()[0].onnx_path)
+    for p in photos:
+        st = p.stat()
+        analyse_file(str(p), st.st_size, st.st_mtime_ns, encoder, EncoderParams())
+    return encoder.n, encoder.dlib_s / max(1, encoder.n), encoder.onnx_s / max(1, encoder.n)
+
+
 def speed(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="pc-bench-"))
-    photos = build_12mp(work / "photos", args.photos)
+    photos = build_12mp(work / "photos", args.photos, groups_every=args.groups_every)
     base_photos = photos[: args.baseline_photos]
+    groups = sum(1 for i in range(len(photos)) if i % args.groups_every == args.groups_every - 1)
+    base_groups = sum(
+        1 for i in range(len(base_photos)) if i % args.groups_every == args.groups_every - 1
+    )
     print(
-        f"{len(photos)} photos of {W}x{H} in {work / 'photos'}; plain loop on the first "
-        f"{len(base_photos)} (alternating portrait / composite)"
+        f"{len(photos)} photos of {W}x{H} in {work / 'photos'}: {len(photos) - groups} "
+        f"portraits, {groups} group photos; plain loop on the first {len(base_photos)} "
+        f"({len(base_photos) - base_groups} portraits, {base_groups} group photos)"
     )
     base_s, base_faces = plain_loop(base_photos)
     per_base = base_s / len(base_photos)
@@ -167,22 +217,76 @@ def speed(args: argparse.Namespace) -> None:
         f"{sum(map(len, base_faces.values()))} faces"
     )
     extra = ["--detect-size", str(args.detect_size)] if args.detect_size else []
+    if "onnx" in args.encoders.split(","):
+        from photocluster.onnx_encoder import ensure_model
+
+        ensure_model()  # converted once, before the timing (what every later scan finds)
+    cluster = not args.no_cluster
+    what = "scan + clustering, whole process" if cluster else "scan, whole process"
     rows = []
-    for jobs in (1, 2):
-        db = work / f"cat{jobs}.sqlite3"
-        wall, _ = run_scan(work / "photos", db, jobs, *extra)
-        per = wall / len(photos)
-        got = catalog_faces(db)
-        big = recall(base_faces, got, True)
-        small = recall(base_faces, got, False)
-        rows.append((jobs, per, per_base / per, big, small))
-    for jobs, per, ratio, big, small in rows:
+    for encoder in args.encoders.split(","):
+        for jobs in (1, 2):
+            db = work / f"cat-{encoder}-{jobs}.sqlite3"
+            wall, _ = run_scan(
+                work / "photos", db, jobs, "--encoder", encoder, *extra, cluster=cluster
+            )
+            per = wall / len(photos)
+            got = catalog_faces(db)
+            big = recall(base_faces, got, True)
+            small = recall(base_faces, got, False)
+            faces = sum(map(len, got.values()))
+            rows.append((encoder, jobs, per, per_base / per, big, small, faces))
+    for encoder, jobs, per, ratio, big, small, faces in rows:
         print(
-            f"photocluster --jobs {jobs}: {per:.3f} s/photo  speed-up x{ratio:.1f}  "
-            f"faces >=100 px found {big[0]}/{big[1]} ({100 * big[0] / max(1, big[1]):.1f} %)"
-            f"  smaller faces {small[0]}/{small[1]} "
-            f"({100 * small[0] / max(1, small[1]):.1f} %)"
+            f"photocluster --encoder {encoder} --jobs {jobs} ({what}): {per:.3f} s/photo  "
+            f"speed-up x{ratio:.1f}  faces {faces}; of the loop's faces >=100 px found "
+            f"{big[0]}/{big[1]} ({100 * big[0] / max(1, big[1]):.1f} %), smaller "
+            f"{small[0]}/{small[1]} ({100 * small[0] / max(1, small[1]):.1f} %)"
         )
+    by = {(e, j): per for e, j, per, *_ in rows}
+    for encoder in args.encoders.split(","):
+        if (encoder, 1) in by and (encoder, 2) in by:
+            print(
+                f"--encoder {encoder}: --jobs 2 is x{by[encoder, 1] / by[encoder, 2]:.2f} --jobs 1"
+            )
+    n, dlib_s, onnx_s = chip_times(photos[: args.baseline_photos])
+    print(
+        f"encoding per 150x150 chip ({n} chips, faces and mirrors, batched per photo, 1 "
+        f"thread): dlib {1000 * dlib_s:.1f} ms, ONNX Runtime {1000 * onnx_s:.1f} ms "
+        f"(x{dlib_s / onnx_s:.1f})"
+    )
+
+
+def _median_wall(cmd: list[str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=USER_ENV, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def startup(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="pc-startup-"))
+    lib = work / "photos"
+    lib.mkdir()
+    for p in labelled_photos()[:: max(1, len(labelled_photos()) // args.faces_photos)][
+        : args.faces_photos
+    ]:
+        (lib / f"{p.parent.name}_{p.name}").symlink_to(p)
+    db = work / "cat.sqlite3"
+    run_scan(lib, db, 2)
+    faces = sum(map(len, catalog_faces(db).values()))
+    pc = [sys.executable, "-m", "photocluster"]
+    typer_s = _median_wall([sys.executable, "-c", "import typer"])
+    help_s = _median_wall([*pc, "--help"])
+    status_s = _median_wall([*pc, "status", "--db", str(db)])
+    cluster_s = _median_wall([*pc, "cluster", "--full", "--db", str(db), "-q"])
+    print(f"median of 5, whole processes; catalog of {faces} faces from {args.faces_photos} photos")
+    print(f'python -c "import typer": {typer_s:.2f} s')
+    print(f"photocluster --help: {help_s:.2f} s (+{help_s - typer_s:.2f} s)")
+    print(f"photocluster status: {status_s:.2f} s (+{status_s - typer_s:.2f} s)")
+    print(f"photocluster cluster --full ({faces} faces): {cluster_s:.2f} s")
 
 
 def make_tiny_tree(root: Path, n: int) -> None:
@@ -230,6 +334,11 @@ def main() -> None:
     p.add_argument("--photos", type=int, default=24)
     p.add_argument("--baseline-photos", type=int, default=12)
     p.add_argument("--detect-size", type=int, default=0)
+    p.add_argument("--groups-every", type=int, default=2, help="every Nth photo a group photo")
+    p.add_argument("--encoders", default="dlib,onnx", help="face descriptors to time")
+    p.add_argument("--no-cluster", action="store_true", help="time the scan without clustering")
+    p = sub.add_parser("startup")
+    p.add_argument("--faces-photos", type=int, default=100)
     p = sub.add_parser("rescan")
     p.add_argument("--photos", type=int, default=10_000)
     p = sub.add_parser("rss")
@@ -237,7 +346,7 @@ def main() -> None:
     args = parser.parse_args()
     if not SHARED.exists() and args.what != "rescan":
         raise SystemExit(f"{SHARED} is missing: this benchmark needs the labelled photos")
-    {"speed": speed, "rescan": rescan, "rss": rss}[args.what](args)
+    {"speed": speed, "startup": startup, "rescan": rescan, "rss": rss}[args.what](args)
 
 
 if __name__ == "__main__":
