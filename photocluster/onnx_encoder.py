@@ -33,6 +33,9 @@ from photocluster.encoder import CHIP_SIZE, DlibEncoder
 CONVERTER_VERSION = 1  # bump when the graph built from the same .dat changes
 TOLERANCE = 1e-4  # max abs difference per component from dlib's own descriptor
 ENV_MODEL_CACHE = "PHOTOCLUSTER_MODEL_CACHE"
+# Execution providers to try before the CPU, e.g. "CUDAExecutionProvider" with onnxruntime-gpu
+# installed in place of onnxruntime. Whatever runs is checked against dlib's numbers first.
+ENV_PROVIDERS = "PHOTOCLUSTER_ONNX_PROVIDERS"
 BACKENDS = ("auto", "onnx", "dlib")
 
 
@@ -51,6 +54,15 @@ def model_cache_dir() -> Path:
 
 
 def dlib_model_path() -> Path:
+    """The .dat that face_recognition_models ships, found without importing it (its import
+    loads pkg_resources: ~0.3 s before a scan starts)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+        if path.is_file():
+            return path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pkg_resources deprecation
         import face_recognition_models as models
@@ -98,7 +110,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def make_session(model: bytes | str, threads: int = 1) -> Any:
     """An onnxruntime session on the CPU (``threads`` intra-op threads: scan runs one worker per
-    core, so one each)."""
+    core, so one each), after any providers ``$PHOTOCLUSTER_ONNX_PROVIDERS`` names (comma
+    separated) that this onnxruntime has."""
     try:
         import onnxruntime as ort
     except Exception as exc:  # ImportError, or a wheel that cannot load on this CPU
@@ -108,8 +121,11 @@ def make_session(model: bytes | str, threads: int = 1) -> Any:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    wanted = [p.strip() for p in os.environ.get(ENV_PROVIDERS, "").split(",") if p.strip()]
+    have = set(ort.get_available_providers())
+    providers = [p for p in wanted if p in have and p != "CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, options, providers=[*providers, "CPUExecutionProvider"])
     except Exception as exc:
         raise ConversionError(
             f"onnxruntime cannot load the converted model ({_short(exc)})"
@@ -133,6 +149,22 @@ class ModelInfo:
     onnx_path: Path
     max_abs_diff: float  # on the check chips, at conversion
     converted: bool  # made by this call
+    expected: np.ndarray  # dlib's descriptors of check_chips(), to check any later session
+
+
+def check_session(session: Any, expected: np.ndarray) -> float:
+    """Run the check chips; raise :class:`ConversionError` unless every component is within
+    :data:`TOLERANCE` of dlib's. Returns the largest difference."""
+    try:
+        ours = np.asarray(session.run(None, {"chips": check_chips()})[0], dtype=np.float32)
+    except Exception as exc:
+        raise ConversionError(f"onnxruntime failed to run the face model ({_short(exc)})") from exc
+    diff = float(np.abs(ours - expected).max()) if ours.shape == expected.shape else float("inf")
+    if not diff <= TOLERANCE:  # also catches NaN
+        raise ConversionError(
+            f"the converted model differs from dlib by {diff:.2g} (more than {TOLERANCE:g})"
+        )
+    return diff
 
 
 def convert(dat: Path, cache: Path, dat_bytes: bytes | None = None) -> ModelInfo:
@@ -154,15 +186,8 @@ def convert(dat: Path, cache: Path, dat_bytes: bytes | None = None) -> ModelInfo
         blob = build_face_resnet(net)
     except ImportError as exc:
         raise ConversionError(f"the onnx package is missing ({_short(exc)})") from exc
-    session = make_session(blob)
-    chips = check_chips()
-    ours = session.run(None, {"chips": chips})[0]
-    theirs = _dlib_descriptors(dat, chips)
-    diff = float(np.abs(ours - theirs).max())
-    if not diff <= TOLERANCE:  # also catches NaN
-        raise ConversionError(
-            f"the converted model differs from dlib by {diff:.2g} (more than {TOLERANCE:g})"
-        )
+    theirs = _dlib_descriptors(dat, check_chips())
+    diff = check_session(make_session(blob), theirs)
     digest = _sha256(blob)
     stem = _stem(_sha256(data))
     onnx_path = cache / f"{stem}-{digest[:16]}.onnx"
@@ -173,6 +198,7 @@ def convert(dat: Path, cache: Path, dat_bytes: bytes | None = None) -> ModelInfo
         "onnx_file": onnx_path.name,
         "onnx_sha256": digest,
         "max_abs_diff": diff,
+        "check_descriptors": theirs.tolist(),  # dlib's, on check_chips()
     }
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -180,7 +206,7 @@ def convert(dat: Path, cache: Path, dat_bytes: bytes | None = None) -> ModelInfo
         _write_atomically(cache / f"{stem}.json", json.dumps(meta, indent=1).encode())
     except OSError as exc:
         raise ConversionError(f"cannot write the converted model to {cache} ({exc})") from exc
-    return ModelInfo(onnx_path, diff, converted=True)
+    return ModelInfo(onnx_path, diff, converted=True, expected=theirs)
 
 
 def _stem(dat_sha: str) -> str:
@@ -201,11 +227,12 @@ def cached_model(dat_bytes: bytes, cache: Path) -> ModelInfo | None:
         onnx_path = cache / str(meta["onnx_file"])
         digest = _sha256(onnx_path.read_bytes())
         ok = digest == meta["onnx_sha256"] and float(meta["max_abs_diff"]) <= TOLERANCE
+        expected = np.asarray(meta["check_descriptors"], dtype=np.float32).reshape(-1, 128)
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ConversionError(f"converted model in {cache} is missing or damaged ({exc})") from exc
     if not ok:
         raise ConversionError(f"converted model {onnx_path} is damaged (checksum mismatch)")
-    return ModelInfo(onnx_path, float(meta["max_abs_diff"]), converted=False)
+    return ModelInfo(onnx_path, float(meta["max_abs_diff"]), converted=False, expected=expected)
 
 
 def ensure_model(
@@ -244,16 +271,17 @@ def choose_encoder(
     backend: str = "auto", cache: Path | None = None, dat: Path | None = None
 ) -> EncoderChoice:
     """``dlib``: dlib's descriptor. ``auto``/``onnx``: the converted model (made and checked now
-    if needed, and loaded once here so a runtime that cannot run on this CPU is found before
-    any photo), else dlib with a note."""
+    if needed; loaded once here and run on the check chips against dlib's stored numbers, so a
+    runtime that cannot load or computes differently on this machine is found before any
+    photo), else dlib with a note."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown encoder {backend!r} (choose {', '.join(BACKENDS)})")
     if backend == "dlib":
         return EncoderChoice("dlib")
     try:
         info, note = ensure_model(dat, cache)
-        if not info.converted:  # a fresh conversion has just run a session
-            make_session(str(info.onnx_path))
+        if not info.converted:  # a fresh conversion has just run this check
+            check_session(make_session(str(info.onnx_path)), info.expected)
     except ConversionError as exc:
         return EncoderChoice("dlib", note=f"using dlib's face descriptor: {exc}")
     return EncoderChoice("onnx", info.onnx_path, note=note, converted=info.converted)
