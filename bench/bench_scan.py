@@ -99,12 +99,26 @@ def plain_loop(photos: list[Path]) -> tuple[float, dict[str, list[tuple[int, int
 
     found: dict[str, list[tuple[int, int, int, int]]] = {}
     t0 = time.perf_counter()
+    cpu0 = _cpu_self()
     for p in photos:
         img = face_recognition.load_image_file(str(p))
         locs = face_recognition.face_locations(img, 1)
         face_recognition.face_encodings(img, locs)
         found[str(p)] = [(left, top, right, bottom) for top, right, bottom, left in locs]
+    global PLAIN_CPU
+    PLAIN_CPU = _cpu_self() - cpu0
     return time.perf_counter() - t0, found
+
+
+PLAIN_CPU = 0.0  # CPU seconds of the last plain_loop
+LAST_CPU = 0.0  # CPU seconds (user + system, the whole process tree) of the last run_scan
+
+
+def _cpu_self() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_scan(
@@ -129,6 +143,8 @@ def run_scan(
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=USER_ENV)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    global LAST_CPU
+    LAST_CPU = usage.ru_utime + usage.ru_stime  # workers included: the scan waited for them
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"scan failed: {' '.join(cmd)}")
     return wall, usage.ru_maxrss
@@ -199,6 +215,7 @@ def chip_times(photos: list[Path]) -> tuple[int, float, float]:
 
 def speed(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="pc-bench-"))
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     photos = build_12mp(work / "photos", args.photos, groups_every=args.groups_every)
     base_photos = photos[: args.baseline_photos]
     groups = sum(1 for i in range(len(photos)) if i % args.groups_every == args.groups_every - 1)
@@ -212,8 +229,9 @@ def speed(args: argparse.Namespace) -> None:
     )
     base_s, base_faces = plain_loop(base_photos)
     per_base = base_s / len(base_photos)
+    cpu_base = PLAIN_CPU / len(base_photos)
     print(
-        f"plain face_recognition loop: {per_base:.2f} s/photo, "
+        f"plain face_recognition loop: {per_base:.2f} s/photo ({cpu_base:.2f} CPU s), "
         f"{sum(map(len, base_faces.values()))} faces"
     )
     extra = ["--detect-size", str(args.detect_size)] if args.detect_size else []
@@ -235,11 +253,13 @@ def speed(args: argparse.Namespace) -> None:
             big = recall(base_faces, got, True)
             small = recall(base_faces, got, False)
             faces = sum(map(len, got.values()))
-            rows.append((encoder, jobs, per, per_base / per, big, small, faces))
-    for encoder, jobs, per, ratio, big, small, faces in rows:
+            cpu = LAST_CPU / len(photos)
+            rows.append((encoder, jobs, per, per_base / per, big, small, faces, cpu))
+    for encoder, jobs, per, ratio, big, small, faces, cpu in rows:
         print(
             f"photocluster --encoder {encoder} --jobs {jobs} ({what}): {per:.3f} s/photo  "
-            f"speed-up x{ratio:.1f}  faces {faces}; of the loop's faces >=100 px found "
+            f"speed-up x{ratio:.1f}  ({cpu:.2f} CPU s/photo: x{cpu_base / cpu:.1f} in CPU "
+            f"time)  faces {faces}; of the loop's faces >=100 px found "
             f"{big[0]}/{big[1]} ({100 * big[0] / max(1, big[1]):.1f} %), smaller "
             f"{small[0]}/{small[1]} ({100 * small[0] / max(1, small[1]):.1f} %)"
         )
@@ -255,6 +275,7 @@ def speed(args: argparse.Namespace) -> None:
         f"thread): dlib {1000 * dlib_s:.1f} ms, ONNX Runtime {1000 * onnx_s:.1f} ms "
         f"(x{dlib_s / onnx_s:.1f})"
     )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 def _median_wall(cmd: list[str], runs: int = 5) -> float:
