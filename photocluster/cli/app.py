@@ -16,7 +16,10 @@ from photocluster.errors import Interrupted, PhotoclusterError
 JOURNEY: list[tuple[str, list[str]]] = [
     ("1. Scan", ["scan", "status"]),
     ("2. People", ["cluster", "people", "show"]),
-    ("3. Name", ["name", "rename", "merge", "reject", "assign", "hide", "unhide", "undo", "log"]),
+    (
+        "3. Name",
+        ["name", "review", "rename", "merge", "reject", "assign", "hide", "unhide", "undo", "log"],
+    ),
     ("4. Export", ["export", "export-xmp", "import-xmp", "report"]),
     ("Look up and measure", ["find", "index", "compare", "tune", "eval"]),
 ]

@@ -1,0 +1,389 @@
+"""What each review page shows, read from the catalog as plain data. Read only: every function
+takes a session (the caller owns it) and never commits.
+
+Pages are cut so that a large catalog stays quick: the people page reads one grouped count over
+the faces and sample faces only for the people on the page; a person's page ranks their faces
+by distance to their mean face (one read of their embeddings) and returns one page of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from photocluster.contact_sheet import typical_faces
+from photocluster.errors import NotFound
+from photocluster.models import Decision, Face, Person, Photo
+from photocluster.naming import LogEntry, history
+from photocluster.naming_session import NamedIndex, suggest
+from photocluster.people import PersonSummary, list_people, unassigned_count
+from photocluster.unassigned import review_unassigned
+
+PEOPLE_PER_PAGE = 60
+SAMPLES = 5  # face crops shown for each person on the people page
+FACES_PER_PAGE = 150
+GROUP_FACES = 48  # faces shown per group of unassigned faces
+GROUPS_PER_PAGE = 12
+
+
+@dataclass(frozen=True)
+class PersonCard:
+    id: int
+    name: str | None
+    hidden: bool
+    faces: int
+    photos: int
+    confirmed: int
+    samples: list[int]  # face ids
+
+    @property
+    def label(self) -> str:
+        return self.name or f"person {self.id}"
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    cards: list[PersonCard]
+    page: int  # from 1
+    pages: int
+    people: int  # people with faces
+    named: int
+    hidden: int
+    unassigned: int  # faces in no person
+
+
+@dataclass(frozen=True)
+class NamedPerson:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class LastDecision:
+    """The decision `undo` would undo now."""
+
+    id: int
+    summary: str
+
+
+def names(session: Session) -> list[NamedPerson]:
+    """Every named person, for completion of names."""
+    rows = session.execute(
+        select(Person.id, Person.name).where(Person.name.is_not(None)).order_by(Person.name)
+    )
+    return [NamedPerson(int(i), str(n)) for i, n in rows]
+
+
+def last_decision(session: Session) -> LastDecision | None:
+    row = session.execute(
+        select(Decision.id, Decision.summary)
+        .where(Decision.undone_at.is_(None))
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).first()
+    return LastDecision(int(row[0]), str(row[1])) if row else None
+
+
+def _order(p: PersonSummary) -> tuple[int, int, int, int]:
+    # Largest unnamed first: they are the work left; then named people, then hidden ones.
+    return (int(p.hidden), 0 if p.name is None else 1, -p.faces, p.id)
+
+
+def people_page(
+    session: Session, page: int = 1, per_page: int = PEOPLE_PER_PAGE, samples: int = SAMPLES
+) -> PeoplePage:
+    """People with faces: unnamed first, largest first, hidden ones last; a few faces each."""
+    everyone = sorted(list_people(session), key=_order)
+    pages = max(1, math.ceil(len(everyone) / per_page))
+    page = min(max(page, 1), pages)
+    shown = everyone[(page - 1) * per_page : page * per_page]
+    by_person = _sample_faces(session, [p.id for p in shown], samples)
+    cards = [
+        PersonCard(p.id, p.name, p.hidden, p.faces, p.photos, p.confirmed, by_person.get(p.id, []))
+        for p in shown
+    ]
+    return PeoplePage(
+        cards=cards,
+        page=page,
+        pages=pages,
+        people=len(everyone),
+        named=sum(1 for p in everyone if p.name),
+        hidden=sum(1 for p in everyone if p.hidden),
+        unassigned=unassigned_count(session),
+    )
+
+
+def _sample_faces(session: Session, person_ids: list[int], n: int) -> dict[int, list[int]]:
+    """Up to ``n`` faces of each person, from distinct photos where they can be (oldest ids)."""
+    if not person_ids:
+        return {}
+    rank = (
+        func.row_number().over(partition_by=Face.person_id, order_by=(Face.photo_id, Face.id))
+    ).label("rank")
+    inner = select(Face.id, Face.person_id, rank).where(Face.person_id.in_(person_ids)).subquery()
+    out: dict[int, list[int]] = {}
+    rows = session.execute(
+        select(inner.c.id, inner.c.person_id).where(inner.c.rank <= n).order_by(inner.c.id)
+    )
+    for face_id, person_id in rows:
+        out.setdefault(int(person_id), []).append(int(face_id))
+    return out
+
+
+@dataclass(frozen=True)
+class FaceTile:
+    face_id: int
+    photo_id: int
+    distance: float  # to the person's mean face (typicality); for unassigned: to the candidate
+    confirmed: bool = False
+    person_id: int | None = None  # where the face is now (what the page saw)
+
+
+@dataclass(frozen=True)
+class PersonView:
+    id: int
+    name: str | None
+    hidden: bool
+    faces: int
+    photos: int
+    confirmed: int
+    tiles: list[FaceTile]
+    page: int
+    pages: int
+    atypical_first: bool
+
+    @property
+    def label(self) -> str:
+        return self.name or f"person {self.id}"
+
+
+def person_view(
+    session: Session,
+    person_id: int,
+    page: int = 1,
+    per_page: int = FACES_PER_PAGE,
+    atypical_first: bool = False,
+) -> PersonView:
+    """One page of a person's faces, most typical first (or least typical first)."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(
+            f"There is no person {person_id} (merged or removed since?). Go back to the people "
+            "page to see who there is."
+        )
+    ranked = typical_faces(session, person_id)
+    if atypical_first:
+        ranked = ranked[::-1]
+    pages = max(1, math.ceil(len(ranked) / per_page))
+    page = min(max(page, 1), pages)
+    chunk = ranked[(page - 1) * per_page : page * per_page]
+    info = {
+        int(r.id): (int(r.photo_id), bool(r.confirmed))
+        for r in session.execute(
+            select(Face.id, Face.photo_id, Face.confirmed).where(
+                Face.id.in_([fid for fid, _d in chunk])
+            )
+        )
+    }
+    tiles = [
+        FaceTile(fid, info[fid][0], dist, info[fid][1], person_id)
+        for fid, dist in chunk
+        if fid in info
+    ]
+    photos = session.scalar(
+        select(func.count(func.distinct(Face.photo_id))).where(Face.person_id == person_id)
+    )
+    confirmed = session.scalar(
+        select(func.count()).where(Face.person_id == person_id, Face.confirmed.is_(True))
+    )
+    return PersonView(
+        id=person.id,
+        name=person.name,
+        hidden=bool(person.hidden),
+        faces=len(ranked),
+        photos=int(photos or 0),
+        confirmed=int(confirmed or 0),
+        tiles=tiles,
+        page=page,
+        pages=pages,
+        atypical_first=atypical_first,
+    )
+
+
+@dataclass(frozen=True)
+class PersonSuggestion:
+    """An unnamed person who looks like a named one (the `name` queue's suggestion)."""
+
+    person_id: int
+    name: str
+    score: float  # median face-to-face distance
+
+
+def person_suggestion(session: Session, person_id: int) -> PersonSuggestion | None:
+    """The named person this (unnamed) person looks like, as `photocluster name` suggests."""
+    person = session.get(Person, person_id)
+    if person is None or person.name is not None:
+        return None
+    found = suggest(session, person_id, NamedIndex(session))
+    if found is None:
+        return None
+    return PersonSuggestion(found.person_id, found.name, float(found.distance))
+
+
+@dataclass(frozen=True)
+class GroupView:
+    person_id: int | None  # the candidate: their nearest person
+    label: str
+    name: str | None
+    hidden: bool
+    likely: bool  # offered as that person (known/probably)
+    total: int  # faces in the group
+    tiles: list[FaceTile]  # the ones shown, most likely first
+    distance: float | None  # median distance to the candidate's mean face
+    limit: float | None  # the candidate's own spread x SPREAD_RATIO
+    known: int
+    probably: int
+
+
+@dataclass(frozen=True)
+class UnassignedView:
+    groups: list[GroupView]
+    faces: int  # faces in no person, clustered
+    unclustered: int  # not clustered yet (run `photocluster cluster`)
+    page: int
+    pages: int
+
+
+def unassigned_view(
+    session: Session,
+    page: int = 1,
+    per_page: int = GROUPS_PER_PAGE,
+    per_group: int = GROUP_FACES,
+) -> UnassignedView:
+    """Faces in no person, grouped by their best candidate (likely groups first)."""
+    review = review_unassigned(session)
+    pages = max(1, math.ceil(len(review.groups) / per_page))
+    page = min(max(page, 1), pages)
+    groups = review.groups[(page - 1) * per_page : page * per_page]
+    wanted = [f.face_id for g in groups for f in g.faces[:per_group]]
+    photo_of: dict[int, int] = {}
+    for i in range(0, len(wanted), 500):
+        photo_of.update(
+            (int(a), int(b))
+            for a, b in session.execute(
+                select(Face.id, Face.photo_id).where(Face.id.in_(wanted[i : i + 500]))
+            )
+        )
+    views = []
+    for g in groups:
+        ev = g.evidence()
+        tiles = [
+            FaceTile(
+                f.face_id,
+                photo_of[f.face_id],
+                f.best.centroid_distance if f.best is not None else math.nan,
+                False,
+                None,
+            )
+            for f in g.faces[:per_group]
+            if f.face_id in photo_of
+        ]
+        views.append(
+            GroupView(
+                person_id=g.person_id,
+                label=g.label,
+                name=g.name,
+                hidden=g.hidden,
+                likely=g.likely,
+                total=len(g.faces),
+                tiles=tiles,
+                distance=ev.distance if ev else None,
+                limit=ev.limit if ev else None,
+                known=ev.known if ev else 0,
+                probably=ev.probably if ev else 0,
+            )
+        )
+    return UnassignedView(views, review.faces, review.unclustered, page, pages)
+
+
+@dataclass(frozen=True)
+class BoxView:
+    face_id: int
+    person_id: int | None
+    label: str  # who, in words
+    # the box as shares of the photo's width and height (0..100), for CSS
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    id: int
+    path: str
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    boxes: list[BoxView] = field(default_factory=list)
+
+
+def photo_view(session: Session, photo_id: int) -> PhotoView:
+    """A photo and its faces, each box with who it is."""
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        raise NotFound(f"There is no photo {photo_id} (removed by a scan since?).")
+    rows = session.execute(
+        select(Face.id, Face.person_id, Face.left, Face.top, Face.right, Face.bottom, Person.name)
+        .outerjoin(Person, Person.id == Face.person_id)
+        .where(Face.photo_id == photo_id)
+        .order_by(Face.left, Face.id)
+    ).all()
+    w, h = photo.width, photo.height
+    boxes = []
+    if w and h:
+        for r in rows:
+            who = r.name or (f"person {r.person_id}" if r.person_id is not None else "nobody")
+            boxes.append(
+                BoxView(
+                    int(r.id),
+                    r.person_id,
+                    who,
+                    100 * r.left / w,
+                    100 * r.top / h,
+                    100 * (r.right - r.left) / w,
+                    100 * (r.bottom - r.top) / h,
+                )
+            )
+    taken = photo.taken_at.isoformat(sep=" ") if photo.taken_at else None
+    return PhotoView(photo.id, str(photo.path), w, h, taken, boxes)
+
+
+def log_entries(session: Session, limit: int = 200) -> list[LogEntry]:
+    """The newest decisions (the same history `photocluster log` prints)."""
+    return history(session, limit=limit)
+
+
+__all__ = [
+    "FaceTile",
+    "GroupView",
+    "LastDecision",
+    "NamedPerson",
+    "PeoplePage",
+    "PersonCard",
+    "PersonSuggestion",
+    "PersonView",
+    "PhotoView",
+    "UnassignedView",
+    "last_decision",
+    "log_entries",
+    "names",
+    "people_page",
+    "person_suggestion",
+    "person_view",
+    "photo_view",
+    "unassigned_view",
+]
