@@ -30,9 +30,10 @@ PG_ADMIN_URL = os.environ.get(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every real-dlib test is also `slow`: `-m "not slow"` is the quick loop (fakes only)."""
+    """Every real-dlib and browser test is also `slow`: `-m "not slow"` is the quick loop."""
     for item in items:
-        if item.get_closest_marker("dlib") and not item.get_closest_marker("slow"):
+        heavy = item.get_closest_marker("dlib") or item.get_closest_marker("browser")
+        if heavy and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
 
 

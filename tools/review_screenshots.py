@@ -1,0 +1,71 @@
+"""The README's screenshots of the review pages (docs/review-*.png), made with the browser
+tests' setup (tests/review_browser.py: the server in a thread, headless Debian chromium).
+
+Run on a scanned catalog of real faces, e.g.:
+
+    uv run photocluster scan ../shared/faces/five_celebrity_faces --db /tmp/shots.sqlite3
+    uv run python tools/review_screenshots.py --db /tmp/shots.sqlite3
+
+It names nothing and changes nothing: the pages are shown as the catalog is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from photocluster.db import open_catalog  # noqa: E402
+from photocluster.models import Face  # noqa: E402
+from photocluster.settings import Settings  # noqa: E402
+from tests.review_browser import browser, live_server  # noqa: E402
+
+TOKEN = "screenshots"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--out", default=str(ROOT / "docs"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    catalog = open_catalog(args.db)
+    with catalog.session() as s:
+        biggest = s.execute(
+            select(Face.person_id, func.count())
+            .where(Face.person_id.is_not(None))
+            .group_by(Face.person_id)
+            .order_by(func.count().desc())
+        ).first()
+        assert biggest is not None, "no people in this catalog: scan a folder of faces first"
+        person_id = int(biggest[0])
+        photo_id = s.execute(
+            select(Face.photo_id).group_by(Face.photo_id).order_by(func.count().desc())
+        ).scalar()
+    cache = Settings(db=args.db).cache_dir
+    with live_server(catalog, cache, TOKEN) as base, browser((1100, 700)) as context:
+        page = context.new_page()
+
+        def shot(path: str, name: str, select_faces: int = 0) -> None:
+            page.goto(f"{base}{path}?token={TOKEN}")
+            page.wait_for_load_state("networkidle")
+            for i in range(select_faces):
+                page.locator("li.tile").nth(i + 1).click(position={"x": 40, "y": 60})
+            page.screenshot(path=str(out / name))
+            print(out / name)
+
+        shot("/", "review-people.png")
+        shot(f"/person/{person_id}", "review-person.png", select_faces=2)
+        shot("/unassigned", "review-unassigned.png")
+        shot(f"/photo/{photo_id}", "review-photo.png")
+    catalog.close()
+
+
+if __name__ == "__main__":
+    main()
