@@ -217,7 +217,11 @@ def person(request: Request) -> Response:
     atypical = request.query_params.get("order") == "atypical"
     with cfg.catalog.session() as s:
         view = queries.person_view(
-            s, request.path_params["person_id"], _int(request, "page"), atypical_first=atypical
+            s,
+            request.path_params["person_id"],
+            _int(request, "page"),
+            atypical_first=atypical,
+            cache=request.app.state.ranks,
         )
         return _render(request, "person.html", view=view, **_common(s, request))
 
@@ -475,6 +479,7 @@ def create_app(cfg: ReviewConfig) -> Starlette:
     app.state.cfg = cfg
     app.state.templates = templates
     app.state.write_lock = threading.Lock()
+    app.state.ranks = queries.RankCache()
     return app
 
 

@@ -1,0 +1,227 @@
+"""`photocluster review` at scale: time to first paint of the people page and of a 10 000-face
+person in a synthetic catalog of 100 000 faces (goal: < 500 ms each), in headless Debian
+chromium driven by Playwright, against the real `photocluster review` process.
+
+The catalog (SQLite, built once into ``--keep`` and reused) holds ``--faces`` faces, 4 per
+photo: one person with ``--big`` faces, the rest in people of 5 to 80 faces, and 5 % in no
+person (clustered: the unassigned page weighs them). Embeddings are random around each person's
+own centre (typicality order is real work, identities are not). Photos are symlinks to a few
+generated JPEGs, so face crops are really cut and cached.
+
+For each page: the server's time to the last byte of the HTML (``html``), the browser's first
+contentful paint (``fcp``) and the time until every face crop in the first screen is shown
+(``crops``), all from navigation start, in ms: the first load with an empty crop cache
+(``cold``), then the median of ``--runs`` loads (``warm``). The unassigned page is timed too
+(it weighs every unassigned face against every person: not a goal here, printed to be known).
+
+    uv run python bench/bench_review.py                      # 100 000 faces, 10 000 in one person
+    uv run python bench/bench_review.py --faces 20000 --big 2000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from photocluster.db import open_catalog  # noqa: E402
+from photocluster.encoder import EncoderParams  # noqa: E402
+from photocluster.models import Face, Meta, Person, Photo  # noqa: E402
+from photocluster.settings import Settings  # noqa: E402
+
+PER_PHOTO = 4
+SOURCES = 40  # distinct JPEGs behind the photo symlinks
+_VIEWPORT_CROPS = """async () => {
+  const inView = Array.from(document.querySelectorAll('img[src]')).filter((i) => {
+    const r = i.getBoundingClientRect();
+    return r.top < innerHeight && r.bottom > 0 && r.width > 0;
+  });
+  await Promise.all(inView.map((i) => i.complete ? 0 : new Promise((ok) => {
+    i.addEventListener('load', ok); i.addEventListener('error', ok); })));
+  return [performance.now(), inView.length];
+}"""
+_PAINT = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+  return [nav.responseEnd, fcp ? fcp.startTime : null];
+}"""
+
+
+def build(folder: Path, faces: int, big: int, seed: int = 0) -> tuple[str, int]:
+    """The synthetic catalog in ``folder``; returns (its path, the big person's id)."""
+    db = folder / "catalog.sqlite3"
+    photos_dir = folder / "photos"
+    rng = np.random.default_rng(seed)
+    sources = []
+    (folder / "sources").mkdir(parents=True, exist_ok=True)
+    for k in range(SOURCES):
+        pixels = rng.integers(0, 255, size=(60, 80, 3), dtype=np.uint8)
+        img = Image.fromarray(pixels).resize((800, 600), Image.Resampling.BICUBIC)
+        path = folder / "sources" / f"s{k:02d}.jpg"
+        img.save(path, quality=85)
+        sources.append(path)
+    n_photos = -(-faces // PER_PHOTO)
+    photos_dir.mkdir(parents=True, exist_ok=True)
+    # people: the big one, then sizes 5..80 until the assigned faces are used up
+    unassigned = faces // 20
+    sizes = [big]
+    left = faces - unassigned - big
+    while left > 0:
+        n = min(left, int(rng.integers(5, 81)))
+        sizes.append(n)
+        left -= n
+    owner = np.concatenate(
+        [np.full(n, i + 1) for i, n in enumerate(sizes)] + [np.zeros(unassigned)]
+    )
+    owner = owner[rng.permutation(len(owner))].astype(np.int64)
+    centres = rng.normal(size=(len(sizes) + 1, 128)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True) / 0.7
+    x = centres[owner] + rng.normal(scale=0.04, size=(faces, 128)).astype(np.float32)
+    catalog = open_catalog(str(db))
+    now = datetime.now()
+    encoder = EncoderParams().key()
+    boxes = [(60, 80, 220, 240), (300, 90, 450, 240), (520, 70, 700, 250), (200, 330, 360, 490)]
+    with catalog.session() as s:
+        s.execute(
+            insert(Person),
+            [
+                {"id": i + 1, "name": None, "hidden": False, "created_at": now}
+                for i in range(len(sizes))
+            ],
+        )
+        for start in range(0, n_photos, 5000):
+            stop = min(n_photos, start + 5000)
+            rows = []
+            for i in range(start, stop):
+                link = photos_dir / f"{i // 1000:03d}" / f"p{i:06d}.jpg"
+                link.parent.mkdir(exist_ok=True)
+                if not link.is_symlink():
+                    link.symlink_to(sources[i % SOURCES])
+                rows.append(
+                    {
+                        "id": i + 1,
+                        "path": str(link),
+                        "size": 1,
+                        "mtime_ns": 0,
+                        "content_hash": f"{i % SOURCES:064x}",
+                        "width": 800,
+                        "height": 600,
+                        "status": "ok",
+                        "encoder": encoder,
+                        "scanned_at": now,
+                    }
+                )
+            s.execute(insert(Photo), rows)
+        for start in range(0, faces, 20000):
+            stop = min(faces, start + 20000)
+            s.execute(
+                insert(Face),
+                [
+                    {
+                        "id": i + 1,
+                        "photo_id": i // PER_PHOTO + 1,
+                        "left": boxes[i % PER_PHOTO][0],
+                        "top": boxes[i % PER_PHOTO][1],
+                        "right": boxes[i % PER_PHOTO][2],
+                        "bottom": boxes[i % PER_PHOTO][3],
+                        "size": 160,
+                        "embedding": x[i].astype("<f4").tobytes(),
+                        "person_id": int(owner[i]) or None,
+                        "confirmed": False,
+                    }
+                    for i in range(start, stop)
+                ],
+            )
+            print(f"  wrote {stop} faces", file=sys.stderr, flush=True)
+        s.add(Meta(key="cluster.last_face_id", value=str(faces)))
+    catalog.close()
+    return str(db), 1
+
+
+def serve(db: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        ["uv", "run", "--quiet", "photocluster", "review", "--db", db, "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit(f"review did not start (printed {url!r})")
+    return proc, url
+
+
+def measure(page: object, url: str) -> tuple[float, float, float, int]:
+    page.goto(url, wait_until="commit")  # type: ignore[attr-defined]
+    page.wait_for_load_state("domcontentloaded")  # type: ignore[attr-defined]
+    crops, shown = page.evaluate(_VIEWPORT_CROPS)  # type: ignore[attr-defined]
+    html, fcp = page.evaluate(_PAINT)  # type: ignore[attr-defined]
+    return html, fcp if fcp is not None else float("nan"), crops, shown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faces", type=int, default=100_000)
+    parser.add_argument("--big", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", default="/tmp/photocluster-bench-review")
+    args = parser.parse_args()
+    folder = Path(args.keep) / f"{args.faces}-{args.big}"
+    db = folder / "catalog.sqlite3"
+    if not db.exists():
+        t = time.perf_counter()
+        build(folder, args.faces, args.big)
+        print(f"built {db} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    big = 1
+    from tests.review_browser import browser, chromium_problem
+
+    problem = chromium_problem()
+    if problem:
+        raise SystemExit(problem)
+    load = os.getloadavg()
+    print(f"{args.faces} faces, one person of {args.big}; load average {load[0]:.1f} at start")
+    proc, url = serve(str(db))
+    base, token = url.split("/?token=")
+    pages = {
+        "people": f"{base}/?token={token}",
+        f"person ({args.big} faces)": f"{base}/person/{big}?token={token}",
+        "unassigned": f"{base}/unassigned?token={token}",
+    }
+    try:
+        with browser((1280, 900)) as context:
+            page = context.new_page()
+            print(f"{'page':<24}{'':>6}{'html ms':>9}{'fcp ms':>9}{'crops ms':>10}{'shown':>7}")
+            for name, address in pages.items():
+                shutil.rmtree(Settings(db=str(db)).cache_dir, ignore_errors=True)
+                cold = measure(page, address)
+                warm = [measure(page, address) for _ in range(args.runs)]
+                med = [statistics.median(w[k] for w in warm) for k in range(3)]
+                for label, row in (("cold", cold[:3]), ("warm", med)):
+                    print(
+                        f"{name:<24}{label:>6}{row[0]:>9.0f}{row[1]:>9.0f}{row[2]:>10.0f}"
+                        f"{cold[3]:>7}"
+                    )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    print(f"load average {os.getloadavg()[0]:.1f} at end (2 cores, shared)")
+
+
+if __name__ == "__main__":
+    main()
