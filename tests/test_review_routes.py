@@ -326,3 +326,41 @@ def test_a_missing_catalog_is_a_clear_page(
     catalog.path.rename(tmp_path / "moved.sqlite3")
     r = get(client, "/")
     assert r.status_code == 503 and "is gone" in r.text and "Traceback" not in r.text
+
+
+def test_the_unassigned_page_follows_every_change(client: TestClient, lib: dict[str, Any]) -> None:
+    loose = lib["ada_loose"]
+    html = get(client, "/unassigned").text
+    assert all(f'data-face="{f}"' in html for f in loose)
+    r = post(client, "assign", {"faces": {str(f): None for f in loose}, "to": lib["people"]["ada"]})
+    assert r.status_code == 200, r.text
+    html = get(client, "/unassigned").text
+    assert not any(f'data-face="{f}"' in html for f in loose)
+    r = post(client, "undo", {"expect": r.json()["decision"]})
+    assert r.status_code == 200, r.text
+    html = get(client, "/unassigned").text
+    assert all(f'data-face="{f}"' in html for f in loose)
+
+
+def test_a_catalog_locked_by_another_writer_is_a_clear_busy_answer(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, Any]
+) -> None:
+    from photocluster.db import open_catalog
+    from photocluster.review.server import refuse_waiting
+
+    catalog.on_wait = refuse_waiting
+    client = client_for(catalog, tmp_path)
+    pid = lib["people"]["ada"]
+    other = open_catalog(str(catalog.path))  # another program: its own lock file handle
+    try:
+        with other.write_lock("scan"):
+            r = post(client, "rename", {"person": pid, "name": "Ada", "seen": None})
+            assert r.status_code == 503 and "busy" in r.json()["error"]
+            assert "scan" in r.json()["error"]
+            # reading goes on while another program writes
+            assert get(client, f"/person/{pid}").status_code == 200
+    finally:
+        other.close()
+    assert name_of(catalog, pid) is None
+    r = post(client, "rename", {"person": pid, "name": "Ada", "seen": None})
+    assert r.status_code == 200

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from photocluster.contact_sheet import typical_faces
 from photocluster.errors import NotFound
-from photocluster.models import Decision, Face, Person, Photo
+from photocluster.models import Decision, Face, Meta, Person, Photo, Rejection
 from photocluster.naming import LogEntry, history
 from photocluster.naming_session import NamedIndex, suggest
-from photocluster.people import unassigned_count
-from photocluster.unassigned import review_unassigned
+from photocluster.people import META_LAST_FACE, unassigned_count
+from photocluster.unassigned import UnassignedReview, review_unassigned
 
 PEOPLE_PER_PAGE = 60
 SAMPLES = 5  # face crops shown for each person on the people page
@@ -98,7 +98,7 @@ def people_page(
     photos and confirmed faces are counted for the people on the page only.
     """
     faces = {
-        int(pid): int(n)
+        int(pid or 0): int(n)
         for pid, n in session.execute(
             select(Face.person_id, func.count())
             .where(Face.person_id.is_not(None))
@@ -324,14 +324,64 @@ class UnassignedView:
     pages: int
 
 
+def catalog_state(session: Session) -> tuple[int, ...]:
+    """Numbers that change whenever a face appears, goes, moves to another person or is
+    re-encoded, or a rejection or person is added or removed: what the unassigned faces'
+    weighing depends on. One pass over the faces (milliseconds at 100 000 faces)."""
+    faces = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Face.id), 0),
+            func.coalesce(func.sum(Face.id * func.coalesce(Face.person_id, -1)), 0),
+            func.coalesce(func.sum(Face.revision), 0),
+        )
+    ).one()
+    rejections = session.execute(
+        select(func.count(), func.coalesce(func.sum(Rejection.face_id * Rejection.person_id), 0))
+    ).one()
+    people = session.execute(
+        select(func.count(), func.coalesce(func.sum(Person.id), 0), func.count(Person.name))
+    ).one()
+    hidden = session.execute(select(func.count()).where(Person.hidden.is_(True))).scalar_one()
+    last = session.get(Meta, META_LAST_FACE)
+    return (
+        *map(int, faces),
+        *map(int, rejections),
+        *map(int, people),
+        int(hidden),
+        int(last.value) if last else -1,
+    )
+
+
+class ReviewCache:
+    """The last weighing of the unassigned faces (seconds at 100 000 faces), kept while
+    :func:`catalog_state` stays the same: paging and coming back cost one state read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: tuple[int, ...] | None = None
+        self._review: UnassignedReview | None = None
+
+    def review(self, session: Session) -> UnassignedReview:
+        state = catalog_state(session)
+        with self._lock:
+            if state == self._state and self._review is not None:
+                return self._review
+        review = review_unassigned(session)
+        with self._lock:
+            self._state, self._review = state, review
+        return review
+
+
 def unassigned_view(
     session: Session,
     page: int = 1,
     per_page: int = GROUPS_PER_PAGE,
     per_group: int = GROUP_FACES,
+    cache: ReviewCache | None = None,
 ) -> UnassignedView:
     """Faces in no person, grouped by their best candidate (likely groups first)."""
-    review = review_unassigned(session)
+    review = (cache or ReviewCache()).review(session)
     pages = max(1, math.ceil(len(review.groups) / per_page))
     page = min(max(page, 1), pages)
     groups = review.groups[(page - 1) * per_page : page * per_page]
@@ -443,9 +493,11 @@ __all__ = [
     "PersonCard",
     "PersonSuggestion",
     "PersonView",
-    "RankCache",
     "PhotoView",
+    "RankCache",
+    "ReviewCache",
     "UnassignedView",
+    "catalog_state",
     "last_decision",
     "log_entries",
     "names",

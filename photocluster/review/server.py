@@ -229,7 +229,7 @@ def person(request: Request) -> Response:
 def unassigned(request: Request) -> Response:
     cfg: ReviewConfig = request.app.state.cfg
     with cfg.catalog.session() as s:
-        view = queries.unassigned_view(s, _int(request, "page"))
+        view = queries.unassigned_view(s, _int(request, "page"), cache=request.app.state.unassigned)
         return _render(request, "unassigned.html", view=view, **_common(s, request))
 
 
@@ -480,6 +480,7 @@ def create_app(cfg: ReviewConfig) -> Starlette:
     app.state.templates = templates
     app.state.write_lock = threading.Lock()
     app.state.ranks = queries.RankCache()
+    app.state.unassigned = queries.ReviewCache()
     return app
 
 
