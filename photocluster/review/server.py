@@ -454,6 +454,8 @@ def create_app(cfg: ReviewConfig) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["url"] = _url(cfg.token)
     templates.env.filters["fmt"] = _fmt
+    # The stylesheet goes into each page: no request before the first paint.
+    templates.env.globals["stylesheet"] = (HERE / "static" / "review.css").read_text("utf-8")
     routes = [
         Route("/", people),
         Route("/person/{person_id:int}", person),

@@ -63,7 +63,8 @@
     }
     busy = false;
     if (status === 200) {
-      sessionStorage.setItem("review-flash", "Done: " + data.message + ". (u undoes it)");
+      const hint = action === "undo" ? "" : " (u undoes it)";
+      sessionStorage.setItem("review-flash", "Done: " + data.message + "." + hint);
       if (data.go && data.go !== location.pathname) location.assign(url(data.go));
       else location.reload();
       return;
