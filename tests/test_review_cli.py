@@ -62,7 +62,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path, catalog: Catalog) -> Non
 
 def test_a_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     proc = review("--db", str(tmp_path / "none.sqlite3"))
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "No catalog at" in err and "scan" in err
     assert not (tmp_path / "none.sqlite3").exists()
 
