@@ -189,3 +189,62 @@ def test_the_token_is_required_and_images_are_served_by_id_only(
         ".filter(i => !i.complete || i.naturalWidth === 0).length"
     )
     assert broken == 0 and page.locator(".card img").count() == 17
+
+
+def test_select_all_new_person_photo_and_shortcuts(
+    site: tuple[str, Any], catalog: Catalog, lib: dict[str, Any]
+) -> None:
+    base, context = site
+    dee = lib["people"]["dee"]
+    page = context.new_page()
+    page.goto(at(base, f"/person/{dee}"))
+    tiles = page.locator("li.tile")
+    page.keyboard.press("a")
+    assert page.locator("li.tile.selected").count() == tiles.count() == 3
+    page.keyboard.press("Escape")
+    assert page.locator("li.tile.selected").count() == 0
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
+    # hovering a face shows its photo
+    tiles.nth(0).hover(position={"x": 40, "y": 60})
+    page.wait_for_selector("#preview:not([hidden]) img[src*='/image/']")
+    # two faces become a new person
+    moved = sorted(int(tiles.nth(i).get_attribute("data-face")) for i in (0, 1))
+    tiles.nth(0).click(position={"x": 40, "y": 60})
+    tiles.nth(1).click(position={"x": 40, "y": 60}, modifiers=["Shift"])
+    page.keyboard.press("c")
+    page.keyboard.type("Dora")
+    page.keyboard.press("Enter")
+    done(page)
+    with catalog.session() as s:
+        dora = s.scalar(select(Person.id).where(Person.name == "Dora"))
+    assert dora is not None and faces_in(catalog, dora) == moved
+    # the photo page draws a box per face, each naming its person
+    page.goto(at(base, f"/person/{dora}"))
+    page.locator("li.tile .photo-link").first.click()
+    page.wait_for_selector("figure.photo .box")
+    assert "Dora" in page.locator("figure.photo").inner_text()
+    # hide (h), then the log page shows the same history as `photocluster log`
+    page.go_back()
+    page.keyboard.press("h")
+    done(page)
+    assert person(catalog, dora).hidden  # type: ignore[union-attr]
+    page.goto(at(base, "/log"))
+    rows = page.locator("table.log tbody tr")
+    assert rows.count() == 2 and "hide" in rows.nth(0).inner_text()
+
+
+def test_read_only_pages_have_no_actions(
+    catalog: Catalog, tmp_path: Path, lib: dict[str, Any]
+) -> None:
+    ada = lib["people"]["ada"]
+    server = live_server(catalog, tmp_path / "cache", TOKEN, read_only=True)
+    with server as base, browser() as context:
+        page = context.new_page()
+        page.goto(at(base, f"/person/{ada}"))
+        assert page.locator(".badge.ro").is_visible()
+        assert page.locator("#rename, #selbar, #undo").count() == 0
+        page.keyboard.press("u")
+        page.keyboard.press("a")
+    assert person(catalog, ada).name is None  # type: ignore[union-attr]

@@ -364,3 +364,13 @@ def test_a_catalog_locked_by_another_writer_is_a_clear_busy_answer(
     assert name_of(catalog, pid) is None
     r = post(client, "rename", {"person": pid, "name": "Ada", "seen": None})
     assert r.status_code == 200
+
+
+def test_names_are_escaped_in_every_page(client: TestClient, lib: dict[str, Any]) -> None:
+    pid = lib["people"]["ada"]
+    evil = '<img src=x onerror="alert(1)">'
+    r = post(client, "rename", {"person": pid, "name": evil, "seen": None})
+    assert r.status_code == 200, r.text
+    for path in ("/", f"/person/{pid}", "/unassigned", "/log"):
+        html = get(client, path).text
+        assert evil not in html and "&lt;img src=x onerror=" in html, path
