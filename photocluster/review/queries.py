@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from photocluster.contact_sheet import typical_faces
 from photocluster.errors import NotFound
-from photocluster.models import Decision, Face, Meta, Person, Photo, Rejection
+from photocluster.models import Decision, Face, Meta, Person, Photo, PhotoStatus, Rejection
 from photocluster.naming import LogEntry, history
 from photocluster.naming_session import NamedIndex, suggest
 from photocluster.people import META_LAST_FACE, unassigned_count
@@ -446,6 +446,7 @@ class PhotoView:
     height: int | None
     taken_at: str | None
     boxes: list[BoxView] = field(default_factory=list)
+    error: str | None = None  # why the scan could not read it
 
 
 def photo_view(session: Session, photo_id: int) -> PhotoView:
@@ -476,7 +477,8 @@ def photo_view(session: Session, photo_id: int) -> PhotoView:
                 )
             )
     taken = photo.taken_at.isoformat(sep=" ") if photo.taken_at else None
-    return PhotoView(photo.id, str(photo.path), w, h, taken, boxes)
+    error = photo.error if photo.status == PhotoStatus.FAILED else None
+    return PhotoView(photo.id, str(photo.path), w, h, taken, boxes, error)
 
 
 def log_entries(session: Session, limit: int = 200) -> list[LogEntry]:

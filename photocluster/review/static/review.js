@@ -285,7 +285,7 @@
     else if (key === "m") handled = focus("merge-into");
     else if (key === "h" && document.getElementById("hide")) document.getElementById("hide").click();
     else if (key === "y") {
-      const b = document.getElementById("accept-suggestion") || document.querySelector("section.group .accept-all");
+      const b = document.getElementById("accept-suggestion") || document.querySelector("section.group.likely .accept-all");
       if (b) b.click(); else handled = false;
     } else if (key === "j" || key === "ArrowRight") follow("next");
     else if (key === "k" || key === "ArrowLeft") follow("prev");
