@@ -374,3 +374,22 @@ def test_names_are_escaped_in_every_page(client: TestClient, lib: dict[str, Any]
     for path in ("/", f"/person/{pid}", "/unassigned", "/log"):
         html = get(client, path).text
         assert evil not in html and "&lt;img src=x onerror=" in html, path
+
+
+def test_a_database_error_is_a_clear_page_not_a_trace(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from photocluster.review import queries
+
+    def locked(*_a: Any, **_k: Any) -> None:
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(queries, "people_page", locked)
+    r = get(client, "/")
+    assert r.status_code == 503
+    assert "database is locked" in r.text and "try again" in r.text
+    assert "Traceback" not in r.text and r.headers["content-type"].startswith("text/html")
