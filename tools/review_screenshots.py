@@ -51,7 +51,7 @@ def main() -> None:
             select(Face.photo_id).group_by(Face.photo_id).order_by(func.count().desc())
         ).scalar()
     cache = Settings(db=args.db).cache_dir
-    with live_server(catalog, cache, TOKEN) as base, browser((1000, 640)) as context:
+    with live_server(catalog, cache, TOKEN) as base, browser((960, 600)) as context:
         page = context.new_page()
 
         def shot(path: str, name: str, select_faces: int = 0) -> None:
@@ -60,9 +60,9 @@ def main() -> None:
             for i in range(select_faces):
                 page.locator("li.tile").nth(i + 1).click(position={"x": 40, "y": 60})
             page.screenshot(path=str(out / name))
-            # Small files for the README: 256 colours are plenty for a screenshot.
+            # Small files for the README: 128 colours are plenty for a screenshot.
             with Image.open(out / name) as img:
-                small = img.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+                small = img.convert("RGB").quantize(128, method=Image.Quantize.MEDIANCUT)
             small.save(out / name, optimize=True)
             print(out / name, (out / name).stat().st_size // 1024, "KiB")
 
