@@ -234,7 +234,7 @@ def knn_choice(db: str, root: str, n: int, k: int) -> None:
         index.hnsw.efConstruction = 80
         index.add(x)
         build = time.perf_counter() - t
-        index.hnsw.efSearch = max(64, 2 * k)  # as scale_cluster.knn
+        index.hnsw.efSearch = max(64, 2 * k)  # as ann.knn
         t = time.perf_counter()
         _, idx = index.search(x, k)
         took = time.perf_counter() - t

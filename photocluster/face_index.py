@@ -44,6 +44,7 @@ import numpy as np
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
+from photocluster.ann import hnsw_search_from, new_hnsw
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.models import Face, Photo
 
@@ -54,8 +55,8 @@ DIM = 128
 # faces per query, so ~5 ms at 50 000; HNSW answers in < 1 ms with recall@10 >= 0.99 but takes
 # ~1 min per 100 000 faces to build on 2 cores.
 ANN_MIN_FACES = 50_000
-HNSW_M = 32  # links per node: 16 gave recall@30 0.87 on the k-NN graph, 32 gave 0.94
-HNSW_EF_CONSTRUCTION = 80
+# Search effort of the kept graph (built by photocluster.ann.new_hnsw, saved with it, raised to
+# the number of faces asked for): the recall figures above were measured with it.
 HNSW_EF_SEARCH = 128
 # Deleted faces stay in the HNSW graph as tombstones; past this share the graph is rebuilt.
 MAX_TOMBSTONES = 0.2
@@ -161,7 +162,7 @@ class FaceIndex:
             ann = len(ids) >= ANN_MIN_FACES
         if not ann:
             return cls(ids, vectors)
-        return cls(ids, None, _new_hnsw(vectors))
+        return cls(ids, None, new_hnsw(vectors, HNSW_EF_SEARCH))
 
     # -- search -----------------------------------------------------------------------------
 
@@ -186,8 +187,6 @@ class FaceIndex:
         if entry is None:
             d2, rows = self.hnsw.search(q, want)
         else:
-            from photocluster.scale_cluster import hnsw_search_from
-
             d2, rows = hnsw_search_from(self.hnsw, q, entry, want)
         face = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
         # alive answers first, each row's order kept; then cut to k
@@ -343,21 +342,11 @@ def exact_search(
     return np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
 
 
-def _new_hnsw(vectors: np.ndarray) -> Any:
-    import faiss
-
-    index = faiss.IndexHNSWFlat(DIM, HNSW_M)
-    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    index.hnsw.efSearch = HNSW_EF_SEARCH
-    index.add(vectors)
-    return index
-
-
 def knn_graph(
     index: FaceIndex, ids: np.ndarray, x: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest faces of every catalog face, from the index: distances and positions
-    in ``ids`` (sorted face ids; -1 / inf where none), as :func:`scale_cluster.knn` gives them.
+    in ``ids`` (sorted face ids; -1 / inf where none), as :func:`ann.knn` gives them.
 
     Lets ``cluster`` reuse the HNSW graph ``scan`` keeps instead of building one."""
     n = len(ids)

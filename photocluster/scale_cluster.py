@@ -4,8 +4,8 @@ Exact HDBSCAN needs the minimum spanning tree (MST) of the mutual-reachability g
 pairs of faces; in 128 dimensions the ``hdbscan`` package cannot prune that (O(n²)). Nearly every
 MST edge joins a face to one of its few nearest neighbours, so here:
 
-1. the ``k`` nearest neighbours of every face (faiss: exact below ``EXACT_KNN`` faces, an
-   HNSW graph beyond; see ``bench/bench_cluster_scale.py`` for the measured choice);
+1. the ``k`` nearest neighbours of every face (:func:`photocluster.ann.knn`: exact faiss below
+   ``EXACT_KNN`` faces, an HNSW graph beyond);
 2. core distance = distance to the ``min_samples``-th neighbour (hdbscan's definition), and
    mutual reachability ``max(core_a, core_b, d(a, b))`` on each k-NN edge;
 3. the MST of that sparse graph (scipy). Pieces the k-NN graph leaves apart are joined by the
@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from photocluster.ann import knn
 
 if TYPE_CHECKING:
     from photocluster.clustering import ClusterParams
@@ -32,86 +34,10 @@ NOISE = -1
 # k -> (distances, indices) of each face's k nearest faces, as knn() returns them; e.g. from the
 # face index scan keeps (photocluster.face_index.knn_graph).
 Neighbours = Callable[[int], tuple[np.ndarray, np.ndarray]]
-# Below this many faces the k-NN graph is computed exactly (faiss flat search, BLAS): 18 s at
-# 100 000 faces, but ~26 min extrapolated at 1 000 000. Beyond it, an HNSW graph (faiss), chosen
-# by bench/bench_cluster_scale.py knn: at 100 000 faces IVF-Flat gave recall@30 0.72 in 5.6 s
-# (nprobe 16) or 0.82 in 12 s (nprobe 64), HNSW M 32 0.94 in 13 s; at 1 000 000 IVF-Flat
-# (nprobe 16) fell to 0.44 in 160 s.
-EXACT_KNN = 150_000
 # Neighbours per face. Measured on synthetic faces: 15 is 0.01-0.02 pairwise F off exact
 # HDBSCAN, 30 within 0.001.
 DEFAULT_K = 30
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
 _BLOCK = 65_536  # faces per search call: bounds the temporary (block x k) arrays
-
-
-def knn(x: np.ndarray, k: int, *, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distances (float32) and indices (int64) of each row's ``k`` nearest rows.
-
-    The row itself is normally among them (distance 0). A neighbour not found (possible with an
-    approximate index) has index -1 and distance +inf.
-    """
-    import faiss  # heavy import, only when needed
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n, dim = x.shape
-    k = min(k, n)
-    if exact is None:
-        exact = n <= EXACT_KNN
-    index: faiss.Index
-    if exact:
-        index = faiss.IndexFlatL2(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * k)
-    index.add(x)
-    dist = np.empty((n, k), dtype=np.float32)
-    idx = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, _BLOCK):
-        block = x[start : start + _BLOCK]
-        if exact:
-            d, i = index.search(block, k)
-        else:  # every face is in the graph: start each search at the face itself
-            d, i = hnsw_search_from(index, block, np.arange(start, start + len(block)), k)
-        dist[start : start + len(d)] = d
-        idx[start : start + len(i)] = i
-    missing = idx < 0
-    np.sqrt(np.maximum(dist, 0.0, out=dist), out=dist)
-    dist[missing] = np.inf
-    return dist, idx
-
-
-def hnsw_search_from(
-    index: Any, queries: np.ndarray, entry: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """faiss HNSW search (squared distances, rows) on the bottom layer only, each query starting
-    from a given row of the graph instead of descending from the top.
-
-    For the k-NN graph of the indexed faces themselves, the natural start is the face's own
-    row: measured at 1 000 000 synthetic faces (M 32, efSearch 64, same cost), the usual
-    top-down search missed the face's own region for 16 % of faces (recall@1 0.84, recall@30
-    0.78); starting from the face gave recall@30 0.83, recall@4 0.92.
-    """
-    import faiss
-
-    q = np.ascontiguousarray(queries, dtype=np.float32)
-    start = np.ascontiguousarray(entry, dtype=np.int32)
-    start_d = np.zeros(len(q), dtype=np.float32)
-    dist = np.empty((len(q), k), dtype=np.float32)
-    rows = np.empty((len(q), k), dtype=np.int64)
-    index.search_level_0(
-        len(q),
-        faiss.swig_ptr(q),
-        k,
-        faiss.swig_ptr(start),
-        faiss.swig_ptr(start_d),
-        faiss.swig_ptr(dist),
-        faiss.swig_ptr(rows),
-    )
-    return dist, rows
 
 
 def mutual_reachability_mst(

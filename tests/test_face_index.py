@@ -219,8 +219,8 @@ def test_empty_catalog_gives_an_empty_index(catalog: Catalog, tmp_path: Path) ->
 
 
 def test_knn_graph_from_the_index_gives_row_positions_like_scale_cluster_knn() -> None:
+    from photocluster.ann import knn
     from photocluster.face_index import knn_graph
-    from photocluster.scale_cluster import knn
 
     x = points(2000, seed=4)
     ids = np.arange(2000, dtype=np.int64) * 3 + 7

@@ -256,7 +256,7 @@ def test_copies_share_their_original_s_person_above_the_k_nn_threshold() -> None
     """Above 4 000 faces the k-NN graph may come from the face index (all faces, copies
     included): the graph of the distinct faces is derived from it, with the same result as
     building one for them."""
-    from photocluster.scale_cluster import knn
+    from photocluster.ann import knn
 
     rng = np.random.default_rng(12)
     xs = [

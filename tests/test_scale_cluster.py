@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 
 from photocluster import clustering
+from photocluster.ann import hnsw_search_from, knn
 from photocluster.clustering import NOISE, ClusterParams, hdbscan_labels
 from photocluster.evaluate import pairwise_prf, singletonise
-from photocluster.scale_cluster import (
-    hnsw_search_from,
-    knn,
-    knn_hdbscan_labels,
-    mutual_reachability_mst,
-)
+from photocluster.scale_cluster import knn_hdbscan_labels, mutual_reachability_mst
 
 
 def faces(
