@@ -2,7 +2,7 @@
 
 Detection runs on a small view (JPEG draft decode + downscale); each face is then encoded from
 a view detailed enough that it is at least ``chip_face`` px wide (or the full image), so small
-faces in group photos keep their detail. Any failure becomes ``status="failed"`` with a reason.
+faces in group photos keep their detail. Any failure becomes ``PhotoStatus.FAILED`` with a reason.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from photocluster.encoder import Box, EncoderParams, FaceEncoder
 from photocluster.imaging import UnreadableImage, load_view, read_info
+from photocluster.photo_status import PhotoStatus
 
 READ_CHUNK = 1 << 20
 
@@ -37,7 +38,7 @@ class PhotoResult:
     width: int | None = None
     height: int | None = None
     taken_at: datetime | None = None
-    status: str = "ok"
+    status: str = PhotoStatus.OK
     error: str | None = None
     faces: list[FoundFace] = field(default_factory=list)
 
@@ -131,11 +132,11 @@ def analyse_file(
     except MemoryError:
         return _failed(result, "not enough memory to process this image")
     result.width, result.height, result.taken_at, result.faces = w, h, taken, faces
-    result.status = "ok" if faces else "no_faces"
+    result.status = PhotoStatus.OK if faces else PhotoStatus.NO_FACES
     return result
 
 
 def _failed(result: PhotoResult, reason: str) -> PhotoResult:
-    result.status = "failed"
+    result.status = PhotoStatus.FAILED
     result.error = reason.splitlines()[0][:500] if reason else "unknown error"
     return result

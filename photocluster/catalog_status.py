@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from photocluster.models import Face, Person, Photo, PhotoStatus
+from photocluster.models import Face, Person, Photo
+from photocluster.photo_status import PhotoStatus
 
 
 def catalog_status(session: Session) -> dict[str, Any]:

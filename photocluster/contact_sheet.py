@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.db import blobs_to_matrix
+from photocluster.db import blobs_to_matrix, in_chunks
 from photocluster.imaging import UnreadableImage, load_view
 from photocluster.models import Face, Photo
 
@@ -359,8 +359,7 @@ class _Ranked:
 def _load_ranked(session: Session, ranked: Sequence[tuple[int, float]]) -> _Ranked:
     ids = [int(f) for f, _d in ranked]
     rows: dict[int, tuple[bytes, int, datetime | None]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in in_chunks(ids):
         for r in session.execute(
             select(Face.id, Face.embedding, Face.photo_id, Photo.taken_at)
             .join(Photo, Photo.id == Face.photo_id)
@@ -369,7 +368,7 @@ def _load_ranked(session: Session, ranked: Sequence[tuple[int, float]]) -> _Rank
             rows[int(r[0])] = (r[1], int(r[2]), r[3])
     keep = [(f, d) for f, d in ranked if int(f) in rows]
     ids = [int(f) for f, _d in keep]
-    x = blobs_to_matrix([rows[i][0] for i in ids]) if ids else np.zeros((0, 128), np.float32)
+    x = blobs_to_matrix([rows[i][0] for i in ids])  # (0, EMBEDDING_DIM) when empty
     return _Ranked(
         ids,
         np.array([d for _f, d in keep], dtype=np.float64),

@@ -33,6 +33,7 @@ from photocluster.analyse import PhotoResult
 from photocluster.encoder import EncoderParams, FaceEncoder
 from photocluster.errors import PhotoclusterError
 from photocluster.executors import EncoderFactory, Task, safe_analyse
+from photocluster.photo_status import PhotoStatus
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler before giving up
 WORKER_TIMEOUT = 30.0  # seconds to wait for a first worker to join
@@ -152,7 +153,11 @@ def _model_token(factory: EncoderFactory, params: EncoderParams) -> str:
 
 def _failed(task: Task, error: str) -> PhotoResult:
     return PhotoResult(
-        path=task.path, size=task.size, mtime_ns=task.mtime_ns, status="failed", error=error
+        path=task.path,
+        size=task.size,
+        mtime_ns=task.mtime_ns,
+        status=PhotoStatus.FAILED,
+        error=error,
     )
 
 

@@ -21,11 +21,11 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -37,7 +37,9 @@ from photocluster.errors import CatalogError
 if TYPE_CHECKING:  # imported where used: commands that only read counts need no numpy
     import numpy as np
 
-EMBEDDING_DIM = 128
+EMBEDDING_DIM = 128  # values per embedding (dlib's ResNet); the blob converters check it
+# Values per IN (...) clause: stays far below every database's parameter limit.
+IN_LIST_CHUNK = 500
 _EMBEDDING_BYTES = EMBEDDING_DIM * 4
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -49,6 +51,7 @@ _PG_WRITE_LOCK = 1346594627
 # Told who holds the write lock when a writer has to wait for it (e.g. "`photocluster cluster
 # --full` (pid 4242)"); the CLI prints it.
 WaitReporter = Callable[[str], None]
+T = TypeVar("T")
 
 
 def embedding_to_blob(vector: np.ndarray) -> bytes:
@@ -83,6 +86,12 @@ def blobs_to_matrix(blobs: list[bytes]) -> np.ndarray:
 
 
 assert struct.calcsize("<f") == 4
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[list[T]]:
+    """``values`` in lists of at most :data:`IN_LIST_CHUNK`, one per ``IN (...)`` clause."""
+    for i in range(0, len(values), IN_LIST_CHUNK):
+        yield list(values[i : i + IN_LIST_CHUNK])
 
 
 def to_url(db: str) -> str:

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from photocluster.analyse import PhotoResult, analyse_file
 from photocluster.encoder import EncoderParams, FaceEncoder
+from photocluster.photo_status import PhotoStatus
 
 EncoderFactory = Callable[[EncoderParams], FaceEncoder]
 
@@ -48,7 +49,7 @@ def safe_analyse(task: Task, encoder: FaceEncoder, params: EncoderParams) -> Pho
             path=task.path,
             size=task.size,
             mtime_ns=task.mtime_ns,
-            status="failed",
+            status=PhotoStatus.FAILED,
             error=f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0][:500],
         )
 
@@ -171,7 +172,7 @@ class PoolExecutor:
                             path=task.path,
                             size=task.size,
                             mtime_ns=task.mtime_ns,
-                            status="failed",
+                            status=PhotoStatus.FAILED,
                             error="the image decoder or face model crashed on this file",
                         )
                     else:

@@ -47,12 +47,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.db import Catalog
+from photocluster.db import Catalog, in_chunks
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.foldernames import assign_unique, clash_key, safe_filename, safe_name, with_suffix
 from photocluster.fspath import json_text
 from photocluster.library_roots import scanned_roots
-from photocluster.models import Face, Person, Photo, PhotoStatus
+from photocluster.models import Face, Person, Photo
+from photocluster.photo_status import PhotoStatus
 from photocluster.progress import NoProgress, Progress
 
 MANIFEST_NAME = ".photocluster-export.json"
@@ -322,8 +323,7 @@ def _photos_by_person(
     session: Session, person_ids: list[int]
 ) -> dict[int, list[tuple[int, str, int, int]]]:
     result: dict[int, list[tuple[int, str, int, int]]] = defaultdict(list)
-    for i in range(0, len(person_ids), 500):
-        chunk = person_ids[i : i + 500]
+    for chunk in in_chunks(person_ids):
         rows = session.execute(
             select(Face.person_id, Photo.id, Photo.path, Photo.size, Photo.mtime_ns)
             .join(Photo, Photo.id == Face.photo_id)

@@ -45,11 +45,10 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from photocluster.ann import hnsw_search_from, new_hnsw
-from photocluster.db import Catalog, blobs_to_matrix
+from photocluster.db import EMBEDDING_DIM, Catalog, blobs_to_matrix
 from photocluster.models import Face, Photo
 
 FORMAT = 3  # 2: vectors.npy beside hnsw.faiss too; 3: revised.npy (faces re-encoded in place)
-DIM = 128
 # From this many faces on, search goes through an HNSW graph. Measured at 1 579 (real) to
 # 1 000 000 (synthetic) faces by bench/bench_find.py: exact NumPy search costs ~0.1 ms per 1 000
 # faces per query, so ~5 ms at 50 000; HNSW answers in < 1 ms with recall@10 >= 0.99 but takes
@@ -137,7 +136,7 @@ class FaceIndex:
         revised: np.ndarray | None = None,
     ) -> None:
         self.ids = np.asarray(ids, dtype=np.int64)
-        self.vectors = vectors  # exact kind only (float32, rows x DIM)
+        self.vectors = vectors  # exact kind only (float32, rows x EMBEDDING_DIM)
         self.hnsw = hnsw  # faiss.IndexHNSWFlat, approximate kind only
         # (face id, revision) of the faces re-encoded in place, as of the vectors held
         self.revised = _no_revisions() if revised is None else revised
@@ -157,7 +156,7 @@ class FaceIndex:
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, *, ann: bool | None = None) -> FaceIndex:
         ids = np.asarray(ids, dtype=np.int64)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, DIM)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
         if ann is None:
             ann = len(ids) >= ANN_MIN_FACES
         if not ann:
@@ -171,7 +170,7 @@ class FaceIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Distances (float32, ascending) and face ids (-1 where fewer than ``k`` exist) of
         the ``k`` faces nearest to each query row; ``exact`` even when there is a graph."""
-        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, DIM)
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
         if self.hnsw is None or exact:
             ids, vectors = self.alive() if self.hnsw is not None else (self.ids, self.vectors)
             assert vectors is not None
@@ -204,7 +203,7 @@ class FaceIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, DIM)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, EMBEDDING_DIM)
         if self.hnsw is not None:
             self.hnsw.add(vectors)
         else:
@@ -421,7 +420,7 @@ def _embeddings(session: Session, ids: np.ndarray) -> np.ndarray:
             session.execute(select(Face.id, Face.embedding).where(Face.id.in_(chunk))).all()
         )
         parts.append(blobs_to_matrix([rows[i] for i in chunk]).astype(np.float32))
-    return np.vstack(parts) if parts else np.zeros((0, DIM), dtype=np.float32)
+    return np.vstack(parts) if parts else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
 
 
 def sync_index(

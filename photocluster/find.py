@@ -37,6 +37,7 @@ from photocluster.encoder import EncoderParams, FaceEncoder
 from photocluster.errors import PhotoclusterError
 from photocluster.face_index import FaceIndex, SyncReport, sync_index
 from photocluster.models import Face, Person, Photo
+from photocluster.photo_status import PhotoStatus
 from photocluster.thresholds import (
     ATTACH_MARGIN,
     ATTACH_NEIGHBOURS,
@@ -146,7 +147,7 @@ def find_in_photo(
             "The catalog has no faces to compare with: run `photocluster scan DIR` first."
         )
     photo = analyse_file(path, st.st_size, st.st_mtime_ns, encoder, params)
-    if photo.status == "failed":
+    if photo.status == PhotoStatus.FAILED:
         raise PhotoclusterError(f"Cannot read {path}: {photo.error}")
     if not photo.faces:
         raise PhotoclusterError(f"No face found in {path}.")

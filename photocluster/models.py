@@ -20,16 +20,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from photocluster.fspath import CatalogPath
+from photocluster.photo_status import PhotoStatus
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class PhotoStatus:
-    OK = "ok"
-    NO_FACES = "no_faces"
-    FAILED = "failed"
 
 
 class Photo(Base):
@@ -46,7 +41,7 @@ class Photo(Base):
     width: Mapped[int | None] = mapped_column(Integer)  # as displayed (EXIF orientation applied)
     height: Mapped[int | None] = mapped_column(Integer)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # a PhotoStatus value
     error: Mapped[str | None] = mapped_column(Text)
     encoder: Mapped[str] = mapped_column(String(255))
     scanned_at: Mapped[datetime] = mapped_column(DateTime)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from photocluster.db import hold_write_lock
+from photocluster.db import hold_write_lock, in_chunks
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.models import Decision, Face, Person, Rejection
 from photocluster.names import tidy_name
@@ -37,7 +37,6 @@ from photocluster.people import people_named_like, resolve_person
 
 MAX_NAME_LENGTH = 100
 UNDO_FORMAT = 1
-_CHUNK = 500  # ids per IN (...) clause: stays far below every database's parameter limit
 
 PersonRef = Person | int | str
 
@@ -52,11 +51,6 @@ class NameConflict(PhotoclusterError):
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
-    for i in range(0, len(ids), _CHUNK):
-        yield list(ids[i : i + _CHUNK])
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -113,7 +107,7 @@ def _faces_by_id(session: Session, face_ids: Sequence[int]) -> dict[int, Face]:
     if not wanted:
         raise PhotoclusterError("No faces given.")
     found: dict[int, Face] = {}
-    for chunk in _chunks(wanted):
+    for chunk in in_chunks(wanted):
         for face in session.scalars(select(Face).where(Face.id.in_(chunk))):
             found[face.id] = face
     missing = [i for i in wanted if i not in found]
@@ -125,7 +119,7 @@ def _faces_by_id(session: Session, face_ids: Sequence[int]) -> dict[int, Face]:
 
 def _face_ids_of(session: Session, person_ids: Sequence[int]) -> list[int]:
     out: list[int] = []
-    for chunk in _chunks(sorted(set(person_ids))):
+    for chunk in in_chunks(sorted(set(person_ids))):
         out.extend(session.scalars(select(Face.id).where(Face.person_id.in_(chunk))))
     return out
 
@@ -141,7 +135,7 @@ class _Snapshot:
         self.person_ids = sorted(set(person_ids))
         self.face_ids = sorted(set(face_ids))
         self.people: list[dict[str, Any]] = []
-        for chunk in _chunks(self.person_ids):
+        for chunk in in_chunks(self.person_ids):
             for p in session.scalars(select(Person).where(Person.id.in_(chunk))):
                 self.people.append(
                     {
@@ -152,7 +146,7 @@ class _Snapshot:
                     }
                 )
         self.faces: list[list[Any]] = []
-        for chunk in _chunks(self.face_ids):
+        for chunk in in_chunks(self.face_ids):
             rows = session.execute(
                 select(Face.id, Face.person_id, Face.confirmed).where(Face.id.in_(chunk))
             ).all()
@@ -183,10 +177,10 @@ def _rejections_in_scope(
     session: Session, person_ids: Sequence[int], face_ids: Sequence[int]
 ) -> list[Rejection]:
     found: dict[int, Rejection] = {}
-    for chunk in _chunks(list(person_ids)):
+    for chunk in in_chunks(list(person_ids)):
         for r in session.scalars(select(Rejection).where(Rejection.person_id.in_(chunk))):
             found[r.id] = r
-    for chunk in _chunks(list(face_ids)):
+    for chunk in in_chunks(list(face_ids)):
         for r in session.scalars(select(Rejection).where(Rejection.face_id.in_(chunk))):
             found[r.id] = r
     return list(found.values())
@@ -227,10 +221,10 @@ def _restore(session: Session, payload: dict[str, Any]) -> None:
             )
 
     existing: set[int] = set()
-    for chunk in _chunks(scope):
+    for chunk in in_chunks(scope):
         existing.update(session.scalars(select(Person.id).where(Person.id.in_(chunk))))
     # Free every name in scope first so swapped names never collide halfway.
-    for chunk in _chunks(sorted(existing)):
+    for chunk in in_chunks(sorted(existing)):
         session.execute(update(Person).where(Person.id.in_(chunk)).values(name=None))
     for pid, p in people.items():
         values = {
@@ -250,13 +244,13 @@ def _restore(session: Session, payload: dict[str, Any]) -> None:
             .values(person_id=person_id, confirmed=bool(confirmed))
         )
 
-    for chunk in _chunks(scope):
+    for chunk in in_chunks(scope):
         session.execute(delete(Rejection).where(Rejection.person_id.in_(chunk)))
-    for chunk in _chunks(face_scope):
+    for chunk in in_chunks(face_scope):
         session.execute(delete(Rejection).where(Rejection.face_id.in_(chunk)))
     live_faces: set[int] = set()
     wanted_faces = sorted({int(r[0]) for r in payload["rejections"]})
-    for chunk in _chunks(wanted_faces):
+    for chunk in in_chunks(wanted_faces):
         live_faces.update(session.scalars(select(Face.id).where(Face.id.in_(chunk))))
     for face_id, person_id, created_at in payload["rejections"]:
         if face_id in live_faces:  # a rescan may have dropped the face since
@@ -269,7 +263,7 @@ def _restore(session: Session, payload: dict[str, Any]) -> None:
             )
 
     created = [pid for pid in scope if pid in existing and pid not in people]
-    for chunk in _chunks(created):
+    for chunk in in_chunks(created):
         session.execute(update(Face).where(Face.person_id.in_(chunk)).values(person_id=None))
         session.execute(delete(Rejection).where(Rejection.person_id.in_(chunk)))
         session.execute(delete(Person).where(Person.id.in_(chunk)))
@@ -320,7 +314,7 @@ def _old_label(pid: int, name: str | None) -> str:
 
 def _unconfirmed(session: Session, face_ids: Sequence[int]) -> int:
     n = 0
-    for chunk in _chunks(list(face_ids)):
+    for chunk in in_chunks(list(face_ids)):
         n += (
             session.scalar(
                 select(func.count()).where(Face.id.in_(chunk), Face.confirmed.is_(False))
@@ -332,7 +326,7 @@ def _unconfirmed(session: Session, face_ids: Sequence[int]) -> int:
 
 def _confirm(session: Session, face_ids: Sequence[int]) -> None:
     session.flush()
-    for chunk in _chunks(list(face_ids)):
+    for chunk in in_chunks(list(face_ids)):
         session.execute(update(Face).where(Face.id.in_(chunk)).values(confirmed=True))
 
 
@@ -393,14 +387,14 @@ def merge_people(
     for face_id in sorted(carried - already - set(moving)):
         session.add(Rejection(face_id=face_id, person_id=target.id, created_at=now))
     session.flush()
-    for chunk in _chunks(moving):
+    for chunk in in_chunks(moving):
         # The user says these are one person now: drop "not this person" for faces moving in.
         session.execute(
             delete(Rejection).where(Rejection.person_id == target.id, Rejection.face_id.in_(chunk))
         )
         session.execute(update(Face).where(Face.id.in_(chunk)).values(person_id=target.id))
     _confirm(session, [*moving, *staying])
-    for chunk in _chunks(src_ids):
+    for chunk in in_chunks(src_ids):
         session.execute(delete(Rejection).where(Rejection.person_id.in_(chunk)))
         session.execute(delete(Person).where(Person.id.in_(chunk)))
     session.expire_all()
@@ -494,7 +488,7 @@ def assign_faces(
         session.add(target)
         session.flush()
         snap.created.append(target.id)
-    for chunk in _chunks(sorted(faces)):
+    for chunk in in_chunks(sorted(faces)):
         session.execute(
             delete(Rejection).where(Rejection.person_id == target.id, Rejection.face_id.in_(chunk))
         )

@@ -60,7 +60,7 @@ from photocluster.contact_sheet import (
     first_page_faces,
     typical_faces,
 )
-from photocluster.db import Catalog, blobs_to_matrix
+from photocluster.db import EMBEDDING_DIM, Catalog, blobs_to_matrix
 from photocluster.errors import PhotoclusterError
 from photocluster.models import Face, Person, Photo, Rejection
 from photocluster.naming import (
@@ -298,7 +298,7 @@ class NamedIndex:
         sizes = np.array([len(b) for b in blocks], dtype=np.int64)
         self.starts = np.r_[0, np.cumsum(sizes)[:-1]] if len(sizes) else sizes
         self.ends = self.starts + sizes
-        self.x = np.vstack(blocks) if blocks else np.zeros((0, 128))
+        self.x = np.vstack(blocks) if blocks else np.zeros((0, EMBEDDING_DIM))
         self.sq = (self.x**2).sum(axis=1)
 
     def nearest(self, faces: np.ndarray, exclude: Collection[int] = ()) -> tuple[int, float] | None:

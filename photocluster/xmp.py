@@ -53,7 +53,8 @@ from sqlalchemy.orm import Session
 from photocluster.analyse import hash_file
 from photocluster.db import Catalog, hold_write_lock
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.models import Face, Person, Photo, PhotoStatus
+from photocluster.models import Face, Person, Photo
+from photocluster.photo_status import PhotoStatus
 from photocluster.progress import NoProgress, Progress
 
 MAX_XMP_BYTES = 8 * 1024 * 1024  # real sidecars are a few KiB; refuse to parse giant ones
