@@ -708,7 +708,28 @@ def export_people(
         _build_report_function()  # fail before changing anything if the report cannot be made
     dest = _resolve_dest(options.dest)
     summary = ExportSummary(dest=str(dest), mode=options.mode, dry_run=options.dry_run)
+    people, photos = _read_catalog(catalog, dest, options, summary.notes)
+    manifest = _load_manifest(dest, summary.notes)
+    plan = _plan_export(dest, options, people, photos, manifest, summary.notes)
+    _describe(summary, plan, manifest.entries)
+    if options.dry_run:
+        summary.removed = sum(1 for a in summary.actions if a.kind == "remove")
+        summary.moved = len(plan.diff.moves)
+        summary.updated = sum(1 for a in summary.actions if a.kind == "update")
+        summary.added = sum(1 for a in summary.actions if a.kind == "add")
+    else:
+        if plan.probed:  # else nothing to change: touch nothing (not even the manifest)
+            _Apply(dest, catalog.url, options.mode, plan, manifest, summary, progress).run()
+        if options.report_path:
+            summary.report_path = write_report(catalog, options.report_path)
+    summary.seconds = time.perf_counter() - started
+    return summary
 
+
+def _read_catalog(
+    catalog: Catalog, dest: Path, options: ExportOptions, notes: list[str]
+) -> tuple[list[_PersonRow], dict[int, list[tuple[int, str, int, int]]]]:
+    """The people to export and their photos; refuses a DEST inside the library."""
     with catalog.session() as session:
         all_paths = [str(p) for p in session.scalars(select(Photo.path))]
         roots = scanned_roots(session)
@@ -725,211 +746,259 @@ def export_people(
             if not options.include_unnamed
             else "Run `photocluster cluster` first."
         )
-        summary.notes.append(f"No people to export. {hint}")
+        notes.append(f"No people to export. {hint}")
+    return people, photos
 
-    manifest = _load_manifest(dest, summary.notes)
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class _Plan:
+    """What DEST should hold, in the mode it will be made in, and the way there."""
+
+    mode: str
+    planned: list[PlannedFile]
+    folder_of: dict[str, str]
+    diff: _Diff
+    probed: bool  # DEST was probed (so it exists): there is something to write
+
+
+def _plan_export(
+    dest: Path,
+    options: ExportOptions,
+    people: list[_PersonRow],
+    photos: dict[int, list[tuple[int, str, int, int]]],
+    manifest: _Manifest,
+    notes: list[str],
+) -> _Plan:
     old, old_folders = manifest.entries, manifest.folders
-    sample = next((ps[0][1] for ps in photos.values() if ps), None)
     # Plan with the mode the previous run settled on for the same request; DEST is probed
     # (a link made and removed, which touches DEST) only when something is to be written.
     known = manifest.mode if manifest.requested == options.mode else None
     mode = known or (SYMLINK if options.mode == AUTO else options.mode)
     planned, folder_of, adopt = plan_files(dest, people, photos, old, old_folders, mode)
     diff = _diff(dest, planned, adopt, old, mode)
-    probed = False
     if options.dry_run:
         if known is None and options.mode in (AUTO, SYMLINK, HARDLINK):
-            summary.notes.append(
+            notes.append(
                 f"Dry run: assuming {mode}s work on {dest}; the real run checks and falls back "
                 "to copying if they don't."
             )
-    elif diff.work or old_folders - set(folder_of) or not manifest.read or known is None:
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-            probed_mode, note = _probe_mode(dest, options.mode, sample)
-        except OSError as exc:
-            raise _stopped(exc, f"preparing {dest}", 0, 0) from exc
-        probed = True
-        if note:
-            summary.notes.append(note)
-        elif options.mode == AUTO:
-            summary.notes.append(f"Using symbolic links (the filesystem of {dest} allows them).")
-        if probed_mode != mode:
-            mode = probed_mode
-            planned, folder_of, adopt = plan_files(dest, people, photos, old, old_folders, mode)
-            diff = _diff(dest, planned, adopt, old, mode)
-    summary.mode = mode
-    summary.folders = folder_of
-    summary.people = len(folder_of)
-    summary.photos = len({p.photo_id for p in planned})
-    summary.unchanged = diff.unchanged
-    state, wanted = diff.state, diff.wanted
-    removals, moves, adds = diff.removals, diff.moves, list(diff.adds)
+        return _Plan(mode, planned, folder_of, diff, probed=False)
+    if not (diff.work or old_folders - set(folder_of) or not manifest.read or known is None):
+        return _Plan(mode, planned, folder_of, diff, probed=False)
+    sample = next((ps[0][1] for ps in photos.values() if ps), None)
+    probed_mode = _probe(dest, options.mode, sample, notes)
+    if probed_mode != mode:
+        mode = probed_mode
+        planned, folder_of, adopt = plan_files(dest, people, photos, old, old_folders, mode)
+        diff = _diff(dest, planned, adopt, old, mode)
+    return _Plan(mode, planned, folder_of, diff, probed=True)
 
-    for rel in removals:
-        if rel not in wanted:
+
+def _probe(dest: Path, requested: str, sample: str | None, notes: list[str]) -> str:
+    """Create DEST and find the mode it allows (noted when it is not what was asked)."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        mode, note = _probe_mode(dest, requested, sample)
+    except OSError as exc:
+        raise _stopped(exc, f"preparing {dest}", 0, 0) from exc
+    if note:
+        notes.append(note)
+    elif requested == AUTO:
+        notes.append(f"Using symbolic links (the filesystem of {dest} allows them).")
+    return mode
+
+
+def _describe(summary: ExportSummary, plan: _Plan, old: dict[str, dict[str, Any]]) -> None:
+    """The plan in the summary: folders, counts, and each action (what a dry run shows)."""
+    diff = plan.diff
+    summary.mode = plan.mode
+    summary.folders = plan.folder_of
+    summary.people = len(plan.folder_of)
+    summary.photos = len({p.photo_id for p in plan.planned})
+    summary.unchanged = diff.unchanged
+    for rel in diff.removals:
+        if rel not in diff.wanted:
             summary.actions.append(Action("remove", rel, old[rel].get("source")))
-    for src, p in moves:
+    for src, p in diff.moves:
         summary.actions.append(Action("move", p.rel, src))
-    for p in adds:
+    for p in diff.adds:
         kind = "update" if p.rel in old else "add"
         summary.actions.append(Action(kind, p.rel, p.source))
 
-    if options.dry_run:
-        summary.removed = sum(1 for a in summary.actions if a.kind == "remove")
-        summary.moved = len(moves)
-        summary.updated = sum(1 for a in summary.actions if a.kind == "update")
-        summary.added = sum(1 for a in summary.actions if a.kind == "add")
-        summary.seconds = time.perf_counter() - started
-        return summary
-    if not probed:  # nothing to change: touch nothing (not even the manifest)
-        if options.report_path:
-            summary.report_path = write_report(catalog, options.report_path)
-        summary.seconds = time.perf_counter() - started
-        return summary
 
-    # ---- apply: removals, then moves, then adds (each frees names the next may need)
-    folders_made = set(old_folders)
-    total = len(removals) + len(moves) + len(adds)
-    done = 0
-    progress.start(total, "Exporting")
-    # every name that is, or is about to be, an entry: a new version never takes one of them
-    taken = {clash_key(rel) for rel in (*wanted, *old)}
-    kept: set[str] = set()  # our entries the user changed: left as they are
+# --------------------------------------------------------------------------- applying it
 
-    def flush() -> None:
-        _save_manifest(dest, state, folders_made, catalog.url, (options.mode, mode))
 
-    def step() -> None:
-        nonlocal done
-        done += 1
-        progress.advance()
-        if done % MANIFEST_FLUSH_EVERY == 0:
-            flush()
+class _Apply:
+    """Carries out a plan: removals, then moves, then adds (each frees names the next may
+    need), then empty folders of ours. The manifest is saved every
+    :data:`MANIFEST_FLUSH_EVERY` changes and at the end, also when the run stops."""
 
-    def ensure_folder(folder: str) -> None:
-        path = dest / folder
+    def __init__(
+        self,
+        dest: Path,
+        catalog_url: str,
+        requested: str,
+        plan: _Plan,
+        manifest: _Manifest,
+        summary: ExportSummary,
+        progress: Progress,
+    ) -> None:
+        self.dest, self.catalog_url, self.requested = dest, catalog_url, requested
+        self.mode = plan.mode
+        self.plan = plan
+        self.old = manifest.entries
+        self.state = plan.diff.state
+        self.wanted = plan.diff.wanted
+        self.adds = list(plan.diff.adds)  # moves that cannot be renames join them
+        self.folders_made = set(manifest.folders)
+        self.summary = summary
+        self.progress = progress
+        self.total = len(plan.diff.removals) + len(plan.diff.moves) + len(self.adds)
+        self.done = 0
+        # every name that is, or is about to be, an entry: a new version never takes one
+        self.taken = {clash_key(rel) for rel in (*self.wanted, *self.old)}
+        self.kept: set[str] = set()  # our entries the user changed: left as they are
+
+    def run(self) -> None:
+        self.progress.start(self.total, "Exporting")
+        try:
+            for rel in self.plan.diff.removals:
+                self._remove(rel)
+                self._step()
+            for src, p in self.plan.diff.moves:
+                self._move(src, p)
+                self._step()
+            for p in self.adds:
+                self._add(p)
+                self._step()
+            self._remove_empty_folders()
+        except OSError as exc:
+            self.progress.finish()
+            with contextlib.suppress(OSError):
+                self._flush()
+            where = exc.filename or self.dest
+            raise _stopped(exc, f"writing {where}", self.done, self.total) from exc
+        except BaseException:
+            self.progress.finish()
+            with contextlib.suppress(OSError):
+                self._flush()
+            raise
+        self.progress.finish()
+        try:
+            self._flush()
+        except OSError as exc:
+            raise _stopped(
+                exc, f"saving the manifest in {self.dest}", self.done, self.total
+            ) from exc
+
+    def _flush(self) -> None:
+        modes = (self.requested, self.mode)
+        _save_manifest(self.dest, self.state, self.folders_made, self.catalog_url, modes)
+
+    def _step(self) -> None:
+        self.done += 1
+        self.progress.advance()
+        if self.done % MANIFEST_FLUSH_EVERY == 0:
+            self._flush()
+
+    def _ensure_folder(self, folder: str) -> None:
+        path = self.dest / folder
         if not path.is_dir():
             path.mkdir()
-            folders_made.add(folder)
+            self.folders_made.add(folder)
 
-    def keep_changed(rel: str) -> None:
-        kept.add(rel)
-        summary.kept_changed.append(rel)
-        summary.actions.append(Action("keep", rel, old[rel].get("source")))
+    def _keep_changed(self, rel: str) -> None:
+        self.kept.add(rel)
+        self.summary.kept_changed.append(rel)
+        self.summary.actions.append(Action("keep", rel, self.old[rel].get("source")))
 
-    try:
-        for rel in removals:
-            target = dest / rel
-            rec = old[rel]
-            if _replaceable(target, rec):
+    def _remove(self, rel: str) -> None:
+        target = self.dest / rel
+        if _replaceable(target, self.old[rel]):
+            target.unlink()
+            if rel not in self.wanted:
+                self.summary.removed += 1
+        elif os.path.lexists(target):
+            self._keep_changed(rel)
+        self.state.pop(rel, None)
+
+    def _move(self, src: str, p: PlannedFile) -> None:
+        self._ensure_folder(p.folder)
+        target = self.dest / p.rel
+        rec = self.old[src]
+        ours = _entry_matches(self.dest / src, rec) and (
+            "sha256" in rec or _content_unchanged(self.dest / src, rec)  # an older manifest
+        )
+        if ours and not os.path.lexists(target):
+            # A rename, not a new copy: the record keeps the digest of what was written.
+            os.rename(self.dest / src, target)
+            self.state.pop(src, None)
+            self.state[p.rel] = _record(target, p, self.mode, sha256=rec.get("sha256"))
+            self.summary.moved += 1
+            return
+        self.state.pop(src, None)
+        if _replaceable(self.dest / src, rec):
+            (self.dest / src).unlink()
+        elif os.path.lexists(self.dest / src):
+            self._keep_changed(src)
+        self.adds.append(p)
+
+    def _add(self, p: PlannedFile) -> None:
+        replaces = p.rel in self.old
+        self._ensure_folder(p.folder)
+        target = self.dest / p.rel
+        if os.path.lexists(target):
+            # Only our own entry can be here (the plan avoided every other name): stale and
+            # untouched, or changed by the user (then the new version goes beside it).
+            if p.rel in self.kept:
+                beside = _free_name(self.dest, p, self.taken)
+                self.taken.add(clash_key(beside.rel))
+                self.summary.notes.append(
+                    f"{p.rel} changed since photocluster made it, so it was left as it is; "
+                    f"the photo's current version is {beside.rel}."
+                )
+                p, target = beside, self.dest / beside.rel
+            elif p.rel in self.old and _replaceable(target, self.old[p.rel]):
                 target.unlink()
-                if rel not in wanted:
-                    summary.removed += 1
-            elif os.path.lexists(target):
-                keep_changed(rel)
-            state.pop(rel, None)
-            step()
-        for src, p in moves:
-            ensure_folder(p.folder)
-            target = dest / p.rel
-            rec = old[src]
-            ours = _entry_matches(dest / src, rec) and (
-                "sha256" in rec or _content_unchanged(dest / src, rec)  # an older manifest
+            else:
+                self.summary.failures.append((p.rel, "a file the user made is in the way"))
+                return
+        if not os.path.lexists(p.source) or (self.mode != SYMLINK and not os.path.isfile(p.source)):
+            self.summary.failures.append(
+                (p.rel, f"photo not found: {p.source} (run `photocluster scan` again)")
             )
-            if ours and not os.path.lexists(target):
-                # A rename, not a new copy: the record keeps the digest of what was written.
-                os.rename(dest / src, target)
-                state.pop(src, None)
-                state[p.rel] = _record(target, p, mode, sha256=rec.get("sha256"))
-                summary.moved += 1
-            else:
-                state.pop(src, None)
-                if _replaceable(dest / src, rec):
-                    (dest / src).unlink()
-                elif os.path.lexists(dest / src):
-                    keep_changed(src)
-                adds.append(p)
-            step()
-        for planned_file in adds:
-            p = planned_file
-            replaces = p.rel in old
-            ensure_folder(p.folder)
-            target = dest / p.rel
-            if os.path.lexists(target):
-                # Only our own entry can be here (the plan avoided every other name): stale
-                # and untouched, or changed by the user (then the new version goes beside it).
-                if p.rel in kept:
-                    beside = _free_name(dest, p, taken)
-                    taken.add(clash_key(beside.rel))
-                    summary.notes.append(
-                        f"{p.rel} changed since photocluster made it, so it was left as it is; "
-                        f"the photo's current version is {beside.rel}."
-                    )
-                    p, target = beside, dest / beside.rel
-                elif p.rel in old and _replaceable(target, old[p.rel]):
-                    target.unlink()
-                else:
-                    summary.failures.append((p.rel, "a file the user made is in the way"))
-                    step()
-                    continue
-            if not os.path.lexists(p.source) or (mode != SYMLINK and not os.path.isfile(p.source)):
-                summary.failures.append(
-                    (p.rel, f"photo not found: {p.source} (run `photocluster scan` again)")
-                )
-                step()
-                continue
-            try:
-                used = _create(target, p, mode)
-            except FileNotFoundError:
-                summary.failures.append((p.rel, f"photo not found: {p.source}"))
-                step()
-                continue
-            if used != mode and not any("hard-link" in n for n in summary.notes):
-                summary.notes.append(
-                    "Some photos are on another filesystem than DEST; those were copied."
-                )
-            state[p.rel] = _record(target, p, used, wanted=mode)
-            if replaces:
-                summary.updated += 1
-            else:
-                summary.added += 1
-            step()
-        # Folders photocluster created that no longer hold a person: remove if empty.
-        for folder in sorted(folders_made - set(folder_of)):
-            path = dest / folder
-            if not path.is_dir():
-                folders_made.discard(folder)
-                continue
-            try:
-                path.rmdir()
-                folders_made.discard(folder)
-            except OSError:
-                summary.notes.append(
-                    f"Left the folder {path}: it still holds files photocluster did not make."
-                )
-                folders_made.discard(folder)
-    except OSError as exc:
-        progress.finish()
-        with contextlib.suppress(OSError):
-            flush()
-        where = exc.filename or dest
-        raise _stopped(exc, f"writing {where}", done, total) from exc
-    except BaseException:
-        progress.finish()
-        with contextlib.suppress(OSError):
-            flush()
-        raise
-    progress.finish()
-    try:
-        flush()
-    except OSError as exc:
-        raise _stopped(exc, f"saving the manifest in {dest}", done, total) from exc
+            return
+        try:
+            used = _create(target, p, self.mode)
+        except FileNotFoundError:
+            self.summary.failures.append((p.rel, f"photo not found: {p.source}"))
+            return
+        if used != self.mode and not any("hard-link" in n for n in self.summary.notes):
+            self.summary.notes.append(
+                "Some photos are on another filesystem than DEST; those were copied."
+            )
+        self.state[p.rel] = _record(target, p, used, wanted=self.mode)
+        if replaces:
+            self.summary.updated += 1
+        else:
+            self.summary.added += 1
 
-    if options.report_path:
-        summary.report_path = write_report(catalog, options.report_path)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    def _remove_empty_folders(self) -> None:
+        """Folders photocluster created that no longer hold a person: removed if empty."""
+        for folder in sorted(self.folders_made - set(self.plan.folder_of)):
+            path = self.dest / folder
+            if path.is_dir():
+                try:
+                    path.rmdir()
+                except OSError:
+                    self.summary.notes.append(
+                        f"Left the folder {path}: it still holds files photocluster did not make."
+                    )
+            self.folders_made.discard(folder)
 
 
 def _build_report_function() -> Any:
