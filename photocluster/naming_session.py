@@ -39,6 +39,7 @@ import threading
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum, auto
 from pathlib import Path
 from typing import Protocol
 
@@ -189,22 +190,35 @@ class ScriptedPrompter:
 # --- answers ------------------------------------------------------------------------------------
 
 
+class AnswerKind(StrEnum):
+    ACCEPT = "accept"  # Enter
+    SKIP = "skip"
+    HIDE = "hide"
+    REJECT = "reject"  # x 3 7: these faces are not this person
+    UNDO = "undo"
+    HELP = "help"
+    QUIT = "quit"
+    NAME = "name"  # NAME, or 3 7 = NAME
+    MORE = "more"  # + : the next page
+    BACK = "back"  # - : the previous page
+
+
 @dataclass(frozen=True)
 class Answer:
-    kind: str  # accept | skip | hide | reject | undo | help | quit | name | more | back
+    kind: AnswerKind
     numbers: tuple[int, ...] = ()  # reject: these faces; name: only these faces are NAME
     name: str = ""
 
 
 _COMMANDS = {
-    "": "accept",
-    "s": "skip",
-    "i": "hide",
-    "u": "undo",
-    "?": "help",
-    "q": "quit",
-    "+": "more",
-    "-": "back",
+    "": AnswerKind.ACCEPT,
+    "s": AnswerKind.SKIP,
+    "i": AnswerKind.HIDE,
+    "u": AnswerKind.UNDO,
+    "?": AnswerKind.HELP,
+    "q": AnswerKind.QUIT,
+    "+": AnswerKind.MORE,
+    "-": AnswerKind.BACK,
 }
 
 
@@ -225,24 +239,47 @@ def parse_answer(text: str) -> Answer:
     """What the human typed, as an :class:`Answer`; a malformed ``x`` is a PhotoclusterError."""
     raw = text.strip()
     if raw.startswith("="):
-        return Answer("name", name=raw[1:])
+        return Answer(AnswerKind.NAME, name=raw[1:])
     low = raw.lower()
     if low in _COMMANDS:
         return Answer(_COMMANDS[low])
     if low == "h" or low == "help":
-        return Answer("help")
+        return Answer(AnswerKind.HELP)
     if low == "x" or re.fullmatch(r"x[\s\d,\-]+", low):
         numbers = _numbers(low[1:])
         if not numbers:
             raise PhotoclusterError("Say which faces are not this person, e.g. x 3 7 12")
-        return Answer("reject", numbers=numbers)
+        return Answer(AnswerKind.REJECT, numbers=numbers)
     some = re.fullmatch(r"([\d\s,\-]+)=(.*)", raw)
     if some and re.search(r"\d", some.group(1)):
         name = some.group(2).strip()
         if not name:
             raise PhotoclusterError("Say who these faces are, e.g. 3 7 = Ada Lovelace")
-        return Answer("name", numbers=_numbers(some.group(1)), name=name)
-    return Answer("name", name=raw)
+        return Answer(AnswerKind.NAME, numbers=_numbers(some.group(1)), name=name)
+    return Answer(AnswerKind.NAME, name=raw)
+
+
+class Step(Enum):
+    """Where the queue goes after an answer."""
+
+    NEXT = auto()  # this item is done: on to the next
+    AGAIN = auto()  # show this item again (a page turned, faces removed)
+    CHANGED = auto()  # a decision changed who is named: on to the next, suggestions renewed
+    CHANGED_AGAIN = auto()  # a decision; show what is left of this item, suggestions renewed
+    UNDONE = auto()  # the last decision was undone: go back to what it was about
+    QUIT = auto()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    step: Step
+    # UNDONE: what the undone decision was about: ("person", id), ("faces", 0), or ("other", 0)
+    # for a decision of another session
+    back: tuple[str, int] = ("other", 0)
+
+
+NEXT, AGAIN, CHANGED = Outcome(Step.NEXT), Outcome(Step.AGAIN), Outcome(Step.CHANGED)
+CHANGED_AGAIN, QUIT = Outcome(Step.CHANGED_AGAIN), Outcome(Step.QUIT)
 
 
 # --- queue and suggestions ------------------------------------------------------------------------
@@ -541,23 +578,23 @@ def run_naming(
                 prompter.show(item)
                 summary.shown += 1
                 outcome = _answer_loop(catalog, prompter, item, names, options, summary, st)
-            if outcome == "quit":
+            if outcome.step is Step.QUIT:
                 summary.quit = True
                 break
-            if outcome.startswith("undo:"):
+            if outcome.step is Step.UNDONE:
                 stale = True
-                _undo, back_kind, back = outcome.split(":")
+                back_kind, back = outcome.back
                 if back_kind == "person":
-                    if int(back) and queue[0] != ("person", int(back)):
-                        queue.appendleft(("person", int(back)))
+                    if back and queue[0] != ("person", back):
+                        queue.appendleft(("person", back))
                 else:  # faces went back to no person (or a decision of another session)
                     st.dirty = True
                     if back_kind == "faces" or kind == "faces":
                         queue.appendleft(("review", 0))
                 continue
-            if outcome in ("changed", "changed-again"):
+            if outcome.step in (Step.CHANGED, Step.CHANGED_AGAIN):
                 stale = True
-            if outcome in ("again", "changed-again"):
+            if outcome.step in (Step.AGAIN, Step.CHANGED_AGAIN):
                 continue
             queue.popleft()
             if kind == "faces":
@@ -640,7 +677,7 @@ def _show_faces(
     options: NamingOptions,
     summary: NamingSummary,
     st: _State,
-) -> str:
+) -> Outcome:
     """Show one group of faces in no person (what is left of it) and act on the answers.
     ``pending``: groups in the queue, this one included."""
     group = st.groups[key]
@@ -656,7 +693,7 @@ def _show_faces(
                 )
             )
         if not left:
-            return "next"
+            return NEXT
         members = [f for f in group.faces if f.face_id in left]
         ranked = [(f.face_id, f.best.centroid_distance if f.best else 0.0) for f in members]
         subject = _subject(group)
@@ -684,20 +721,20 @@ def _show_faces(
     return _faces_answer_loop(catalog, prompter, item, names, options, summary, st)
 
 
-def _page(answer: Answer, sheet: ContactSheet, subject: str, st: _State) -> str | None:
-    """Turn the page for ``+``/``-``; None when there is no such page (said by the caller)."""
-    step = 1 if answer.kind == "more" else -1
+def _page(answer: Answer, sheet: ContactSheet, subject: str, st: _State) -> bool:
+    """Turn the page for ``+``/``-``; False when there is no such page (said by the caller)."""
+    step = 1 if answer.kind == AnswerKind.MORE else -1
     page = sheet.page + step
     if not 0 <= page < sheet.pages:
-        return None
+        return False
     st.pages[subject] = page
-    return "again"
+    return True
 
 
 def _no_page(answer: Answer, sheet: ContactSheet) -> str:
     if sheet.pages == 1:
         return "All the faces are on this sheet."
-    return "This is the last page." if answer.kind == "more" else "This is the first page."
+    return "This is the last page." if answer.kind == AnswerKind.MORE else "This is the first page."
 
 
 def _on_page(sheet: ContactSheet) -> list[int]:
@@ -705,6 +742,25 @@ def _on_page(sheet: ContactSheet) -> list[int]:
     return [
         f for tile in sheet.faces for f in tile.faces if not sheet.current or f in sheet.current
     ]
+
+
+def _face_ids(prompter: Prompter, sheet: ContactSheet, numbers: Sequence[int]) -> list[int] | None:
+    """The faces behind the numbers on ``sheet``; None (said) when a number is not on it."""
+    try:
+        return sheet.face_ids(numbers)
+    except ValueError as exc:
+        prompter.say(f"Error: {exc}")
+        return None
+
+
+def _existing(catalog: Catalog, name: str) -> tuple[int, str, int] | None:
+    """(id, name, faces) of the person called ``name`` in any spelling, or None."""
+    with catalog.session() as s:
+        existing = find_person_by_name(s, name)
+        if existing is None:
+            return None
+        n = s.scalar(select(func.count()).where(Face.person_id == existing.id))
+        return existing.id, existing.name or name, n or 0
 
 
 def _assign_to_name(
@@ -719,13 +775,10 @@ def _assign_to_name(
     exists; default no) or a new person of that name. (decision id, what was done), or None
     when the human said no. EOFError from the prompter goes up (quit)."""
     name = validate_name(raw_name)
-    with catalog.session() as s:
-        existing = find_person_by_name(s, name)
-        target = (existing.id, existing.name or name) if existing else None
-        n = s.scalar(select(func.count()).where(Face.person_id == existing.id)) if existing else 0
+    target = _existing(catalog, name)
     if target is not None:
         question = (
-            f"{target[1]} already exists ({n} faces). "
+            f"{target[1]} already exists ({target[2]} faces). "
             f"Put {'this face' if len(face_ids) == 1 else f'these {len(face_ids)} faces'} "
             "into them?"
         )
@@ -742,14 +795,47 @@ def _assign_to_name(
     return d.id, done
 
 
-def _undo(catalog: Catalog, prompter: Prompter, summary: NamingSummary, st: _State) -> str:
+def _undo(catalog: Catalog, prompter: Prompter, summary: NamingSummary, st: _State) -> Outcome:
     with catalog.session() as s:
         undone = undo_last(s)
     summary.undone += 1
     prompter.say(f"Undone: {undone.summary}")
-    back_kind, back = st.mine.pop(undone.id, ("other", 0))
+    back = st.mine.pop(undone.id, ("other", 0))
     st.first_faces = set(st.decision_faces.pop(undone.id, []))
-    return f"undo:{back_kind}:{back}"
+    return Outcome(Step.UNDONE, back)
+
+
+def _ask(
+    prompter: Prompter,
+    prompt: str,
+    names: Sequence[str],
+    help_text: str,
+    sheet: ContactSheet,
+    subject: str,
+    st: _State,
+) -> Answer | Outcome:
+    """The next answer to act on, or the outcome of one that decides nothing (quit, a page
+    turned). Help, malformed answers and pages that do not exist are answered here."""
+    while True:
+        try:
+            raw = prompter.ask(prompt, names)
+        except EOFError:
+            return QUIT
+        try:
+            answer = parse_answer(raw)
+        except PhotoclusterError as exc:
+            prompter.say(f"Error: {exc}")
+            continue
+        if answer.kind == AnswerKind.HELP:
+            prompter.say(help_text)
+        elif answer.kind == AnswerKind.QUIT:
+            return QUIT
+        elif answer.kind in (AnswerKind.MORE, AnswerKind.BACK):
+            if _page(answer, sheet, subject, st):
+                return AGAIN
+            prompter.say(_no_page(answer, sheet))
+        else:
+            return answer
 
 
 def _faces_answer_loop(
@@ -760,87 +846,83 @@ def _faces_answer_loop(
     options: NamingOptions,
     summary: NamingSummary,
     st: _State,
-) -> str:
-    """Ask about a group of faces in no person until an answer moves on.
-    Returns next | again | changed-again | quit | undo:<kind>:<person>."""
+) -> Outcome:
+    """Ask about a group of faces in no person until an answer moves on."""
     group, sheet = item.group, item.sheet
     hint = f"they are {item.suggestion.name}" if item.suggestion else "skip"
     prompt = f"[faces {item.position}/{item.total}] Who is this? (Enter = {hint}, ? = help): "
     while True:
-        try:
-            raw = prompter.ask(prompt, names)
-        except EOFError:
-            return "quit"
-        try:
-            answer = parse_answer(raw)
-        except PhotoclusterError as exc:
-            prompter.say(f"Error: {exc}")
-            continue
-        if answer.kind == "help":
-            prompter.say(FACES_HELP)
-            continue
-        if answer.kind == "quit":
-            return "quit"
-        if answer.kind in ("more", "back"):
-            turned = _page(answer, sheet, _subject(group), st)
-            if turned:
-                return turned
-            prompter.say(_no_page(answer, sheet))
-            continue
-        if answer.kind == "skip" or (answer.kind == "accept" and item.suggestion is None):
+        answer = _ask(prompter, prompt, names, FACES_HELP, sheet, _subject(group), st)
+        if isinstance(answer, Outcome):
+            return answer
+        if answer.kind == AnswerKind.SKIP or (
+            answer.kind == AnswerKind.ACCEPT and item.suggestion is None
+        ):
             skipped = sheet.current or frozenset(_on_page(sheet))
             st.skipped_faces |= skipped
             summary.faces_skipped += len(skipped)
-            return "next"
-        if answer.kind == "hide":
+            return NEXT
+        if answer.kind == AnswerKind.HIDE:
             prompter.say(
                 "These faces are in no person, so there is nobody to hide: skip them (s) to "
                 "leave them as they are, or say who they are."
             )
             continue
+        if answer.kind == AnswerKind.REJECT and group.person_id is None:
+            prompter.say("Nobody is suggested for these faces: say who they are, or skip (s).")
+            continue
         try:
-            if answer.kind == "undo":
+            if answer.kind == AnswerKind.UNDO:
                 return _undo(catalog, prompter, summary, st)
-            if answer.kind == "reject" and group.person_id is None:
-                prompter.say("Nobody is suggested for these faces: say who they are, or skip (s).")
-                continue
-            try:
-                faces = sheet.face_ids(answer.numbers) if answer.numbers else _on_page(sheet)
-            except ValueError as exc:
-                prompter.say(f"Error: {exc}")
-                continue
-            if answer.kind == "accept":
-                assert item.suggestion is not None
-                with catalog.session() as s:
-                    d = assign_faces(
-                        s, faces, item.suggestion.person_id, create=False, actor=options.actor
-                    )
-                decision = d.id
-                summary.faces_assigned += len(faces)
-                prompter.say(f"Put {len(faces)} face(s) into {item.suggestion.name}.")
-            elif answer.kind == "reject":
-                with catalog.session() as s:
-                    d = reject_faces(s, faces, person=group.person_id, actor=options.actor)
-                decision = d.id
-                summary.rejected_faces += len(faces)
-                st.dirty = True  # they come back with their next guess
-                prompter.say(f"{len(faces)} face(s) are not {group.label}.")
-            else:
-                try:
-                    done = _assign_to_name(catalog, prompter, faces, answer.name, options, summary)
-                except EOFError:
-                    return "quit"
-                if done is None:
-                    continue
-                decision = done[0]
-                prompter.say(done[1])
+            done = _decide_faces(catalog, prompter, item, answer, options, summary, st)
         except PhotoclusterError as exc:
             prompter.say(f"Error: {exc}")
             continue
+        except EOFError:
+            return QUIT
+        if done is None:
+            continue
+        decision, faces = done
         st.mine[decision] = ("faces", 0)
         st.decision_faces[decision] = faces
         summary.decisions.append(decision)
-        return "changed-again"
+        return CHANGED_AGAIN
+
+
+def _decide_faces(
+    catalog: Catalog,
+    prompter: Prompter,
+    item: FacesItem,
+    answer: Answer,
+    options: NamingOptions,
+    summary: NamingSummary,
+    st: _State,
+) -> tuple[int, list[int]] | None:
+    """Act on an answer about faces in no person: (decision id, its faces), or None when
+    nothing was decided (said why)."""
+    group, sheet = item.group, item.sheet
+    faces = _face_ids(prompter, sheet, answer.numbers) if answer.numbers else _on_page(sheet)
+    if faces is None:
+        return None
+    if answer.kind == AnswerKind.ACCEPT:
+        assert item.suggestion is not None
+        with catalog.session() as s:
+            d = assign_faces(s, faces, item.suggestion.person_id, create=False, actor=options.actor)
+        summary.faces_assigned += len(faces)
+        prompter.say(f"Put {len(faces)} face(s) into {item.suggestion.name}.")
+        return d.id, faces
+    if answer.kind == AnswerKind.REJECT:
+        with catalog.session() as s:
+            d = reject_faces(s, faces, person=group.person_id, actor=options.actor)
+        summary.rejected_faces += len(faces)
+        st.dirty = True  # they come back with their next guess
+        prompter.say(f"{len(faces)} face(s) are not {group.label}.")
+        return d.id, faces
+    done = _assign_to_name(catalog, prompter, faces, answer.name, options, summary)
+    if done is None:
+        return None
+    prompter.say(done[1])
+    return done[0], faces
 
 
 def _answer_loop(
@@ -851,124 +933,115 @@ def _answer_loop(
     options: NamingOptions,
     summary: NamingSummary,
     st: _State,
-) -> str:
-    """Ask until an answer moves on.
-    Returns next | again | changed | changed-again | quit | undo:<kind>:<person>."""
+) -> Outcome:
+    """Ask about an unnamed person until an answer moves on."""
     pid = item.person_id
     hint = f"accept {item.suggestion.name}" if item.suggestion else "skip"
     prompt = f"[{item.position}/{item.total}] Name (Enter = {hint}, ? = help): "
     while True:
-        try:
-            raw = prompter.ask(prompt, names)
-        except EOFError:
-            return "quit"
-        try:
-            answer = parse_answer(raw)
-        except PhotoclusterError as exc:
-            prompter.say(f"Error: {exc}")
-            continue
-        if answer.kind == "help":
-            prompter.say(HELP)
-            continue
-        if answer.kind == "quit":
-            return "quit"
-        if answer.kind in ("more", "back"):
-            turned = _page(answer, item.sheet, f"person-{pid}", st)
-            if turned:
-                return turned
-            prompter.say(_no_page(answer, item.sheet))
-            continue
-        if answer.kind == "skip" or (answer.kind == "accept" and item.suggestion is None):
+        answer = _ask(prompter, prompt, names, HELP, item.sheet, f"person-{pid}", st)
+        if isinstance(answer, Outcome):
+            return answer
+        if answer.kind == AnswerKind.SKIP or (
+            answer.kind == AnswerKind.ACCEPT and item.suggestion is None
+        ):
             summary.skipped += 1
-            return "next"
-        outcome = "changed"
+            return NEXT
         try:
-            if answer.kind == "undo":
+            if answer.kind == AnswerKind.UNDO:
                 return _undo(catalog, prompter, summary, st)
-            if answer.kind == "accept":
-                assert item.suggestion is not None
-                with catalog.session() as s:
-                    d = merge_people(s, [pid], item.suggestion.person_id, actor=options.actor)
-                decision = d.id
-                summary.merged += 1
-                prompter.say(f"Merged into {item.suggestion.name}.")
-            elif answer.kind == "hide":
-                with catalog.session() as s:
-                    d = set_hidden(s, pid, True, actor=options.actor)
-                decision = d.id
-                summary.hidden += 1
-                prompter.say(f"Hidden person {pid}.")
-            elif answer.kind == "reject":
-                try:
-                    face_ids = item.sheet.face_ids(answer.numbers)
-                except ValueError as exc:
-                    prompter.say(f"Error: {exc}")
-                    continue
-                with catalog.session() as s:
-                    d = reject_faces(s, face_ids, person=pid, actor=options.actor)
-                decision = d.id
-                summary.rejected_faces += len(face_ids)
-                st.dirty = True  # they are in no person now
-                prompter.say(f"Removed {len(face_ids)} face(s) from this person.")
-                outcome = "again"
-            elif answer.numbers:  # 3 7 = NAME: those faces are somebody else
-                try:
-                    face_ids = item.sheet.face_ids(answer.numbers)
-                except ValueError as exc:
-                    prompter.say(f"Error: {exc}")
-                    continue
-                try:
-                    done = _assign_to_name(
-                        catalog, prompter, face_ids, answer.name, options, summary
-                    )
-                except EOFError:
-                    return "quit"
-                if done is None:
-                    continue
-                decision = done[0]
-                prompter.say(done[1])
-                outcome = "changed-again"
-            else:
-                name = validate_name(answer.name)
-                with catalog.session() as s:
-                    existing = find_person_by_name(s, name)
-                    target = (existing.id, existing.name or name) if existing else None
-                    n = (
-                        s.scalar(select(func.count()).where(Face.person_id == existing.id))
-                        if existing
-                        else 0
-                    )
-                if target is not None:
-                    question = (
-                        f"{target[1]} already exists ({n} faces). Merge this person into them?"
-                    )
-                    try:
-                        if not prompter.confirm(question):
-                            continue
-                    except EOFError:
-                        return "quit"
-                    with catalog.session() as s:
-                        d = merge_people(s, [pid], target[0], actor=options.actor)
-                    summary.merged += 1
-                    prompter.say(f"Merged into {target[1]}.")
-                else:
-                    with catalog.session() as s:
-                        d = rename_person(s, pid, name, actor=options.actor)
-                    summary.named += 1
-                    prompter.say(f"Named {name}.")
-                decision = d.id
+            done = _decide_person(catalog, prompter, item, answer, options, summary, st)
         except PhotoclusterError as exc:
             prompter.say(f"Error: {exc}")
             continue
+        except EOFError:
+            return QUIT
+        if done is None:
+            continue
+        decision, outcome = done
         st.mine[decision] = ("person", pid)
         summary.decisions.append(decision)
         return outcome
+
+
+def _decide_person(
+    catalog: Catalog,
+    prompter: Prompter,
+    item: QueueItem,
+    answer: Answer,
+    options: NamingOptions,
+    summary: NamingSummary,
+    st: _State,
+) -> tuple[int, Outcome] | None:
+    """Act on an answer about an unnamed person: (decision id, where the queue goes), or None
+    when nothing was decided (said why)."""
+    pid = item.person_id
+    if answer.kind == AnswerKind.ACCEPT:
+        assert item.suggestion is not None
+        with catalog.session() as s:
+            d = merge_people(s, [pid], item.suggestion.person_id, actor=options.actor)
+        summary.merged += 1
+        prompter.say(f"Merged into {item.suggestion.name}.")
+        return d.id, CHANGED
+    if answer.kind == AnswerKind.HIDE:
+        with catalog.session() as s:
+            d = set_hidden(s, pid, True, actor=options.actor)
+        summary.hidden += 1
+        prompter.say(f"Hidden person {pid}.")
+        return d.id, CHANGED
+    if answer.kind == AnswerKind.REJECT or answer.numbers:
+        face_ids = _face_ids(prompter, item.sheet, answer.numbers)
+        if face_ids is None:
+            return None
+        if answer.kind == AnswerKind.REJECT:
+            with catalog.session() as s:
+                d = reject_faces(s, face_ids, person=pid, actor=options.actor)
+            summary.rejected_faces += len(face_ids)
+            st.dirty = True  # they are in no person now
+            prompter.say(f"Removed {len(face_ids)} face(s) from this person.")
+            return d.id, AGAIN
+        # 3 7 = NAME: those faces are somebody else
+        done = _assign_to_name(catalog, prompter, face_ids, answer.name, options, summary)
+        if done is None:
+            return None
+        prompter.say(done[1])
+        return done[0], CHANGED_AGAIN
+    return _name_person(catalog, prompter, pid, answer.name, options, summary)
+
+
+def _name_person(
+    catalog: Catalog,
+    prompter: Prompter,
+    pid: int,
+    raw_name: str,
+    options: NamingOptions,
+    summary: NamingSummary,
+) -> tuple[int, Outcome] | None:
+    """Name person ``pid``, or merge it into the person who has that name (after asking;
+    default no: then None). EOFError from the prompter goes up (quit)."""
+    name = validate_name(raw_name)
+    target = _existing(catalog, name)
+    if target is not None:
+        question = f"{target[1]} already exists ({target[2]} faces). Merge this person into them?"
+        if not prompter.confirm(question):
+            return None
+        with catalog.session() as s:
+            d = merge_people(s, [pid], target[0], actor=options.actor)
+        summary.merged += 1
+        prompter.say(f"Merged into {target[1]}.")
+    else:
+        with catalog.session() as s:
+            d = rename_person(s, pid, name, actor=options.actor)
+        summary.named += 1
+        prompter.say(f"Named {name}.")
+    return d.id, CHANGED
 
 
 __all__ = [
     "FACES_HELP",
     "HELP",
     "Answer",
+    "AnswerKind",
     "FacesItem",
     "NamedIndex",
     "NamingOptions",
