@@ -73,29 +73,11 @@ def build_report(session: Session) -> dict[str, Any]:
             unassigned.append({"id": f.id, "photo": paths[f.photo_id], "box": _box(f)})
         else:
             by_person[f.person_id].append(f)
-    people: list[dict[str, Any]] = []
-    for person in session.execute(select(Person)).scalars():
-        members = by_person.get(person.id, [])
-        if not members:  # every face left (rejected, moved): not a person any more
-            continue
-        people.append(
-            {
-                "id": person.id,
-                "name": person.name,
-                "hidden": bool(person.hidden),
-                "face_count": len(members),
-                "photo_count": len({f.photo_id for f in members}),
-                "faces": [
-                    {
-                        "id": f.id,
-                        "photo": paths[f.photo_id],
-                        "box": _box(f),
-                        "confirmed": bool(f.confirmed),
-                    }
-                    for f in members
-                ],
-            }
-        )
+    people = [
+        _person(person, by_person[person.id], paths)
+        for person in session.execute(select(Person)).scalars()
+        if by_person.get(person.id)  # else every face left (rejected, moved): not a person
+    ]
     people.sort(key=lambda p: (-p["face_count"], p["id"]))
     return {
         "schema": SCHEMA,
@@ -111,16 +93,36 @@ def build_report(session: Session) -> dict[str, Any]:
         },
         "people": people,
         "unassigned": unassigned,
-        "photos": [
+        "photos": [_photo(p, by_photo.get(p.id, [])) for p in photos],
+    }
+
+
+def _person(person: Person, members: list[Any], paths: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": person.id,
+        "name": person.name,
+        "hidden": bool(person.hidden),
+        "face_count": len(members),
+        "photo_count": len({f.photo_id for f in members}),
+        "faces": [
             {
-                "path": p.path,
-                "width": p.width,
-                "height": p.height,
-                "taken_at": p.taken_at.isoformat() if p.taken_at else None,
-                "status": p.status,
-                "error": p.error,
-                "face_ids": by_photo.get(p.id, []),
+                "id": f.id,
+                "photo": paths[f.photo_id],
+                "box": _box(f),
+                "confirmed": bool(f.confirmed),
             }
-            for p in photos
+            for f in members
         ],
+    }
+
+
+def _photo(p: Any, face_ids: list[int]) -> dict[str, Any]:
+    return {
+        "path": p.path,
+        "width": p.width,
+        "height": p.height,
+        "taken_at": p.taken_at.isoformat() if p.taken_at else None,
+        "status": p.status,
+        "error": p.error,
+        "face_ids": face_ids,
     }
