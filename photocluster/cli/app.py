@@ -149,7 +149,8 @@ app = _App(
     help="Find every face in a photo library, group faces by person, name them, export albums.\n\n"
     "Start with `photocluster scan FOLDER`, then `photocluster name`, then `photocluster "
     "export DEST`. The catalog is a SQLite file (default: catalog.sqlite3 in "
-    "$PHOTOCLUSTER_HOME, else ~/.local/share/photocluster) or any SQLAlchemy URL, chosen with "
+    "$PHOTOCLUSTER_HOME, else $XDG_DATA_HOME/photocluster, else ~/.local/share/photocluster) "
+    "or any SQLAlchemy URL, chosen with "
     "--db on every command or the PHOTOCLUSTER_DB variable.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

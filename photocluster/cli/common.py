@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -18,8 +18,8 @@ DbOption = Annotated[
         "--db",
         metavar="PATH|URL",
         help="Catalog: a SQLite file or an SQLAlchemy URL (postgresql://...). Default: "
-        "$PHOTOCLUSTER_DB, else catalog.sqlite3 in $PHOTOCLUSTER_HOME, else "
-        "~/.local/share/photocluster/catalog.sqlite3.",
+        "$PHOTOCLUSTER_DB, else catalog.sqlite3 in $PHOTOCLUSTER_HOME, else in "
+        "$XDG_DATA_HOME/photocluster, else ~/.local/share/photocluster/catalog.sqlite3.",
         envvar=ENV_DB,
         show_default=False,
     ),
@@ -28,6 +28,18 @@ QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars (results still print).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def help_with(**values: object) -> Callable[[F], F]:
+    """Fill the ``{name}`` places of a command's docstring (its --help) with ``values``: the
+    help then quotes the constants the code uses, never a copy of them."""
+
+    def fill(command: F) -> F:
+        command.__doc__ = (command.__doc__ or "").format(**values)
+        return command
+
+    return fill
 
 
 def make_settings(db: str | None, quiet: bool = False) -> Settings:

@@ -17,11 +17,19 @@ from photocluster.cli.common import (
     catalog_for,
     count,
     err,
+    help_with,
     make_settings,
     out,
 )
 from photocluster.errors import PhotoclusterError
 from photocluster.face_index import SyncReport
+from photocluster.thresholds import (
+    ATTACH_NEIGHBOURS,
+    ATTACH_SHARE,
+    FIND_KNOWN_DISTANCE,
+    FIND_KNOWN_SHARE,
+    SPREAD_RATIO,
+)
 
 
 def _index_note(report: SyncReport, quiet: bool) -> None:
@@ -48,6 +56,13 @@ def _changes(report: SyncReport) -> str:
 
 
 @app.command("find")
+@help_with(
+    known_distance=f"{FIND_KNOWN_DISTANCE:.2f}",
+    spread_ratio=SPREAD_RATIO,
+    known=round(FIND_KNOWN_SHARE * ATTACH_NEIGHBOURS),
+    probably=round(ATTACH_SHARE * ATTACH_NEIGHBOURS),
+    neighbours=ATTACH_NEIGHBOURS,
+)
 def find_command(
     photo: Annotated[
         str, typer.Argument(help="A photo to look up (it is not added to the catalog).")
@@ -66,10 +81,11 @@ def find_command(
     similar faces in the catalog with their photos.
 
     Verdicts, relative to each person (measured on labelled photos with strangers among them):
-    known (within 0.50 of the person's mean face and within 1.5x their own spread, clearly
-    nearer than to anyone else, and 4 of the face's 5 nearest catalog faces theirs: 2.4 % of
-    strangers where faces are dense), probably (the same distances, 3 of 5 nearest faces),
-    unknown. Exit 1 when the photo has no face or the catalog has none to compare with.
+    known (within {known_distance} of the person's mean face and within {spread_ratio}x their
+    own spread, clearly nearer than to anyone else, and {known} of the face's {neighbours}
+    nearest catalog faces theirs: 2.4 % of strangers where faces are dense), probably (the same
+    distances, {probably} of {neighbours} nearest faces), unknown. Exit 1 when the photo has no
+    face or the catalog has none to compare with.
 
     Example: photocluster find party.jpg --top 3
     """

@@ -18,6 +18,7 @@ from photocluster.cli.common import (
     catalog_for,
     count,
     err,
+    help_with,
     make_settings,
     out,
 )
@@ -93,8 +94,8 @@ _SPREAD_HELP = (
 )
 SpreadRatio = Annotated[float, typer.Option(help=_SPREAD_HELP, min=0.0)]
 _ATTACH_SHARE_HELP = (
-    "A leftover or new face joins a person only when at least this share of its 5 nearest "
-    "faces are that person's (0 = no such test)."
+    f"A leftover or new face joins a person only when at least this share of its "
+    f"{ATTACH_NEIGHBOURS} nearest faces are that person's (0 = no such test)."
 )
 AttachShare = Annotated[float, typer.Option(help=_ATTACH_SHARE_HELP, min=0.0, max=1.0)]
 _ATTACH_MUTUAL_HELP = (
@@ -241,6 +242,7 @@ def _print_named_leaving(c: ClusterChanges) -> None:
 
 
 @app.command("cluster")
+@help_with(d=_D, merge_distance=_D.merge_distance or "off")
 def cluster_command(
     db: DbOption = None,
     full: Annotated[
@@ -341,10 +343,11 @@ def cluster_command(
     labelled photos, with and without many one-photo strangers (README "How thresholds were
     chosen").
 
-    Built-in defaults: min cluster size 4, min samples 3, spread ratio 1.5, attach share 0.6,
-    attach mutual 2, attach distance 0.54, pair distance 0.43, split share 0.2, merge share
-    0.5, merge distance off. Parameters you give are remembered; --defaults
-    forgets them.
+    Built-in defaults: min cluster size {d.min_cluster_size}, min samples {d.min_samples},
+    spread ratio {d.spread_ratio}, attach share {d.attach_share}, attach mutual
+    {d.attach_mutual}, attach distance {d.attach_distance}, pair distance {d.pair_distance},
+    split share {d.split_share}, merge share {d.merge_share}, merge distance {merge_distance}.
+    Parameters you give are remembered; --defaults forgets them.
 
     --full re-clusters every face. Unnamed faces then group as in a fresh catalog (confirmed
     faces and rejections aside), so a wrong merge made with other parameters is undone; named
@@ -739,6 +742,7 @@ def eval_command(
 
 
 @app.command("compare")
+@help_with(same_person=SAME_PERSON)
 def compare_command(
     photo_a: Annotated[str, typer.Argument(help="First photo (its largest face is used).")],
     photo_b: Annotated[str, typer.Argument(help="Second photo.")],
@@ -755,8 +759,9 @@ def compare_command(
 ) -> None:
     """Compare the largest face of two photos: distance and a same/different verdict.
 
-    The verdict threshold is photocluster.thresholds.SAME_PERSON (0.56): on the labelled test
-    photos 0.08% of different-person pairs are closer than that, and 79% of same-person pairs.
+    The verdict threshold is photocluster.thresholds.SAME_PERSON ({same_person}): on the
+    labelled test photos 0.08% of different-person pairs are closer than that, and 79% of
+    same-person pairs.
 
     Example: photocluster compare a.jpg b.jpg
     """

@@ -22,6 +22,8 @@ from photocluster.clustering import ClusterParams
 from photocluster.errors import PhotoclusterError
 from photocluster.tuning import DEFAULT_GRID, load_tune_data, tune_grid
 
+_D = ClusterParams()
+
 
 def _values(text: str, kind: type, option: str) -> list[float | int]:
     try:
@@ -132,6 +134,7 @@ def tune_command(
     if rows and rows[0].named_faces < 2:
         out("(name some people with `photocluster name` to see precision, recall and purity)")
     out(
-        "Apply a setting with e.g. `photocluster cluster --full --min-cluster-size 4 "
-        "--min-samples 3 --attach-distance 0.54` (names and ids are kept)."
+        "Apply a setting with e.g. `photocluster cluster --full --min-cluster-size "
+        f"{_D.min_cluster_size} --min-samples {_D.min_samples} --attach-distance "
+        f"{_D.attach_distance}` (names and ids are kept)."
     )
