@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from photocluster.db import open_catalog
-from photocluster.export import ExportOptions, export_people
+from photocluster.export.folders import ExportOptions, export_people
 from photocluster.models import Face, Person, Photo
 
 

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from photocluster import export as export_mod
 from photocluster.cli import app
 from photocluster.db import Catalog, blob_to_embedding
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.export import MANIFEST_NAME, ExportOptions, ExportStopped, export_people
+from photocluster.export import folders as export_mod
+from photocluster.export.folders import MANIFEST_NAME, ExportOptions, ExportStopped, export_people
 from photocluster.models import Face, Person, Photo
 from photocluster.scan import scan
 from tests.fakes import PEOPLE, make_photo, person_vector
@@ -382,9 +382,9 @@ def test_report_is_written_with_build_report(
         seen.append(session)
         return {"schema": "photocluster.report/2", "people": []}
 
-    fake = types.ModuleType("photocluster.report")
+    fake = types.ModuleType("photocluster.export.report")
     fake.build_report = fake_build_report  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "photocluster.report", fake)
+    monkeypatch.setitem(sys.modules, "photocluster.export.report", fake)
     dest = tmp_path / "People"
     summary = run(catalog, dest, report_path=str(tmp_path / "report.json"))
     assert summary.report_path == str(tmp_path / "report.json")
@@ -395,7 +395,7 @@ def test_report_is_written_with_build_report(
 def test_report_with_the_real_people_report(
     tmp_path: Path, catalog: Catalog, library: tuple[Path, dict[str, int]]
 ) -> None:
-    pytest.importorskip("photocluster.report")
+    pytest.importorskip("photocluster.export.report")
     report = tmp_path / "People" / "people.json"
     run(catalog, tmp_path / "People", report_path=str(report))
     data = json.loads(report.read_text())
@@ -427,7 +427,7 @@ def test_report_that_cannot_be_made_fails_before_any_change(
     library: tuple[Path, dict[str, int]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "photocluster.report", None)  # import fails
+    monkeypatch.setitem(sys.modules, "photocluster.export.report", None)  # import fails
     dest = tmp_path / "People"
     with pytest.raises(PhotoclusterError, match="without --report"):
         run(catalog, dest, report_path=str(tmp_path / "r.json"))

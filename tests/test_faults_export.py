@@ -20,13 +20,13 @@ from typer.testing import CliRunner
 from photocluster.cli import app
 from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
-from photocluster.export import MANIFEST_NAME
+from photocluster.export.foldernames import safe_filename, safe_name
+from photocluster.export.folders import MANIFEST_NAME
+from photocluster.export.xmp import ImportOptions, import_xmp
 from photocluster.face_index import sync_index
 from photocluster.find import find_in_photo
-from photocluster.foldernames import safe_filename, safe_name
 from photocluster.models import Face, Photo
 from photocluster.scan import scan
-from photocluster.xmp import ImportOptions, import_xmp
 from tests.fakes import FakeEncoder
 from tests.test_export import library, rename, run
 from tests.test_people import library as people_library

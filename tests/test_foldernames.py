@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from photocluster.foldernames import (
+from photocluster.export.foldernames import (
     MAX_BYTES,
     MAX_CHARS,
     assign_unique,

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from photocluster.cli import app
 from photocluster.db import Catalog
+from photocluster.export.report import SCHEMA, build_report, report_schema
 from photocluster.models import Person
 from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.report import SCHEMA, build_report, report_schema
 from photocluster.scan import scan
 from tests.fakes import make_photo
 

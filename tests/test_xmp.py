@@ -16,13 +16,11 @@ from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from photocluster import xmp as xmp_mod
 from photocluster.cli import app
 from photocluster.db import Catalog, open_catalog
 from photocluster.errors import PhotoclusterError
-from photocluster.models import Decision, Face, Person, Photo
-from photocluster.scan import scan
-from photocluster.xmp import (
+from photocluster.export import xmp as xmp_mod
+from photocluster.export.xmp import (
     ImportOptions,
     XmpError,
     XmpExportOptions,
@@ -31,6 +29,8 @@ from photocluster.xmp import (
     parse_xmp,
     regions_from_xmp,
 )
+from photocluster.models import Decision, Face, Person, Photo
+from photocluster.scan import scan
 from tests.conftest import calls
 from tests.fakes import BACKGROUND, PEOPLE, make_photo
 from tests.test_export import name_people, rename

@@ -18,8 +18,8 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
-from photocluster.export import MODES, ExportOptions, ExportSummary, export_people
-from photocluster.xmp import (
+from photocluster.export.folders import MODES, ExportOptions, ExportSummary, export_people
+from photocluster.export.xmp import (
     MIN_OVERLAP,
     ImportOptions,
     XmpExportOptions,

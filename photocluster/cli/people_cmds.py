@@ -24,6 +24,7 @@ from photocluster.cli.common import (
 )
 from photocluster.clustering import ClusterParams
 from photocluster.errors import PhotoclusterError
+from photocluster.export.report import build_report
 from photocluster.people import (
     ClusterChanges,
     ClusterOptions,
@@ -34,7 +35,6 @@ from photocluster.people import (
     saved_params,
     unassigned_count,
 )
-from photocluster.report import build_report
 from photocluster.settings import Settings
 from photocluster.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
 
@@ -572,7 +572,7 @@ def report_command(
     """Write the JSON report (schema photocluster.report/2): photos, people, faces, boxes.
 
     Boxes are in pixels of the photo as displayed (EXIF orientation applied). The JSON Schema
-    ships as photocluster/report_schema.json; the README documents every field.
+    ships as photocluster/export/report_schema.json; the README documents every field.
 
     Example: photocluster report --output report.json
     """

@@ -30,7 +30,7 @@ SCHEMA = "photocluster.report/2"
 
 def report_schema() -> dict[str, Any]:
     """The JSON Schema the report follows."""
-    text = resources.files("photocluster").joinpath("report_schema.json").read_text()
+    text = resources.files("photocluster.export").joinpath("report_schema.json").read_text()
     return dict(json.loads(text))
 
 

@@ -16,7 +16,7 @@ the manifest DEST keeps of what photocluster itself put there (:data:`MANIFEST_N
   and never deleted. A link that already points where ours would is adopted, so a run that was
   stopped before it could save the manifest still completes on the next run.
 
-Names come from :mod:`photocluster.foldernames`; two photos with the same file name in one
+Names come from :mod:`photocluster.export.foldernames`; two photos with the same file name in one
 folder get `` (2)``-style suffixes, and an entry keeps the name it had in earlier exports.
 Running out of space or permission stops the run with a clear message after saving the manifest,
 so running the same command again finishes the job.
@@ -49,7 +49,13 @@ from sqlalchemy.orm import Session
 
 from photocluster.db import Catalog, in_chunks
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.foldernames import assign_unique, clash_key, safe_filename, safe_name, with_suffix
+from photocluster.export.foldernames import (
+    assign_unique,
+    clash_key,
+    safe_filename,
+    safe_name,
+    with_suffix,
+)
 from photocluster.fspath import json_text
 from photocluster.library_roots import scanned_roots
 from photocluster.models import Face, Person, Photo
@@ -290,12 +296,15 @@ class _PersonRow:
         return self.name if self.name is not None else f"Unknown {self.id:04d}"
 
 
-def _select_people(session: Session, options: ExportOptions) -> list[_PersonRow]:
+def _select_people(
+    session: Session, chosen_people: list[str], include_unnamed: bool
+) -> list[_PersonRow]:
+    """The people ``chosen_people`` names (names or ids), else every person to export."""
     rows = [
         _PersonRow(r.id, r.name, bool(r.hidden))
         for r in session.execute(select(Person.id, Person.name, Person.hidden).order_by(Person.id))
     ]
-    if options.people:
+    if chosen_people:
         by_name = {r.name: r for r in rows if r.name is not None}
         by_fold: dict[str, list[_PersonRow]] = defaultdict(list)
         for r in rows:
@@ -303,7 +312,7 @@ def _select_people(session: Session, options: ExportOptions) -> list[_PersonRow]
                 by_fold[r.name.casefold()].append(r)
         by_id = {r.id: r for r in rows}
         chosen: dict[int, _PersonRow] = {}
-        for sel in options.people:
+        for sel in chosen_people:
             person = by_name.get(sel)
             if person is None and len(by_fold.get(sel.casefold(), [])) == 1:
                 person = by_fold[sel.casefold()][0]
@@ -316,7 +325,7 @@ def _select_people(session: Session, options: ExportOptions) -> list[_PersonRow]
                 )
             chosen[person.id] = person
         return sorted(chosen.values(), key=lambda p: p.id)
-    return [r for r in rows if not r.hidden and (r.name is not None or options.include_unnamed)]
+    return [r for r in rows if not r.hidden and (r.name is not None or include_unnamed)]
 
 
 def _photos_by_person(
@@ -733,7 +742,7 @@ def _read_catalog(
     with catalog.session() as session:
         all_paths = [str(p) for p in session.scalars(select(Photo.path))]
         roots = scanned_roots(session)
-        people = _select_people(session, options)
+        people = _select_people(session, options.people, options.include_unnamed)
         photos = _photos_by_person(session, [p.id for p in people])
     why = library_conflict(str(dest), all_paths, roots)
     if why is not None:
@@ -1003,7 +1012,7 @@ class _Apply:
 
 def _build_report_function() -> Any:
     try:
-        from photocluster.report import build_report
+        from photocluster.export.report import build_report
     except ImportError as exc:  # the people report arrives with the clustering work
         raise PhotoclusterError(
             "This version of photocluster cannot write the people report yet; "
