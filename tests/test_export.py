@@ -19,7 +19,8 @@ from photocluster.cli import app
 from photocluster.db import Catalog, blob_to_embedding
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.export import folders as export_mod
-from photocluster.export.folders import MANIFEST_NAME, ExportOptions, ExportStopped, export_people
+from photocluster.export.folders import ExportOptions, ExportStopped, export_people
+from photocluster.export.manifest import MANIFEST_NAME
 from photocluster.models import Face, Person, Photo
 from photocluster.scan import scan
 from tests.fakes import PEOPLE, make_photo, person_vector
@@ -305,7 +306,7 @@ def test_failure_mid_export_stops_clearly_and_a_rerun_completes(
     words: str,
 ) -> None:
     dest = tmp_path / "People"
-    real_create = export_mod._create
+    real_create = export_mod.create_entry
     made = []
 
     def failing_create(target: Path, planned: export_mod.PlannedFile, mode: str) -> str:
@@ -314,7 +315,7 @@ def test_failure_mid_export_stops_clearly_and_a_rerun_completes(
         made.append(target)
         return real_create(target, planned, mode)
 
-    monkeypatch.setattr(export_mod, "_create", failing_create)
+    monkeypatch.setattr(export_mod, "create_entry", failing_create)
     with pytest.raises(ExportStopped) as info:
         run(catalog, dest)
     message = str(info.value)
@@ -322,7 +323,7 @@ def test_failure_mid_export_stops_clearly_and_a_rerun_completes(
     assert "2 of 5" in message
     manifest = json.loads((dest / MANIFEST_NAME).read_text())
     assert len(manifest["entries"]) == 2  # what was made is recorded
-    monkeypatch.setattr(export_mod, "_create", real_create)
+    monkeypatch.setattr(export_mod, "create_entry", real_create)
     again = run(catalog, dest)
     assert (again.added, again.unchanged) == (3, 2)
     assert len(tree(dest)) == 5

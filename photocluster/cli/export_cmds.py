@@ -18,7 +18,8 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
-from photocluster.export.folders import MODES, ExportOptions, ExportSummary, export_people
+from photocluster.export.entries import MODES
+from photocluster.export.folders import ExportOptions, ExportSummary, export_people
 from photocluster.export.xmp import (
     MIN_OVERLAP,
     ImportOptions,
