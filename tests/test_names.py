@@ -133,7 +133,7 @@ def test_import_xmp_names_in_several_spellings_make_one_person(
     catalog: Catalog,
     fake_options,  # type: ignore[no-untyped-def]
 ) -> None:
-    from photocluster.export.xmp import ImportOptions, face_region, import_xmp
+    from photocluster.export.xmp.regions import ImportOptions, face_region, import_xmp
     from tests.test_xmp import regions_xml
 
     lib = build_library(tmp_path / "xlib", {"dee": 4})

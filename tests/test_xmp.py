@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from photocluster.cli import app
 from photocluster.db import Catalog, open_catalog
 from photocluster.errors import PhotoclusterError
-from photocluster.export import xmp as xmp_mod
-from photocluster.export.xmp import (
+from photocluster.export.xmp import regions as xmp_mod
+from photocluster.export.xmp.regions import (
     ImportOptions,
     XmpError,
     XmpExportOptions,

@@ -20,7 +20,7 @@ from photocluster.cli.common import (
 )
 from photocluster.export.entries import MODES
 from photocluster.export.folders import ExportOptions, ExportSummary, export_people
-from photocluster.export.xmp import (
+from photocluster.export.xmp.regions import (
     MIN_OVERLAP,
     ImportOptions,
     XmpExportOptions,
