@@ -22,7 +22,7 @@ from photocluster.db import Catalog
 from photocluster.encoder import EncoderParams
 from photocluster.export.foldernames import safe_filename, safe_name
 from photocluster.export.manifest import MANIFEST_NAME
-from photocluster.export.xmp.regions import ImportOptions, import_xmp
+from photocluster.export.xmp.importer import ImportOptions, import_xmp
 from photocluster.face_index import sync_index
 from photocluster.find import find_in_photo
 from photocluster.models import Face, Photo

@@ -133,7 +133,8 @@ def test_a_photo_whose_name_is_not_utf8_exports_gets_a_sidecar_and_a_crop(
     """What comes after the scan opens the file by the path the catalog gives back."""
     from photocluster.contact_sheet import CropCache, crop_requests
     from photocluster.export.folders import ExportOptions, export_people
-    from photocluster.export.xmp.regions import XmpExportOptions, export_xmp, find_exiftool
+    from photocluster.export.xmp.exiftool import find_exiftool
+    from photocluster.export.xmp.writer import XmpExportOptions, export_xmp
 
     lib = tmp_path / "lib"
     good = make_photo(lib / "a.jpg", [("ada", (40, 40, 60))])

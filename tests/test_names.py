@@ -133,7 +133,8 @@ def test_import_xmp_names_in_several_spellings_make_one_person(
     catalog: Catalog,
     fake_options,  # type: ignore[no-untyped-def]
 ) -> None:
-    from photocluster.export.xmp.regions import ImportOptions, face_region, import_xmp
+    from photocluster.export.xmp.importer import ImportOptions, import_xmp
+    from photocluster.export.xmp.regions import face_region
     from tests.test_xmp import regions_xml
 
     lib = build_library(tmp_path / "xlib", {"dee": 4})

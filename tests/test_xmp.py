@@ -20,15 +20,10 @@ from photocluster.cli import app
 from photocluster.db import Catalog, open_catalog
 from photocluster.errors import PhotoclusterError
 from photocluster.export.xmp import regions as xmp_mod
-from photocluster.export.xmp.regions import (
-    ImportOptions,
-    XmpError,
-    XmpExportOptions,
-    export_xmp,
-    import_xmp,
-    parse_xmp,
-    regions_from_xmp,
-)
+from photocluster.export.xmp import writer as xmp_writer
+from photocluster.export.xmp.importer import ImportOptions, import_xmp
+from photocluster.export.xmp.regions import XmpError, parse_xmp, regions_from_xmp
+from photocluster.export.xmp.writer import XmpExportOptions, export_xmp
 from photocluster.models import Decision, Face, Person, Photo
 from photocluster.scan import scan
 from tests.conftest import calls
@@ -307,7 +302,7 @@ def test_in_place_writes_into_the_photo_and_the_next_scan_does_no_work(
 def test_missing_exiftool_is_a_clear_error(
     catalog: Catalog, named: tuple[Path, dict[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(xmp_mod, "find_exiftool", lambda: None)
+    monkeypatch.setattr(xmp_writer, "find_exiftool", lambda: None)
     with pytest.raises(PhotoclusterError, match="libimage-exiftool-perl"):
         export_xmp(catalog, XmpExportOptions())
     assert not list(named[0].glob("*.xmp"))

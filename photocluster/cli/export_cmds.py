@@ -20,13 +20,9 @@ from photocluster.cli.common import (
 )
 from photocluster.export.entries import MODES
 from photocluster.export.folders import ExportOptions, ExportSummary, export_people
-from photocluster.export.xmp.regions import (
-    MIN_OVERLAP,
-    ImportOptions,
-    XmpExportOptions,
-    export_xmp,
-    import_xmp,
-)
+from photocluster.export.xmp.importer import ImportOptions, import_xmp
+from photocluster.export.xmp.regions import MIN_OVERLAP
+from photocluster.export.xmp.writer import XmpExportOptions, export_xmp
 
 _PLURAL = {"symlink": "symlinks", "hardlink": "hard links", "copy": "copies"}
 
