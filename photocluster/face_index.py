@@ -4,8 +4,8 @@ Two uses, two ways to search (``bench/bench_find.py`` measured both: see the con
 
 * ``find`` asks about the few faces of one photo. It always searches exactly (NumPy, blocked so
   memory stays bounded) over ``vectors.npy``, loaded without the graph: at 1 000 000 faces that
-  is ~0.5 s to load and 0.12 s per face, with every answer right, where loading the HNSW graph
-  alone took 6.5 s and its recall@10 was 0.87 (efSearch 128) to 0.95 (1 024).
+  is ~0.4 s to load and 0.13 s per face, with every answer right, where loading the HNSW graph
+  alone takes 6.6 s and its recall@10 is 0.87 (efSearch 128) to 0.95 (1 024) (README, "find").
 * ``cluster`` needs the k nearest faces of *every* face (HDBSCAN's k-NN graph), where exact
   search is hours at a million faces. From ``ANN_MIN_FACES`` faces on the index also keeps a
   faiss HNSW graph, which ``scan`` extends as it adds faces (:func:`knn_graph`).
