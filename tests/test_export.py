@@ -433,3 +433,19 @@ def test_report_that_cannot_be_made_fails_before_any_change(
     with pytest.raises(PhotoclusterError, match="without --report"):
         run(catalog, dest, report_path=str(tmp_path / "r.json"))
     assert not dest.exists()
+
+
+def test_cli_export_says_person_for_one_and_draws_no_empty_bar(
+    tmp_path: Path, db_path: str, catalog: Catalog, library: tuple[Path, dict[str, int]]
+) -> None:
+    """Issue 17: "Exported 1 people", and a "0file" bar when there is nothing to do."""
+    runner = CliRunner()
+    dest = tmp_path / "People"
+    first = runner.invoke(app, ["export", str(dest), "--db", db_path, "--person", "Ada"])
+    assert first.exit_code == 0, first.output
+    assert "Exported 1 person (3 photos)" in first.stdout
+    again = runner.invoke(app, ["export", str(dest), "--db", db_path, "--person", "Ada"])
+    assert again.exit_code == 0, again.output
+    assert "0file" not in again.stderr and "Exporting" not in again.stderr
+    both = runner.invoke(app, ["export", str(dest), "--db", db_path])
+    assert "Exported 2 people" in both.stdout

@@ -88,7 +88,7 @@ class TqdmProgress:
         self._bar: Any = None
 
     def start(self, total: int, description: str) -> None:
-        if self.quiet:
+        if self.quiet or total == 0:  # nothing to do: no bar ("Exporting: 0file")
             return
         from tqdm import tqdm
 

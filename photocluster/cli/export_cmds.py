@@ -14,6 +14,7 @@ from photocluster.cli.common import (
     QuietOption,
     TqdmProgress,
     catalog_for,
+    count,
     err,
     make_settings,
     out,
@@ -120,7 +121,8 @@ def export_command(
         )
         return
     out(
-        f"Exported {summary.people} people ({summary.photos} photos) to {summary.dest} "
+        f"Exported {count(summary.people, 'person', 'people')} ({summary.photos} photos) to "
+        f"{summary.dest} "
         f"as {_PLURAL.get(summary.mode, summary.mode)} in {summary.seconds:.1f} s"
     )
     out(
