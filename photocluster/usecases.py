@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from photocluster.clustering import ClusterParams
 from photocluster.db import Catalog
 from photocluster.errors import PhotoclusterError
 from photocluster.face_index import SyncReport, sync_index
+from photocluster.models import Face
 from photocluster.people import ClusterChanges, ClusterOptions, cluster_catalog, saved_params
 from photocluster.progress import Progress
 from photocluster.scan import ScanOptions, ScanSummary, scan
@@ -50,7 +53,11 @@ def scan_library(
 
 def cluster_new_faces(catalog: Catalog, cache_dir: Path, notes: list[str]) -> ClusterChanges | None:
     """Incremental clustering with the remembered parameters; a catalog not ready for it is a
-    note, not an error."""
+    note, not an error. A catalog without faces is left alone without one: the scan's summary
+    already says no face was found."""
+    with catalog.session() as session:
+        if not session.scalar(select(func.count()).select_from(Face)):
+            return None
     try:
         params = saved_params(catalog) or ClusterParams()
         return cluster_catalog(catalog, ClusterOptions(params=params), index_dir=cache_dir)

@@ -48,3 +48,15 @@ def test_scan_library_without_clustering_and_without_faces(
     make_photo(empty / "nobody.png", [])
     other = scan_library(catalog, fake_options(empty), tmp_path / "cache")
     assert other.scan.new == 1 and other.clustered is not None  # the catalog has faces
+
+
+def test_a_scan_that_found_no_face_is_not_told_to_scan(
+    tmp_path: Path, catalog: Catalog, fake_options
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: after scanning a folder without faces, no "not clustered: No faces cached yet —
+    run `photocluster scan DIR` first" (the user just did)."""
+    empty = tmp_path / "empty"
+    make_photo(empty / "nobody.png", [])
+    result = scan_library(catalog, fake_options(empty), tmp_path / "cache")
+    assert result.scan.new == 1 and result.scan.faces_found == 0
+    assert result.clustered is None and result.notes == []
