@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -37,6 +37,9 @@ from photocluster.people import (
 )
 from photocluster.settings import Settings
 from photocluster.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
+
+if TYPE_CHECKING:
+    from photocluster.evaluate import EvalResult
 
 _D = ClusterParams()
 
@@ -140,6 +143,64 @@ def build_params(
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
+
+
+# `cluster`'s parameter options: unset (None) means "as remembered in the catalog".
+_MinClusterSizeR = Annotated[
+    int | None, typer.Option(help=_remembered("Fewest faces that make a person."), min=2)
+]
+_MinSamplesR = Annotated[
+    int | None,
+    typer.Option(
+        help=_remembered("Neighbours that make a face 'dense' (higher = more cautious)."), min=1
+    ),
+]
+_EpsilonR = Annotated[
+    float | None, typer.Option(help=_remembered("HDBSCAN cluster_selection_epsilon."), min=0.0)
+]
+_MethodR = Annotated[
+    str | None, typer.Option(help=_remembered("HDBSCAN cluster selection: eom or leaf."))
+]
+_AttachDistanceR = Annotated[
+    float | None,
+    typer.Option(
+        help=_remembered(
+            "A leftover or new face joins the person whose mean face "
+            "is within this distance (0 = never)."
+        ),
+        min=0.0,
+    ),
+]
+_MergeDistanceR = Annotated[
+    float | None,
+    typer.Option(
+        help=_remembered("Merge people whose mean faces are this close (0 = never)."), min=0.0
+    ),
+]
+_PairDistanceR = Annotated[
+    float | None,
+    typer.Option(
+        help=_remembered(
+            "Leftover faces this close to each other form a small person (0 = never)."
+        ),
+        min=0.0,
+    ),
+]
+_SplitShareR = Annotated[
+    float | None, typer.Option(help=_remembered(_SPLIT_HELP), min=0.0, max=1.0)
+]
+_MergeShareR = Annotated[
+    float | None, typer.Option(help=_remembered(_MERGE_SHARE_HELP), min=0.0, max=1.0)
+]
+_SpreadRatioR = Annotated[float | None, typer.Option(help=_remembered(_SPREAD_HELP), min=0.0)]
+_AttachShareR = Annotated[
+    float | None, typer.Option(help=_remembered(_ATTACH_SHARE_HELP), min=0.0, max=1.0)
+]
+_AttachMutualR = Annotated[
+    int | None,
+    typer.Option(help=_remembered(_ATTACH_MUTUAL_HELP), min=0, max=ATTACH_NEIGHBOURS),
+]
+_PARAMS = tuple(f.name for f in dataclasses.fields(ClusterParams))
 
 
 def print_changes(c: ClusterChanges) -> None:
@@ -267,62 +328,18 @@ def cluster_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; write nothing.")
     ] = False,
-    min_cluster_size: Annotated[
-        int | None, typer.Option(help=_remembered("Fewest faces that make a person."), min=2)
-    ] = None,
-    min_samples: Annotated[
-        int | None,
-        typer.Option(
-            help=_remembered("Neighbours that make a face 'dense' (higher = more cautious)."), min=1
-        ),
-    ] = None,
-    epsilon: Annotated[
-        float | None, typer.Option(help=_remembered("HDBSCAN cluster_selection_epsilon."), min=0.0)
-    ] = None,
-    method: Annotated[
-        str | None, typer.Option(help=_remembered("HDBSCAN cluster selection: eom or leaf."))
-    ] = None,
-    attach_distance: Annotated[
-        float | None,
-        typer.Option(
-            help=_remembered(
-                "A leftover or new face joins the person whose mean face "
-                "is within this distance (0 = never)."
-            ),
-            min=0.0,
-        ),
-    ] = None,
-    merge_distance: Annotated[
-        float | None,
-        typer.Option(
-            help=_remembered("Merge people whose mean faces are this close (0 = never)."), min=0.0
-        ),
-    ] = None,
-    pair_distance: Annotated[
-        float | None,
-        typer.Option(
-            help=_remembered(
-                "Leftover faces this close to each other form a small person (0 = never)."
-            ),
-            min=0.0,
-        ),
-    ] = None,
-    split_share: Annotated[
-        float | None, typer.Option(help=_remembered(_SPLIT_HELP), min=0.0, max=1.0)
-    ] = None,
-    merge_share: Annotated[
-        float | None, typer.Option(help=_remembered(_MERGE_SHARE_HELP), min=0.0, max=1.0)
-    ] = None,
-    spread_ratio: Annotated[
-        float | None, typer.Option(help=_remembered(_SPREAD_HELP), min=0.0)
-    ] = None,
-    attach_share: Annotated[
-        float | None, typer.Option(help=_remembered(_ATTACH_SHARE_HELP), min=0.0, max=1.0)
-    ] = None,
-    attach_mutual: Annotated[
-        int | None,
-        typer.Option(help=_remembered(_ATTACH_MUTUAL_HELP), min=0, max=ATTACH_NEIGHBOURS),
-    ] = None,
+    min_cluster_size: _MinClusterSizeR = None,
+    min_samples: _MinSamplesR = None,
+    epsilon: _EpsilonR = None,
+    method: _MethodR = None,
+    attach_distance: _AttachDistanceR = None,
+    merge_distance: _MergeDistanceR = None,
+    pair_distance: _PairDistanceR = None,
+    split_share: _SplitShareR = None,
+    merge_share: _MergeShareR = None,
+    spread_ratio: _SpreadRatioR = None,
+    attach_share: _AttachShareR = None,
+    attach_mutual: _AttachMutualR = None,
     defaults: Annotated[
         bool,
         typer.Option(
@@ -362,27 +379,11 @@ def cluster_command(
             "(see first with `photocluster cluster --full --reassign-named --dry-run`)."
         )
     settings = make_settings(db, quiet)
-    given = {
-        "min_cluster_size": min_cluster_size,
-        "min_samples": min_samples,
-        "epsilon": epsilon,
-        "method": method,
-        "attach_distance": attach_distance,
-        "merge_distance": merge_distance,
-        "pair_distance": pair_distance,
-        "split_share": split_share,
-        "merge_share": merge_share,
-        "spread_ratio": spread_ratio,
-        "attach_share": attach_share,
-        "attach_mutual": attach_mutual,
-    }
+    given = {k: v for k, v in locals().items() if k in _PARAMS and v is not None}  # options given
     with catalog_for(settings, write=not dry_run, verify=True) as catalog:
         base = (None if defaults else saved_params(catalog)) or ClusterParams()
         try:
-            params = dataclasses.replace(
-                base,
-                **{k: v for k, v in given.items() if v is not None},  # type: ignore[arg-type]
-            )
+            params = dataclasses.replace(base, **given)
         except ValueError as exc:
             raise PhotoclusterError(str(exc)) from exc
         changes = cluster_catalog(
@@ -682,7 +683,12 @@ def eval_command(
             cat.close()
     if as_json:
         out(json.dumps(result.as_dict(), indent=2))
-        return
+    else:
+        _print_eval(result)
+
+
+def _print_eval(result: EvalResult) -> None:
+    """`eval`'s text: the figures of the module docstring of photocluster.evaluate, one a line."""
     v = result.verification
     out(f"Evaluated {result.root}")
     out(
