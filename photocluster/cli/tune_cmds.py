@@ -20,7 +20,7 @@ from photocluster.cli.common import (
 )
 from photocluster.clustering import ClusterParams
 from photocluster.errors import PhotoclusterError
-from photocluster.tuning import DEFAULT_GRID, load_tune_data, tune_grid
+from photocluster.tuning import DEFAULT_GRID, TuneData, TuneRow, load_tune_data, tune_grid
 
 _D = ClusterParams()
 
@@ -96,28 +96,7 @@ def tune_command(
         data = load_tune_data(session, max_faces)
     rows = tune_grid(data, base, grid, TqdmProgress(settings.quiet, unit="run"))
     if as_json:
-        out(
-            json.dumps(
-                {
-                    "faces": len(data.x),
-                    "faces_in_catalog": data.sampled_from,
-                    "rows": [
-                        {
-                            **r.params,
-                            "current": r.is_current,
-                            "people": r.people,
-                            "unassigned_share": round(r.unassigned_share, 4),
-                            "named_faces": r.named_faces,
-                            "precision": r.precision,
-                            "recall": r.recall,
-                            "purity": r.purity,
-                        }
-                        for r in rows
-                    ],
-                },
-                indent=2,
-            )
-        )
+        out(json.dumps(_tune_dict(data, rows), indent=2))
         return
     if len(data.x) < data.sampled_from:
         err(f"Clustered a random sample of {len(data.x)} of {data.sampled_from} faces.")
@@ -138,3 +117,24 @@ def tune_command(
         f"{_D.min_cluster_size} --min-samples {_D.min_samples} --attach-distance "
         f"{_D.attach_distance}` (names and ids are kept)."
     )
+
+
+def _tune_dict(data: TuneData, rows: list[TuneRow]) -> dict[str, object]:
+    """`tune --json`."""
+    return {
+        "faces": len(data.x),
+        "faces_in_catalog": data.sampled_from,
+        "rows": [
+            {
+                **r.params,
+                "current": r.is_current,
+                "people": r.people,
+                "unassigned_share": round(r.unassigned_share, 4),
+                "named_faces": r.named_faces,
+                "precision": r.precision,
+                "recall": r.recall,
+                "purity": r.purity,
+            }
+            for r in rows
+        ],
+    }
