@@ -301,6 +301,19 @@ def nothing_to_name(status: QueueStatus, min_faces: int) -> str:
     return "Nobody to name: " + "; ".join(p for p in parts if p) + "."
 
 
+def _inline_protocol(asked: str) -> str | None:
+    """The inline image protocol for --inline: the one asked for, or the terminal's (None, said
+    on stderr, when the terminal does not say it can show images)."""
+    protocol = detect_inline_protocol(os.environ) if asked == "auto" else asked
+    if protocol in ("kitty", "iterm2"):
+        return protocol
+    if asked != "auto":
+        raise PhotoclusterError(f"Unknown inline image protocol {asked!r}: use kitty or iterm2.")
+    err("This terminal does not say it can show images; printing sheet paths instead.")
+    err("(Force it with --inline-protocol kitty or --inline-protocol iterm2.)")
+    return None
+
+
 @app.command("name")
 def name_command(
     db: DbOption = None,
@@ -353,19 +366,7 @@ def name_command(
     Example: photocluster name --min-faces 3 --open
     """
     settings = make_settings(db)
-    protocol: str | None = None
-    if inline:
-        protocol = (
-            detect_inline_protocol(os.environ) if inline_protocol == "auto" else inline_protocol
-        )
-        if protocol not in ("kitty", "iterm2"):
-            if inline_protocol != "auto":
-                raise PhotoclusterError(
-                    f"Unknown inline image protocol {inline_protocol!r}: use kitty or iterm2."
-                )
-            err("This terminal does not say it can show images; printing sheet paths instead.")
-            err("(Force it with --inline-protocol kitty or --inline-protocol iterm2.)")
-            protocol = None
+    protocol = _inline_protocol(inline_protocol) if inline else None
     prompter = TerminalPrompter(open_sheet=open_sheet, inline=protocol)
     options = NamingOptions(
         min_faces=min_faces,
