@@ -5,7 +5,8 @@ elsewhere take a session and never commit. A unit of work that changes the catal
 the catalog's write lock (:func:`hold_write_lock`), held until its session commits or rolls
 back: photocluster writers run one at a time, readers never wait. SQLite: an exclusive lock on
 ``<catalog>-lock`` (the OS drops it when the process dies) plus ``BEGIN IMMEDIATE``;
-PostgreSQL: an advisory lock per catalog schema, on a connection of its own.
+PostgreSQL: an advisory lock per catalog schema, on a connection of its own (both in
+:mod:`photocluster.write_lock`).
 
 A catalog that is damaged, not a database, read-only (for a writer) or in a folder that does
 not exist is refused when it is opened, with a :class:`CatalogError` that says what to do; the
@@ -15,24 +16,22 @@ same SQLite errors met later (damage found mid-run) become a ``CatalogError`` to
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import struct
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from photocluster.errors import CatalogError
+from photocluster.write_lock import FileLock, ServerLock, WaitReporter, WriteLock
 
 if TYPE_CHECKING:  # imported where used: commands that only read counts need no numpy
     import numpy as np
@@ -43,14 +42,6 @@ IN_LIST_CHUNK = 500
 _EMBEDDING_BYTES = EMBEDDING_DIM * 4
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
-# A writer that waits longer than this for the write lock says whom it waits for.
-_QUIET_WAIT = 1.0
-# PostgreSQL advisory lock (key, hashtext(schema)): one writer per catalog schema.
-_PG_WRITE_LOCK = 1346594627
-
-# Told who holds the write lock when a writer has to wait for it (e.g. "`photocluster cluster
-# --full` (pid 4242)"); the CLI prints it.
-WaitReporter = Callable[[str], None]
 T = TypeVar("T")
 
 
@@ -118,238 +109,6 @@ def _describe(url: str) -> str:
         return url
 
 
-# --- the write lock -----------------------------------------------------------------------------
-
-
-def _holder_text(what: str) -> str:
-    return f"`photocluster {what}` (pid {os.getpid()})"
-
-
-class _Held(Protocol):
-    """How one catalog is locked against other processes (or clients of a server)."""
-
-    def try_lock(self, what: str) -> bool: ...
-
-    def holder(self) -> str: ...  # who holds it, after a failed try_lock
-
-    def wait_lock(self, what: str) -> None: ...  # after a failed try_lock; Ctrl-C stops it
-
-    def unlock(self) -> None: ...
-
-    def discard(self) -> None: ...  # after an interrupted wait: let go of what is not locked
-
-
-class _WriteLock:
-    """The write lock of one open catalog: re-entrant within a thread, exclusive between threads
-    (an RLock) and between processes (``held``: a file lock, or a server's advisory lock)."""
-
-    def __init__(self, held: _Held | None) -> None:
-        self.held = held  # None: an in-memory catalog, one process
-        self._thread = threading.RLock()
-        self._depth = 0
-        self._what = ""
-
-    def acquire(self, what: str, on_wait: WaitReporter | None) -> None:
-        if not self._thread.acquire(timeout=_QUIET_WAIT):
-            if on_wait is not None:
-                on_wait(_holder_text(self._what or "(another thread)"))
-            self._thread.acquire()
-        try:
-            if self._depth == 0:
-                if self.held is not None and not self._try_for_a_moment(what):
-                    if on_wait is not None:
-                        on_wait(self.held.holder())
-                    self.held.wait_lock(what)
-                self._what = what
-            self._depth += 1
-        except BaseException:
-            if self._depth == 0 and self.held is not None:
-                self.held.discard()
-            self._thread.release()
-            raise
-
-    def _try_for_a_moment(self, what: str) -> bool:
-        assert self.held is not None
-        deadline = time.monotonic() + _QUIET_WAIT
-        while not self.held.try_lock(what):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
-
-    def release(self) -> None:
-        try:
-            self._depth -= 1
-            if self._depth == 0 and self.held is not None:
-                self.held.unlock()
-        finally:
-            self._thread.release()
-
-
-class _FileLock:
-    """An exclusive lock on ``<catalog>-lock`` (the OS drops it when the process dies); the file
-    holds the holder's description for whoever waits."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._locked = False
-
-    def _open(self) -> int:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise CatalogError(
-                    f"Cannot create the catalog's lock file {self.path}: {exc.strerror}. The "
-                    "catalog's folder must be writable to change the catalog."
-                ) from exc
-        return self._fd
-
-    def try_lock(self, what: str) -> bool:
-        fd = self._open()
-        if not _try_lock_fd(fd):
-            return False
-        self._mark(fd, what)
-        return True
-
-    def holder(self) -> str:
-        text = os.pread(self._open(), 512, 0).decode("utf-8", "replace").strip()
-        return text or "another photocluster process"
-
-    def wait_lock(self, what: str) -> None:
-        fd = self._open()
-        _wait_lock_fd(fd)
-        self._mark(fd, what)
-
-    def _mark(self, fd: int, what: str) -> None:
-        self._locked = True
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_text(what).encode(), 0)
-
-    def unlock(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if self._locked:
-                os.ftruncate(fd, 0)
-                _unlock_fd(fd)  # before closing: a forked worker may share the open file
-        finally:
-            self._locked = False
-            os.close(fd)
-
-    def discard(self) -> None:
-        self.unlock()
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    # Windows locks are mandatory: lock one byte far past the holder text so it stays readable.
-    _LOCK_OFFSET = 1 << 20
-
-    def _try_lock_fd(fd: int) -> bool:
-        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _wait_lock_fd(fd: int) -> None:
-        while not _try_lock_fd(fd):
-            time.sleep(0.2)
-
-    def _unlock_fd(fd: int) -> None:
-        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock_fd(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _wait_lock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def _unlock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-class _ServerLock:
-    """A PostgreSQL advisory lock per catalog schema, held by a connection of its own (the
-    server drops it when the client dies); its ``application_name`` says who holds it."""
-
-    _KEY = "(:k, hashtext(current_schema()))"
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._conn: Connection | None = None
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return self._conn
-
-    def _mark(self, what: str) -> None:
-        name = f"{_holder_text(what)} on {socket.gethostname()}"[:63]
-        self._connection().execute(
-            text("SELECT set_config('application_name', :n, false)"), {"n": name}
-        )
-
-    def try_lock(self, what: str) -> bool:
-        got = self._connection().scalar(
-            text(f"SELECT pg_try_advisory_lock{self._KEY}"), {"k": _PG_WRITE_LOCK}
-        )
-        if got:
-            self._mark(what)
-        return bool(got)
-
-    def holder(self) -> str:
-        row = (
-            self._connection()
-            .execute(
-                text(
-                    "SELECT a.application_name, a.pid FROM pg_locks l "
-                    "JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-                    "AND l.classid = CAST(:k AS oid) "
-                    "AND l.objid = CAST(hashtext(current_schema()) AS oid)"
-                ),
-                {"k": _PG_WRITE_LOCK},
-            )
-            .first()
-        )
-        if row is None:
-            return "another photocluster client"
-        return str(row[0]) if row[0] else f"another client (server pid {row[1]})"
-
-    def wait_lock(self, what: str) -> None:
-        self._connection().execute(
-            text(f"SELECT pg_advisory_lock{self._KEY}"), {"k": _PG_WRITE_LOCK}
-        )
-        self._mark(what)
-
-    def unlock(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            # Never back to the pool: the lock and the name go with the connection.
-            conn.invalidate()
-        finally:
-            conn.close()
-
-    def discard(self) -> None:
-        self.unlock()
-
-
 def hold_write_lock(session: Session, what: str) -> None:
     """Hold the catalog's write lock until ``session``'s transaction ends (commit or rollback).
 
@@ -396,7 +155,7 @@ class Catalog:
     on_wait: WaitReporter | None = None
     created: bool = False  # this open made a new SQLite file
     path: Path | None = None  # the SQLite file
-    _lock: _WriteLock = field(default_factory=lambda: _WriteLock(None), repr=False)
+    _lock: WriteLock = field(default_factory=lambda: WriteLock(None), repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -675,12 +434,12 @@ def open_catalog(
         on_wait=on_wait,
         created=not existed,
         path=path,
-        _lock=_WriteLock(
-            _FileLock(path.with_name(path.name + "-lock"))
+        _lock=WriteLock(
+            FileLock(path.with_name(path.name + "-lock"))
             if path is not None
             else None
             if engine.dialect.name == "sqlite"
-            else _ServerLock(engine)
+            else ServerLock(engine)
         ),
     )
     try:
