@@ -57,6 +57,18 @@ class EncoderParams:
             f"c{self.chip_face};j{self.jitters}"
         )
 
+    @classmethod
+    def from_key(cls, key: str) -> EncoderParams:
+        """The settings a cache key (:meth:`key`) was made with; what it lacks keeps its default."""
+        fields = {"d": "detect_size", "u": "upsample", "c": "chip_face", "j": "jitters"}
+        given: dict[str, Any] = {}
+        for part in key.split(";")[1:]:
+            if part in ("hog", "cnn"):
+                given["detector"] = part
+            elif part[:1] in fields and part[1:].isdigit():
+                given[fields[part[:1]]] = int(part[1:])
+        return cls(**given)
+
     def smallest_face(self, long_side: int) -> float:
         """Smallest face width (displayed px) found on a photo with this long side."""
         scale = min(1.0, self.detect_size / long_side)

@@ -35,7 +35,7 @@ from photocluster.analyse import analyse_file
 from photocluster.db import Catalog, blobs_to_matrix
 from photocluster.encoder import EncoderParams, FaceEncoder
 from photocluster.errors import PhotoclusterError
-from photocluster.face_index import FaceIndex, SyncReport, sync_index
+from photocluster.face_index import FaceIndex, SyncReport, catalog_encoder, sync_index
 from photocluster.models import Face, Person, Photo
 from photocluster.photo_status import PhotoStatus
 from photocluster.thresholds import (
@@ -124,6 +124,13 @@ def verdict(best: Candidate | None, runner_up: Candidate | None) -> str:
     if margin >= ATTACH_MARGIN and share >= FIND_KNOWN_SHARE:
         return "known"
     return "probably" if share >= ATTACH_SHARE else "unknown"
+
+
+def catalog_params(catalog: Catalog) -> EncoderParams:
+    """The encoder settings most of the catalog's faces were found with (the defaults for a
+    catalog without faces): a photo looked up is encoded as the catalog's photos were."""
+    with catalog.session() as session:
+        return EncoderParams.from_key(catalog_encoder(session))
 
 
 def find_in_photo(

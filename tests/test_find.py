@@ -307,3 +307,30 @@ def test_an_unwritable_index_folder_still_answers_and_says_so(
     assert "could not save the face index" in result.stderr
     result = runner.invoke(app, ["index", "--db", db_path])
     assert result.exit_code == 1 and "Cannot save the face index" in result.stderr
+
+
+def test_cli_find_encodes_with_the_settings_the_catalog_was_scanned_with(
+    catalog: Catalog,
+    tmp_path: Path,
+    db_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_options,  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 17: `find` encoded with the default settings whatever the catalog was scanned with."""
+    scanned = EncoderParams(detect_size=800, upsample=2)
+    library(tmp_path / "photos", {"ada": 4, "bob": 4})
+    scan(catalog, fake_options(tmp_path / "photos", params=scanned))
+    cluster_catalog(catalog, ClusterOptions())
+    used: list[EncoderParams] = []
+
+    def factory(params: EncoderParams) -> FakeEncoder:
+        used.append(params)
+        return FakeEncoder(params)
+
+    monkeypatch.setattr("photocluster.encoder.make_encoder", factory)
+    photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
+    result = runner.invoke(app, ["find", str(photo), "--db", db_path, "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert used == [scanned]
+    assert EncoderParams.from_key(scanned.key("any-model")) == scanned
+    assert EncoderParams.from_key("") == EncoderParams()

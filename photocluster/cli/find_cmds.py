@@ -89,13 +89,13 @@ def find_command(
 
     Example: photocluster find party.jpg --top 3
     """
-    from photocluster.encoder import EncoderParams, make_encoder
-    from photocluster.find import find_in_photo
+    from photocluster.encoder import make_encoder
+    from photocluster.find import catalog_params, find_in_photo
 
     settings = make_settings(db, quiet)
-    params = EncoderParams()
     started = time.perf_counter()
     with catalog_for(settings) as catalog:
+        params = catalog_params(catalog)
         result = find_in_photo(
             catalog, settings.cache_dir, photo, make_encoder(params), params, top=top
         )
