@@ -43,10 +43,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 
-from photocluster.db import open_catalog
-from photocluster.encoder import EncoderParams
-from photocluster.evaluate import pairwise_prf, people_and_strangers
-from photocluster.models import Face, Photo
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.models import Face, Photo
+from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers
+from photocluster.ingest.encoder import EncoderParams
 
 
 def build(db: str, x: np.ndarray, batch: int = 20_000) -> None:

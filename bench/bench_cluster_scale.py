@@ -8,7 +8,7 @@ For each size it prints:
 
 * ``exact``: the hdbscan package on the whole set (generic below 20 000 faces, where its O(n²)
   matrix fits; skipped above, where it takes hours) — the baseline, measured in the same run;
-* ``knn``: HDBSCAN on the k-NN graph (``photocluster.scale_cluster``), what ``cluster`` uses
+* ``knn``: HDBSCAN on the k-NN graph (``photocluster.people.knn_hdbscan``), what ``cluster`` uses
   above ``clustering._BIG`` faces;
 * ``pipeline``: the whole ``cluster_embeddings`` (HDBSCAN + split/eject/merge/attach/pair steps):
   seconds, pairwise precision / recall / F against the synthetic truth (noise counted as
@@ -20,7 +20,7 @@ seconds (all threads) are printed beside its wall time: on a busy machine they s
 the wall time was waiting. ``--steps`` also prints
 the seconds spent in each step of the pipeline (inclusive: a step's time counts the steps it
 calls, e.g. ``attach_noise`` holds ``NearestFaces.of``), by wrapping the functions of
-``photocluster.clustering`` and ``photocluster.scale_cluster`` from outside.
+``photocluster.people.clustering`` and ``photocluster.people.knn_hdbscan`` from outside.
 
 ``knn`` mode compares ways of building the k-NN graph (recall@k against exact search, seconds).
 
@@ -50,11 +50,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 
-import photocluster.clustering as clustering
-import photocluster.scale_cluster as scale_cluster
-from photocluster.clustering import ClusterParams, cluster_embeddings
-from photocluster.evaluate import pairwise_prf, people_and_strangers, singletonise
-from photocluster.scale_cluster import knn_hdbscan_labels
+import photocluster.people.clustering as clustering
+import photocluster.people.knn_hdbscan as scale_cluster
+from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers, singletonise
+from photocluster.people.clustering import ClusterParams, cluster_embeddings
+from photocluster.people.knn_hdbscan import knn_hdbscan_labels
 
 EXACT_MAX = 20_000
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from photocluster.analyse import analyse_file
-from photocluster.encoder import DlibEncoder, EncoderParams
-from photocluster.onnx_encoder import OnnxEncoder, ensure_model
-from photocluster.walker import WalkReport, walk_images
+from photocluster.ingest.analyse import analyse_file
+from photocluster.ingest.encoder import DlibEncoder, EncoderParams
+from photocluster.ingest.onnx_encoder import OnnxEncoder, ensure_model
+from photocluster.ingest.walker import WalkReport, walk_images
 
 
 class BothEncoders(OnnxEncoder):

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from photocluster.db import open_catalog
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.export.folders import ExportOptions, export_people
-from photocluster.models import Face, Person, Photo
 
 
 def label_people(db: str) -> int:

@@ -41,9 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 
-from photocluster import face_index
-from photocluster.face_index import FaceIndex, Fingerprint, exact_search
-from photocluster.find import FaceAnswer, neighbour_share, own_spread
+from photocluster.index import store as face_index
+from photocluster.index.store import FaceIndex, Fingerprint, exact_search
+from photocluster.people.find import FaceAnswer, neighbour_share, own_spread
 
 K = 10
 
@@ -133,12 +133,12 @@ def verdict_lookups(db: str, root: str, strangers: int) -> tuple[list[Lookup], s
     other half up. Returns the lookups and a line saying what was measured."""
     from sqlalchemy import delete, select, update
 
-    from photocluster.db import blob_to_embedding, open_catalog
-    from photocluster.evaluate import label_of
-    from photocluster.face_index import sync_index
-    from photocluster.find import match_faces
-    from photocluster.models import Face, Person, Photo
-    from photocluster.people import ClusterOptions, cluster_catalog
+    from photocluster.catalog.db import blob_to_embedding, open_catalog
+    from photocluster.catalog.models import Face, Person, Photo
+    from photocluster.evaluation.evaluate import label_of
+    from photocluster.index.store import sync_index
+    from photocluster.people.assign import ClusterOptions, cluster_catalog
+    from photocluster.people.find import match_faces
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-find-"))
     try:

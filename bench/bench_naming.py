@@ -27,10 +27,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from photocluster.db import Catalog, open_catalog
-from photocluster.models import Face, Person, Photo
-from photocluster.naming_session import NamingOptions, QueueItem, run_naming
-from photocluster.people import ClusterOptions, cluster_catalog
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.models import Face, Person, Photo
+from photocluster.decisions.session import NamingOptions, QueueItem, run_naming
+from photocluster.people.assign import ClusterOptions, cluster_catalog
 
 
 class TimingPrompter:

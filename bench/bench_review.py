@@ -37,9 +37,9 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from photocluster.db import open_catalog  # noqa: E402
-from photocluster.encoder import EncoderParams  # noqa: E402
-from photocluster.models import Face, Meta, Person, Photo  # noqa: E402
+from photocluster.catalog.db import open_catalog  # noqa: E402
+from photocluster.catalog.models import Face, Meta, Person, Photo  # noqa: E402
+from photocluster.ingest.encoder import EncoderParams  # noqa: E402
 from photocluster.settings import Settings  # noqa: E402
 
 PER_PHOTO = 4

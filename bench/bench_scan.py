@@ -184,9 +184,9 @@ def recall(ref: dict[str, list], got: dict[str, list], big: bool) -> tuple[int, 
 def chip_times(photos: list[Path]) -> tuple[int, float, float]:
     """Chips, and seconds per chip for dlib and for ONNX Runtime on the same chips: each photo's
     faces and their mirror images in one call, one thread (as one scan worker)."""
-    from photocluster.analyse import analyse_file
-    from photocluster.encoder import DlibEncoder, EncoderParams
-    from photocluster.onnx_encoder import OnnxEncoder, ensure_model
+    from photocluster.ingest.analyse import analyse_file
+    from photocluster.ingest.encoder import DlibEncoder, EncoderParams
+    from photocluster.ingest.onnx_encoder import OnnxEncoder, ensure_model
 
     class Timed(OnnxEncoder):
         def __init__(self, onnx_path: Path) -> None:
@@ -236,7 +236,7 @@ def speed(args: argparse.Namespace) -> None:
     )
     extra = ["--detect-size", str(args.detect_size)] if args.detect_size else []
     if "onnx" in args.encoders.split(","):
-        from photocluster.onnx_encoder import ensure_model
+        from photocluster.ingest.onnx_encoder import ensure_model
 
         ensure_model()  # converted once, before the timing (what every later scan finds)
     cluster = not args.no_cluster

@@ -29,10 +29,15 @@ import numpy as np
 from sqlalchemy import select
 from tune_cluster import load
 
-from photocluster.clustering import ClusterParams, cluster_embeddings
-from photocluster.db import open_catalog
-from photocluster.evaluate import cluster_quality, label_check, nearest_to_label, pairwise_prf
-from photocluster.models import Face, Photo
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.models import Face, Photo
+from photocluster.evaluation.evaluate import (
+    cluster_quality,
+    label_check,
+    nearest_to_label,
+    pairwise_prf,
+)
+from photocluster.people.clustering import ClusterParams, cluster_embeddings
 
 
 def contact_sheet(

@@ -54,10 +54,10 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from photocluster.db import blobs_to_matrix, open_catalog
-from photocluster.evaluate import labelled_faces, nearest_to_label
-from photocluster.models import Face
-from photocluster.thresholds import SAME_PERSON
+from photocluster.catalog.db import blobs_to_matrix, open_catalog
+from photocluster.catalog.models import Face
+from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
+from photocluster.people.thresholds import SAME_PERSON
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DB = "/tmp/faces.sqlite3"

@@ -1,7 +1,7 @@
 """Measure clustering quality on labelled catalogs across a grid of parameters.
 
 Loads every face of each labelled catalog (e.g. the scans of ``../shared/faces`` and
-``../shared/lfw-dev``), clusters them with :func:`photocluster.clustering.cluster_embeddings`
+``../shared/lfw-dev``), clusters them with :func:`photocluster.people.clustering.cluster_embeddings`
 and scores each labelled photo's face that is the labelled person (the face most like the
 label's one-face photos, as `eval` does). Per set it prints pairwise precision/recall/F over all
 scored faces (each one-photo stranger its own class), pairwise P/F over people with two or more
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from photocluster.clustering import ClusterParams, cluster_embeddings
-from photocluster.db import blobs_to_matrix, open_catalog
-from photocluster.evaluate import (
+from photocluster.catalog.db import blobs_to_matrix, open_catalog
+from photocluster.catalog.models import Face
+from photocluster.evaluation.evaluate import (
     labelled_faces,
     nearest_to_label,
     pair_distances,
@@ -37,7 +37,7 @@ from photocluster.evaluate import (
     people_and_strangers,
     verification,
 )
-from photocluster.models import Face
+from photocluster.people.clustering import ClusterParams, cluster_embeddings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SETS = [

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from photocluster.clustering import ClusterParams
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face
 from photocluster.errors import PhotoclusterError
-from photocluster.face_index import SyncReport, sync_index
-from photocluster.models import Face
-from photocluster.people import ClusterChanges, ClusterOptions, cluster_catalog, saved_params
+from photocluster.index.store import SyncReport, sync_index
+from photocluster.ingest.scan import ScanOptions, ScanSummary, scan
+from photocluster.people.assign import ClusterChanges, ClusterOptions, cluster_catalog, saved_params
+from photocluster.people.clustering import ClusterParams
 from photocluster.progress import Progress
-from photocluster.scan import ScanOptions, ScanSummary, scan
 
 
 @dataclass

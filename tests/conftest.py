@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.cli.commands import load_all
-from photocluster.db import Catalog, open_catalog
-from photocluster.encoder import EncoderParams
-from photocluster.scan import ScanOptions
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.ingest.scan import ScanOptions
 from tests.fakes import FakeEncoder
 
 # The CLI imports only the module of the command it runs; tests invoke any command on `app`.

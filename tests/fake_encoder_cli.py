@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-import photocluster.encoder
-import photocluster.executors
+import photocluster.ingest.encoder
+import photocluster.ingest.executors
 from photocluster.cli import main
 from tests.fakes import FakeEncoder
 
@@ -33,9 +33,9 @@ def _fake(detector: str = "hog") -> SlowFakeEncoder:
 
 
 # make_encoder (the production factory, and the one worker processes call) builds a DlibEncoder.
-photocluster.encoder.DlibEncoder = _fake  # type: ignore[assignment,misc]
+photocluster.ingest.encoder.DlibEncoder = _fake  # type: ignore[assignment,misc]
 if os.environ.get("FAKE_ENCODER_NO_PDEATHSIG"):
-    photocluster.executors.USE_PDEATHSIG = False
+    photocluster.ingest.executors.USE_PDEATHSIG = False
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from photocluster.encoder import Box, EncoderParams
+from photocluster.ingest.encoder import Box, EncoderParams
 
 BACKGROUND = (128, 128, 128)
 
@@ -40,7 +40,7 @@ def person_vector(rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 class FakeEncoder:
-    """Implements photocluster.encoder.FaceEncoder without dlib. Counts its calls.
+    """Implements photocluster.ingest.encoder.FaceEncoder without dlib. Counts its calls.
 
     If ``log`` is given, every detect call appends one line to that file (works across worker
     processes), so tests can prove a re-run did no work.

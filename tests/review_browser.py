@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
 from photocluster.review.server import ReviewConfig, Server, bind, create_app
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from photocluster.db import Catalog
-from photocluster.models import Face, Person
-from photocluster.scan import scan
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person
+from photocluster.ingest.scan import scan
 from tests.fakes import make_photo
 
 # x position of each person's square: Face.left says whose face it is.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photocluster.clustering import (
+from photocluster.people.clustering import (
     NOISE,
     ClusterParams,
     _relabel,
@@ -139,7 +139,7 @@ def _unit(seed: int) -> np.ndarray:
 
 
 def test_two_close_leftover_faces_become_a_small_person() -> None:
-    from photocluster.clustering import pair_close_noise
+    from photocluster.people.clustering import pair_close_noise
 
     a = _unit(1)
     x = np.stack([a, a + 0.01 * _unit(2), _unit(3), _unit(4)])  # 2 alike, 2 strangers (~1.4)
@@ -150,7 +150,7 @@ def test_two_close_leftover_faces_become_a_small_person() -> None:
 
 
 def test_pairing_never_links_faces_of_one_photo_nor_chains_through_them() -> None:
-    from photocluster.clustering import pair_close_noise
+    from photocluster.people.clustering import pair_close_noise
 
     a = _unit(5)
     x = np.stack([a, a + 0.01 * _unit(6), a + 0.02 * _unit(7)])
@@ -163,7 +163,7 @@ def test_pairing_never_links_faces_of_one_photo_nor_chains_through_them() -> Non
 
 
 def test_pairing_leaves_clustered_faces_alone_and_can_be_switched_off() -> None:
-    from photocluster.clustering import pair_close_noise
+    from photocluster.people.clustering import pair_close_noise
 
     a = _unit(8)
     x = np.stack([a, a + 0.01 * _unit(9), a + 0.01 * _unit(10)])
@@ -274,7 +274,7 @@ def test_split_mixed_clusters_cuts_until_each_part_looks_alike() -> None:
 def test_split_mixed_clusters_samples_big_clusters_and_places_every_face(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import photocluster.clustering as clustering
+    import photocluster.people.clustering as clustering
 
     monkeypatch.setattr(clustering, "_SPLIT_SAMPLE", 12)
     x, truth = blobs([40, 30], spread=0.3, seed=5)
@@ -294,7 +294,7 @@ def test_first_half_is_scipys_two_cluster_cut() -> None:
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist
 
-    from photocluster.clustering import _first_half
+    from photocluster.people.clustering import _first_half
 
     rng = np.random.default_rng(4)
     for n in (2, 3, 17, 60):

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from PIL import Image
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import open_catalog
 from photocluster.cli import app
-from photocluster.db import open_catalog
 from tests.conftest import ROOT, SAMPLE_DATA
 
 PER_FOLDER = 8
@@ -127,7 +127,10 @@ def test_two_clients_scan_different_folders_into_one_catalog_at_once(
 @pytest.mark.slow
 def test_several_clients_creating_a_new_catalog_at_once_all_succeed(pg_url: str) -> None:
     """The first migration of an empty schema is serialised (advisory lock), not a crash."""
-    code = "import sys; from photocluster.db import open_catalog; open_catalog(sys.argv[1]).close()"
+    code = (
+        "import sys; from photocluster.catalog.db import open_catalog; "
+        "open_catalog(sys.argv[1]).close()"
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -138,7 +141,7 @@ def test_several_clients_creating_a_new_catalog_at_once_all_succeed(pg_url: str)
     assert [rc for rc, _ in results] == [0, 0, 0, 0], results
     cat = open_catalog(pg_url)
     try:
-        from photocluster.migrate import current_revision, head_revision
+        from photocluster.catalog.migrate import current_revision, head_revision
 
         assert current_revision(cat.engine) == head_revision()
     finally:

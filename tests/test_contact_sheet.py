@@ -10,16 +10,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from photocluster.contact_sheet import (
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Photo
+from photocluster.decisions.contact_sheet import (
     CropCache,
     SheetNumbers,
     build_contact_sheet,
     crop_square,
     plan_pages,
 )
-from photocluster.db import Catalog
-from photocluster.models import Face, Photo
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
 from tests.fakes import PEOPLE, make_photo
 from tests.test_naming import build_library, faces_of, make_person
 
@@ -270,7 +270,7 @@ def test_a_redrawn_sheet_keeps_its_numbers_under_a_new_file_name(
     """After faces leave, the sheet is a new file (a viewer still showing the old one shows
     an old file, not new numbers), the other faces keep their numbers, and a number of a face
     that left says so instead of meaning another face."""
-    from photocluster.naming import reject_faces
+    from photocluster.decisions.log import reject_faces
 
     root = tmp_path / "lib"
     _distinct_faces(root, "ada", 6)

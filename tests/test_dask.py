@@ -29,13 +29,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import open_catalog
 from photocluster.cli import app
-from photocluster.dask_executor import DaskCluster, DaskExecutor
-from photocluster.db import open_catalog
-from photocluster.encoder import EncoderParams
 from photocluster.errors import Interrupted, PhotoclusterError
-from photocluster.executors import Task
-from photocluster.scan import ScanOptions, ScanSummary, scan
+from photocluster.ingest.dask import DaskCluster, DaskExecutor
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.ingest.executors import Task
+from photocluster.ingest.scan import ScanOptions, ScanSummary, scan
 from tests.conftest import ROOT, SAMPLE_DATA
 from tests.fakes import PEOPLE, FakeEncoder, make_photo
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from photocluster.db import (
+from photocluster.catalog.db import (
     blob_to_embedding,
     blobs_to_matrix,
     embedding_to_blob,
@@ -18,9 +18,9 @@ from photocluster.db import (
     table_names,
     to_url,
 )
+from photocluster.catalog.migrate import current_revision, head_revision
+from photocluster.catalog.models import Base
 from photocluster.errors import CatalogError
-from photocluster.migrate import current_revision, head_revision
-from photocluster.models import Base
 from photocluster.settings import Settings, resolve_db
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photocluster.encoder import DlibEncoder
-from photocluster.imaging import load_view
+from photocluster.ingest.encoder import DlibEncoder
+from photocluster.ingest.imaging import load_view
 from tests.conftest import SAMPLE_DATA
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photocluster.clustering import ClusterParams
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
 from photocluster.errors import PhotoclusterError
-from photocluster.evaluate import (
+from photocluster.evaluation.evaluate import (
     bcubed_prf,
     evaluate_catalog,
     label_of,
@@ -22,7 +21,8 @@ from photocluster.evaluate import (
     singletonise,
     verification,
 )
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
+from photocluster.people.clustering import ClusterParams
 from tests.fakes import make_photo
 
 
@@ -197,7 +197,7 @@ def test_eval_command_prints_and_writes_the_new_figures(
 
     from typer.testing import CliRunner
 
-    import photocluster.scan as scan_mod
+    import photocluster.ingest.scan as scan_mod
     from photocluster.cli import app
 
     root = tmp_path / "labelled"

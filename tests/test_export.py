@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog, blob_to_embedding
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
-from photocluster.db import Catalog, blob_to_embedding
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.export import folders as export_mod
 from photocluster.export.folders import ExportOptions, ExportStopped, export_people
 from photocluster.export.manifest import MANIFEST_NAME
-from photocluster.models import Face, Person, Photo
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
 from tests.fakes import PEOPLE, make_photo, person_vector
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, select
 
-from photocluster import face_index
-from photocluster.db import Catalog, embedding_to_blob
-from photocluster.face_index import (
+from photocluster.catalog.db import Catalog, embedding_to_blob
+from photocluster.catalog.models import Face, Photo
+from photocluster.index import store as face_index
+from photocluster.index.store import (
     FaceIndex,
     Fingerprint,
     IndexUnusable,
@@ -20,7 +21,6 @@ from photocluster.face_index import (
     index_folder,
     sync_index,
 )
-from photocluster.models import Face, Photo
 
 
 def points(n: int, seed: int = 0) -> np.ndarray:
@@ -219,8 +219,8 @@ def test_empty_catalog_gives_an_empty_index(catalog: Catalog, tmp_path: Path) ->
 
 
 def test_knn_graph_from_the_index_gives_row_positions_like_scale_cluster_knn() -> None:
-    from photocluster.ann import knn
-    from photocluster.face_index import knn_graph
+    from photocluster.index.ann import knn
+    from photocluster.index.store import knn_graph
 
     x = points(2000, seed=4)
     ids = np.arange(2000, dtype=np.int64) * 3 + 7

@@ -29,15 +29,15 @@ import sqlalchemy as sa
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-import photocluster.encoder
-from photocluster import people
+import photocluster.ingest.encoder
+from photocluster.catalog.db import Catalog, embedding_to_blob, open_catalog
+from photocluster.catalog.migrate import current_revision, head_revision
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
-from photocluster.db import Catalog, embedding_to_blob, open_catalog
-from photocluster.migrate import current_revision, head_revision
-from photocluster.models import Face, Person, Photo
-from photocluster.naming import assign_faces
-from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.scan import scan
+from photocluster.decisions.log import assign_faces
+from photocluster.ingest.scan import scan
+from photocluster.people import assign as people
+from photocluster.people.assign import ClusterOptions, cluster_catalog
 from tests.conftest import ROOT, SAMPLE_DATA, calls
 from tests.fakes import PEOPLE, FakeEncoder, make_photo
 
@@ -291,7 +291,7 @@ def test_two_scans_of_one_folder_at_once_give_the_catalog_of_one_scan(tmp_path: 
 _OPEN = """
 import sys, time
 from pathlib import Path
-from photocluster.db import open_catalog
+from photocluster.catalog.db import open_catalog
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.002)
@@ -463,7 +463,9 @@ def _damage(db: Path, how: str) -> None:
 def fake_dlib(monkeypatch: pytest.MonkeyPatch, fake_log: Path) -> None:
     """`scan` through the CLI in this process, with the fake encoder logging each photo."""
     monkeypatch.setattr(
-        photocluster.encoder, "DlibEncoder", lambda detector="hog": FakeEncoder(log=str(fake_log))
+        photocluster.ingest.encoder,
+        "DlibEncoder",
+        lambda detector="hog": FakeEncoder(log=str(fake_log)),
     )
 
 

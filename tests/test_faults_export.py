@@ -17,16 +17,16 @@ from PIL import Image, ImageEnhance
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Photo
 from photocluster.cli import app
-from photocluster.db import Catalog
-from photocluster.encoder import EncoderParams
 from photocluster.export.foldernames import safe_filename, safe_name
 from photocluster.export.manifest import MANIFEST_NAME
 from photocluster.export.xmp.importer import ImportOptions, import_xmp
-from photocluster.face_index import sync_index
-from photocluster.find import find_in_photo
-from photocluster.models import Face, Photo
-from photocluster.scan import scan
+from photocluster.index.store import sync_index
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.ingest.scan import scan
+from photocluster.people.find import find_in_photo
 from tests.fakes import FakeEncoder
 from tests.test_export import library, rename, run
 from tests.test_people import library as people_library

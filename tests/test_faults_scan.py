@@ -23,12 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import open_catalog, to_url
+from photocluster.catalog.fspath import ESCAPE, from_catalog, to_catalog
+from photocluster.catalog.migrate import upgrade
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
-from photocluster.db import open_catalog, to_url
-from photocluster.fspath import ESCAPE, from_catalog, to_catalog
-from photocluster.migrate import upgrade
-from photocluster.models import Face, Person, Photo
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
 from tests.conftest import ROOT, calls
 from tests.fakes import make_photo
 
@@ -131,7 +131,7 @@ def test_a_photo_whose_name_is_not_utf8_exports_gets_a_sidecar_and_a_crop(
     tmp_path: Path, catalog, fake_options
 ) -> None:
     """What comes after the scan opens the file by the path the catalog gives back."""
-    from photocluster.contact_sheet import CropCache, crop_requests
+    from photocluster.decisions.contact_sheet import CropCache, crop_requests
     from photocluster.export.folders import ExportOptions, export_people
     from photocluster.export.xmp.exiftool import find_exiftool
     from photocluster.export.xmp.writer import XmpExportOptions, export_xmp

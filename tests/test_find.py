@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
-from photocluster.db import Catalog
-from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
-from photocluster.face_index import index_folder, sync_index
-from photocluster.find import Candidate, find_in_photo, match_faces, verdict
-from photocluster.models import Face, Person, Photo
-from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.scan import scan
+from photocluster.index.store import index_folder, sync_index
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.ingest.scan import scan
+from photocluster.people.assign import ClusterOptions, cluster_catalog
+from photocluster.people.find import Candidate, find_in_photo, match_faces, verdict
 from tests.fakes import FakeEncoder, make_photo
 from tests.test_people import library
 
@@ -86,7 +86,7 @@ def test_a_stranger_is_unknown_and_an_unassigned_face_is_still_listed(
 
 
 def test_verdict_is_relative_to_the_person_and_to_the_faces_neighbourhood() -> None:
-    from photocluster.thresholds import (
+    from photocluster.people.thresholds import (
         ATTACH_MARGIN,
         FIND_KNOWN_DISTANCE,
         PAIR_DISTANCE,
@@ -123,7 +123,7 @@ def photo_with_faces(catalog: Catalog, vectors: np.ndarray) -> list[int]:
     """One photo holding these embeddings as faces (no encoder involved)."""
     from datetime import datetime
 
-    from photocluster.db import embedding_to_blob
+    from photocluster.catalog.db import embedding_to_blob
 
     with catalog.session() as s:
         photo = Photo(
@@ -150,7 +150,7 @@ def test_a_stranger_within_the_global_distance_of_a_tight_person_is_not_known(
 ) -> None:
     """Where faces are dense a person is tight: a stranger near them but outside their own
     spread is not them, while a loose person's face at that same distance still is."""
-    from photocluster.thresholds import FIND_KNOWN_DISTANCE
+    from photocluster.people.thresholds import FIND_KNOWN_DISTANCE
     from tests.test_naming import make_person
 
     e = np.eye(128)
@@ -217,7 +217,9 @@ def test_find_follows_the_catalog_after_it_changes(
 
 @pytest.fixture
 def fake_dlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("photocluster.encoder.make_encoder", lambda params: FakeEncoder(params))
+    monkeypatch.setattr(
+        "photocluster.ingest.encoder.make_encoder", lambda params: FakeEncoder(params)
+    )
 
 
 def test_cli_find_text_and_json(
@@ -272,7 +274,8 @@ def test_cluster_reuses_the_hnsw_index_for_its_knn_graph(
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     """Above clustering._BIG faces, cluster asks the face index for neighbours (when HNSW)."""
-    from photocluster import clustering, face_index
+    from photocluster.index import store as face_index
+    from photocluster.people import clustering
 
     library(tmp_path / "photos", {"ada": 6, "bob": 5, "cyd": 5})
     scan(catalog, fake_options(tmp_path / "photos"))
@@ -285,7 +288,7 @@ def test_cluster_reuses_the_hnsw_index_for_its_knn_graph(
         asked.append(len(ids))
         return real(index, ids, x, k)
 
-    monkeypatch.setattr("photocluster.people.knn_graph", spy)
+    monkeypatch.setattr("photocluster.people.assign.knn_graph", spy)
     with_index = cluster_catalog(catalog, ClusterOptions(), full=True, index_dir=tmp_path / "c")
     assert asked == [16]
     assert (index_folder(tmp_path / "c") / "hnsw.faiss").exists()
@@ -327,7 +330,7 @@ def test_cli_find_encodes_with_the_settings_the_catalog_was_scanned_with(
         used.append(params)
         return FakeEncoder(params)
 
-    monkeypatch.setattr("photocluster.encoder.make_encoder", factory)
+    monkeypatch.setattr("photocluster.ingest.encoder.make_encoder", factory)
     photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
     result = runner.invoke(app, ["find", str(photo), "--db", db_path, "-q"])
     assert result.exit_code == 0, result.stderr

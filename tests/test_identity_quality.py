@@ -17,7 +17,12 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, select
 
-from photocluster.clustering import (
+from photocluster.catalog.db import Catalog, embedding_to_blob
+from photocluster.catalog.models import Face, Photo
+from photocluster.evaluation.evaluate import pairwise_prf
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.people.assign import ClusterOptions, cluster_catalog
+from photocluster.people.clustering import (
     ClusterParams,
     NearestFaces,
     attach_noise,
@@ -26,12 +31,7 @@ from photocluster.clustering import (
     merge_alike_clusters,
     spreads,
 )
-from photocluster.db import Catalog, embedding_to_blob
-from photocluster.encoder import EncoderParams
-from photocluster.evaluate import pairwise_prf
-from photocluster.models import Face, Photo
-from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.thresholds import (
+from photocluster.people.thresholds import (
     ATTACH_DISTANCE,
     ATTACH_MUTUAL,
     ATTACH_NEIGHBOURS,
@@ -196,8 +196,8 @@ LFW_STRANGERS = [
 def test_real_dense_population_from_lfw_dev_is_not_chained(tmp_path: Path) -> None:
     if not all((LFW_DEV / n).is_dir() for n in LFW_PEOPLE + LFW_STRANGERS):
         pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
-    from photocluster.db import blobs_to_matrix, open_catalog
-    from photocluster.scan import ScanOptions, scan
+    from photocluster.catalog.db import blobs_to_matrix, open_catalog
+    from photocluster.ingest.scan import ScanOptions, scan
 
     root = tmp_path / "library"
     for name in LFW_PEOPLE + LFW_STRANGERS:
@@ -256,7 +256,7 @@ def test_copies_share_their_original_s_person_above_the_k_nn_threshold() -> None
     """Above 4 000 faces the k-NN graph may come from the face index (all faces, copies
     included): the graph of the distinct faces is derived from it, with the same result as
     building one for them."""
-    from photocluster.ann import knn
+    from photocluster.index.ann import knn
 
     rng = np.random.default_rng(12)
     xs = [

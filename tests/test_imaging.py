@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photocluster.imaging import UnreadableImage, load_view, read_info, register_heif
+from photocluster.ingest.imaging import UnreadableImage, load_view, read_info, register_heif
 
 
 def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import create_engine, func, select, text
 
-from photocluster.db import embedding_to_blob, open_catalog, to_url
-from photocluster.migrate import current_revision, head_revision, upgrade
-from photocluster.models import Face, Person, Photo, Rejection
+from photocluster.catalog.db import embedding_to_blob, open_catalog, to_url
+from photocluster.catalog.migrate import current_revision, head_revision, upgrade
+from photocluster.catalog.models import Face, Person, Photo, Rejection
 
 
 def _fill_revision_0001(db_path: str) -> None:

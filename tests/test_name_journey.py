@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from photocluster.db import Catalog
-from photocluster.models import Face, Person
-from photocluster.naming import reject_faces
-from photocluster.scan import scan
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person
+from photocluster.decisions.log import reject_faces
+from photocluster.ingest.scan import scan
 from tests.test_naming import build_library, cli, faces_of, make_person
 
 

@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from photocluster.db import Catalog
-from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.models import Face, Person, Photo
-from photocluster.names import name_key, same_name, tidy_name
-from photocluster.naming import (
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person, Photo
+from photocluster.catalog.names import name_key, same_name, tidy_name
+from photocluster.decisions.log import (
     assign_faces,
     merge_people,
     rename_person,
     undo_last,
     validate_name,
 )
-from photocluster.people import resolve_person
-from photocluster.scan import scan
+from photocluster.errors import NotFound, PhotoclusterError
+from photocluster.ingest.scan import scan
+from photocluster.people.assign import resolve_person
 from tests.test_naming import build_library, faces_of, make_person
 
 

@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.models import Decision, Face, Person, Rejection
 from photocluster.cli import app
 from photocluster.cli.naming_cmds import detect_inline_protocol, inline_image
-from photocluster.db import Catalog, open_catalog
-from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.models import Decision, Face, Person, Rejection
-from photocluster.naming import (
+from photocluster.decisions.log import (
     NameConflict,
     assign_faces,
     history,
@@ -31,8 +30,9 @@ from photocluster.naming import (
     undo_last,
     validate_name,
 )
-from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.scan import scan
+from photocluster.errors import NotFound, PhotoclusterError
+from photocluster.ingest.scan import scan
+from photocluster.people.assign import ClusterOptions, cluster_catalog
 from tests.fakes import make_photo
 
 # x position of each person's square in library photos: Face.left identifies the person.

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from photocluster.db import Catalog
-from photocluster.models import Face, Person, Rejection
-from photocluster.scan import scan
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person, Rejection
+from photocluster.ingest.scan import scan
 from tests.test_naming import COLUMN, build_library, faces_of, make_person
 
 pytestmark = [

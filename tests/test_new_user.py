@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
-from photocluster.db import Catalog, open_catalog
-from photocluster.models import Face, Person, Photo
-from photocluster.people import ClusterChanges, FaceMove, cluster_catalog
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
+from photocluster.people.assign import ClusterChanges, FaceMove, cluster_catalog
 from photocluster.settings import default_db, default_home
 from tests.conftest import ROOT, SAMPLE_DATA
 from tests.fakes import FakeEncoder, make_photo
@@ -41,7 +41,9 @@ def demo_db() -> str:
 @pytest.fixture
 def fake_dlib(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's encoder (inline, -j 1) is the fake one."""
-    monkeypatch.setattr("photocluster.encoder.DlibEncoder", lambda detector="hog": FakeEncoder())
+    monkeypatch.setattr(
+        "photocluster.ingest.encoder.DlibEncoder", lambda detector="hog": FakeEncoder()
+    )
 
 
 # -- 8. every test has its own home -------------------------------------------------------------
@@ -129,8 +131,8 @@ def _named_catalog(db: str, *roots: Path) -> None:
 
 
 def _fake_scan_options(root: Path):  # type: ignore[no-untyped-def]
-    from photocluster.encoder import EncoderParams
-    from photocluster.scan import ScanOptions
+    from photocluster.ingest.encoder import EncoderParams
+    from photocluster.ingest.scan import ScanOptions
 
     return ScanOptions(root=str(root), params=EncoderParams(), jobs=1, encoder_factory=_fake)
 
@@ -162,7 +164,7 @@ def test_export_next_to_the_library_is_allowed_and_inside_a_scanned_folder_refus
 def test_scanned_roots_are_remembered_once_each_and_exactly(
     catalog: Catalog, tmp_path: Path
 ) -> None:
-    from photocluster.library_roots import remember_root, scanned_roots
+    from photocluster.catalog.roots import remember_root, scanned_roots
 
     odd = str(tmp_path / os.fsdecode(b"caf\xe9"))  # not UTF-8: a surrogate escape
     with catalog.session() as s:
@@ -173,7 +175,7 @@ def test_scanned_roots_are_remembered_once_each_and_exactly(
 
 
 def test_scanned_roots_on_postgresql(pg_url: str) -> None:
-    from photocluster.library_roots import remember_root, scanned_roots
+    from photocluster.catalog.roots import remember_root, scanned_roots
 
     cat = open_catalog(pg_url)
     try:

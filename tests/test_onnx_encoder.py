@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from photocluster.dlib_dat import DatError, read_face_resnet
-from photocluster.encoder import DlibEncoder, EncoderParams
-from photocluster.onnx_encoder import (
+from photocluster.ingest.dlib_dat import DatError, read_face_resnet
+from photocluster.ingest.encoder import DlibEncoder, EncoderParams
+from photocluster.ingest.onnx_encoder import (
     TOLERANCE,
     ConversionError,
     OnnxEncoder,
@@ -84,7 +84,7 @@ def test_onnxruntime_failing_to_load_falls_back_to_dlib(
     def broken(*_a: object, **_k: object) -> None:
         raise ConversionError("onnxruntime cannot be loaded (ImportError: illegal instruction)")
 
-    monkeypatch.setattr("photocluster.onnx_encoder.make_session", broken)
+    monkeypatch.setattr("photocluster.ingest.onnx_encoder.make_session", broken)
     choice = choose_encoder("onnx", cache=tmp_path)
     assert choice.backend == "dlib"
     assert choice.note == (
@@ -138,7 +138,7 @@ def test_conversion_is_checked_cached_and_a_damaged_copy_is_made_again(tmp_path:
 _CONVERT = """
 import sys
 from pathlib import Path
-from photocluster.onnx_encoder import ensure_model
+from photocluster.ingest.onnx_encoder import ensure_model
 info, _ = ensure_model(cache=Path(sys.argv[1]))
 print(info.onnx_path)
 """
@@ -176,7 +176,7 @@ def _photos() -> list[Path]:
 
 @pytest.mark.dlib
 def test_onnx_embeddings_equal_dlibs_on_every_sample_face() -> None:
-    from photocluster.analyse import analyse_file
+    from photocluster.ingest.analyse import analyse_file
 
     info, _ = ensure_model()
     params = EncoderParams()
@@ -216,8 +216,8 @@ def test_scan_uses_onnx_by_default_and_dlib_with_a_note_when_it_cannot(
     def broken(*_a: object, **_k: object) -> None:
         raise ConversionError("onnxruntime cannot load the converted model (Fail: damaged)")
 
-    monkeypatch.setattr("photocluster.onnx_encoder.make_session", broken)
-    monkeypatch.setattr("photocluster.onnx_encoder.cached_model", lambda *a: None)
+    monkeypatch.setattr("photocluster.ingest.onnx_encoder.make_session", broken)
+    monkeypatch.setattr("photocluster.ingest.onnx_encoder.cached_model", lambda *a: None)
     result = runner.invoke(
         app, ["scan", str(folder), "--db", str(tmp_path / "b.db"), "--json", "-j", "1"]
     )
@@ -239,7 +239,7 @@ def test_scan_uses_onnx_by_default_and_dlib_with_a_note_when_it_cannot(
 
 
 def test_model_cache_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from photocluster.onnx_encoder import model_cache_dir
+    from photocluster.ingest.onnx_encoder import model_cache_dir
 
     monkeypatch.delenv("PHOTOCLUSTER_MODEL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", "/x/cache")

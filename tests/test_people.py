@@ -10,18 +10,18 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.cli import app
-from photocluster.db import Catalog, open_catalog
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.models import Face, Person, Photo, Rejection
-from photocluster.people import (
+from photocluster.ingest.scan import scan
+from photocluster.people.assign import (
     ClusterOptions,
     cluster_catalog,
     list_people,
     person_photos,
     resolve_person,
 )
-from photocluster.scan import scan
 from tests.fakes import make_photo
 
 OPTS = ClusterOptions()
@@ -223,7 +223,7 @@ def test_cluster_help_states_the_real_defaults() -> None:
     from typer.testing import CliRunner
 
     from photocluster.cli import app
-    from photocluster.clustering import ClusterParams
+    from photocluster.people.clustering import ClusterParams
 
     d = ClusterParams()
     text = " ".join(CliRunner().invoke(app, ["cluster", "--help"]).stdout.split())
@@ -238,10 +238,10 @@ def test_parameters_given_to_cluster_are_remembered_for_later_runs(
 ) -> None:
     from typer.testing import CliRunner
 
+    from photocluster.catalog.db import open_catalog
     from photocluster.cli import app
-    from photocluster.clustering import ClusterParams
-    from photocluster.db import open_catalog
-    from photocluster.people import saved_params
+    from photocluster.people.assign import saved_params
+    from photocluster.people.clustering import ClusterParams
 
     for i in range(3):
         make_photo(tmp_path / "lib" / f"a{i}.png", [("ada", (20 + i, 20, 60))])
@@ -277,7 +277,7 @@ def test_incremental_and_full_runs_agree_on_a_fresh_catalog_with_small_people(
     tmp_path: Path, fake_options
 ) -> None:
     """Someone with two photos becomes a person after a plain scan, as after `cluster --full`."""
-    from photocluster.people import ClusterOptions, cluster_catalog
+    from photocluster.people.assign import ClusterOptions, cluster_catalog
 
     for i in range(5):
         make_photo(tmp_path / "lib" / f"ada{i}.png", [("ada", (20 + i, 20, 60))])

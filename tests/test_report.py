@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Person
 from photocluster.cli import app
-from photocluster.db import Catalog
 from photocluster.export.report import SCHEMA, build_report, report_schema
-from photocluster.models import Person
-from photocluster.people import ClusterOptions, cluster_catalog
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
+from photocluster.people.assign import ClusterOptions, cluster_catalog
 from tests.fakes import make_photo
 
 
@@ -84,7 +84,7 @@ def test_hidden_and_empty_people_are_not_counted_as_people(
     not listed at all (version 1 counted both)."""
     from datetime import datetime
 
-    from photocluster.models import Face
+    from photocluster.catalog.models import Face
 
     with catalog.session() as s:
         ada = s.scalars(select(Person.id)).one()

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from photocluster.db import Catalog
-from photocluster.models import Decision, Face, Person, Rejection
-from photocluster.naming import history
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Decision, Face, Person, Rejection
+from photocluster.decisions.log import history
 from tests.review_browser import browser, chromium_problem, live_server
 from tests.review_fixtures import build_review_catalog
 

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
 from tests.review_fixtures import build_review_catalog
 
 

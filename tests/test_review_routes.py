@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from photocluster.db import Catalog
-from photocluster.models import Decision, Face, Person, Rejection
-from photocluster.naming import history, rename_person
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Decision, Face, Person, Rejection
+from photocluster.decisions.log import history, rename_person
 from photocluster.review.server import TOKEN_HEADER, ReviewConfig, create_app
 from tests.review_fixtures import build_review_catalog
 
@@ -345,7 +345,7 @@ def test_the_unassigned_page_follows_every_change(client: TestClient, lib: dict[
 def test_a_catalog_locked_by_another_writer_is_a_clear_busy_answer(
     catalog: Catalog, tmp_path: Path, lib: dict[str, Any]
 ) -> None:
-    from photocluster.db import open_catalog
+    from photocluster.catalog.db import open_catalog
     from photocluster.review.server import refuse_waiting
 
     catalog.on_wait = refuse_waiting

@@ -1,15 +1,16 @@
-"""HDBSCAN on a k-nearest-neighbour graph (photocluster.scale_cluster) against exact HDBSCAN."""
+"""HDBSCAN on a k-nearest-neighbour graph (photocluster.people.knn_hdbscan) against exact
+HDBSCAN."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from photocluster import clustering
-from photocluster.ann import hnsw_search_from, knn
-from photocluster.clustering import NOISE, ClusterParams, hdbscan_labels
-from photocluster.evaluate import pairwise_prf, singletonise
-from photocluster.scale_cluster import knn_hdbscan_labels, mutual_reachability_mst
+from photocluster.evaluation.evaluate import pairwise_prf, singletonise
+from photocluster.index.ann import hnsw_search_from, knn
+from photocluster.people import clustering
+from photocluster.people.clustering import NOISE, ClusterParams, hdbscan_labels
+from photocluster.people.knn_hdbscan import knn_hdbscan_labels, mutual_reachability_mst
 
 
 def faces(
@@ -151,7 +152,7 @@ def test_hdbscan_labels_switches_to_the_knn_graph_above_the_measured_size(
 ) -> None:
     x, truth = faces(40, 12, seed=2)
     calls: list[int] = []
-    import photocluster.scale_cluster as sc
+    import photocluster.people.knn_hdbscan as sc
 
     real = sc.knn_hdbscan_labels
 

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from photocluster.db import Catalog, blob_to_embedding, open_catalog
-from photocluster.encoder import EncoderParams
+from photocluster.catalog.db import Catalog, blob_to_embedding, open_catalog
+from photocluster.catalog.models import Face, Person, Photo
 from photocluster.errors import PhotoclusterError
-from photocluster.executors import PoolExecutor
-from photocluster.models import Face, Person, Photo
-from photocluster.scan import scan
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.ingest.executors import PoolExecutor
+from photocluster.ingest.scan import scan
 from tests.conftest import calls
 from tests.fakes import FakeEncoder, make_photo
 
@@ -199,7 +199,7 @@ def test_bad_files_become_failures_with_reasons_and_the_scan_goes_on(
             raise PermissionError(13, "Permission denied")
         return real_open(path, *a, **kw)
 
-    monkeypatch.setattr("photocluster.analyse.open", guarded_open, raising=False)
+    monkeypatch.setattr("photocluster.ingest.analyse.open", guarded_open, raising=False)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
     summary = scan(catalog, fake_options(root))
     with catalog.session() as s:
@@ -304,7 +304,7 @@ def test_a_worker_crash_fails_only_that_photo(tmp_path: Path, catalog: Catalog) 
     poison = Image.new("RGB", (100, 100), (128, 128, 128))
     poison.putpixel((0, 0), (1, 2, 3))
     poison.save(root / "poison.png")
-    from photocluster.scan import ScanOptions
+    from photocluster.ingest.scan import ScanOptions
 
     options = ScanOptions(
         root=str(root),

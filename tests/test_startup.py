@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
 from tests.conftest import ROOT
 from tests.fakes import make_photo
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Photo
 from photocluster.cli import app
-from photocluster.clustering import ClusterParams
-from photocluster.db import Catalog
-from photocluster.models import Face, Photo
-from photocluster.naming import assign_faces
-from photocluster.scan import scan
-from photocluster.tuning import load_tune_data, tune_grid
+from photocluster.decisions.log import assign_faces
+from photocluster.evaluation.tuning import load_tune_data, tune_grid
+from photocluster.ingest.scan import scan
+from photocluster.people.clustering import ClusterParams
 from tests.fakes import make_photo
 
 runner = CliRunner()
@@ -61,7 +61,7 @@ ATTACH = str(ClusterParams().attach_distance)  # the default, so its row is mark
 
 
 def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake_options) -> None:
-    from photocluster.db import open_catalog
+    from photocluster.catalog.db import open_catalog
 
     _library(tmp_path / "lib")
     cat = open_catalog(db_path)

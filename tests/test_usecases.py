@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from photocluster.db import Catalog
-from photocluster.face_index import index_folder
-from photocluster.models import Face, Person
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person
+from photocluster.index.store import index_folder
 from photocluster.usecases import scan_library
 from tests.fakes import make_photo
 

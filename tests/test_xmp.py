@@ -16,16 +16,16 @@ from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.models import Decision, Face, Person, Photo
 from photocluster.cli import app
-from photocluster.db import Catalog, open_catalog
 from photocluster.errors import PhotoclusterError
 from photocluster.export.xmp import regions as xmp_mod
 from photocluster.export.xmp import writer as xmp_writer
 from photocluster.export.xmp.importer import ImportOptions, import_xmp
 from photocluster.export.xmp.regions import XmpError, parse_xmp, regions_from_xmp
 from photocluster.export.xmp.writer import XmpExportOptions, export_xmp
-from photocluster.models import Decision, Face, Person, Photo
-from photocluster.scan import scan
+from photocluster.ingest.scan import scan
 from tests.conftest import calls
 from tests.fakes import BACKGROUND, PEOPLE, make_photo
 from tests.test_export import name_people, rename
@@ -547,8 +547,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 from sqlalchemy import select
-from photocluster.db import open_catalog
-from photocluster.models import Person, Photo
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.models import Person, Photo
 cat = open_catalog({db_path!r})
 with cat.write_session("assign") as s:
     Path({str(holding)!r}).write_text("yes")

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from photocluster.db import open_catalog  # noqa: E402
-from photocluster.models import Face, Person  # noqa: E402
+from photocluster.catalog.db import open_catalog  # noqa: E402
+from photocluster.catalog.models import Face, Person  # noqa: E402
 from photocluster.settings import Settings  # noqa: E402
 from tests.review_browser import browser, live_server  # noqa: E402
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from photocluster.db import Catalog, open_catalog
+from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.settings import ENV_DB, Settings, default_db, demo_db, resolve_db
 
 DbOption = Annotated[

@@ -22,8 +22,8 @@ from photocluster.cli.common import (
     out,
 )
 from photocluster.errors import PhotoclusterError
-from photocluster.face_index import SyncReport
-from photocluster.thresholds import (
+from photocluster.index.store import SyncReport
+from photocluster.people.thresholds import (
     ATTACH_NEIGHBOURS,
     ATTACH_SHARE,
     FIND_KNOWN_DISTANCE,
@@ -89,8 +89,8 @@ def find_command(
 
     Example: photocluster find party.jpg --top 3
     """
-    from photocluster.encoder import make_encoder
-    from photocluster.find import catalog_params, find_in_photo
+    from photocluster.ingest.encoder import make_encoder
+    from photocluster.people.find import catalog_params, find_in_photo
 
     settings = make_settings(db, quiet)
     started = time.perf_counter()
@@ -147,7 +147,7 @@ def index_command(
 
     Example: photocluster index --rebuild
     """
-    from photocluster.face_index import sync_index
+    from photocluster.index.store import sync_index
 
     settings = make_settings(db, quiet)
     started = time.perf_counter()

@@ -1,8 +1,8 @@
 """`name`, `rename`, `merge`, `reject`, `assign`, `hide`, `unhide`, `undo`, `log`.
 
-`name` wires the terminal to :func:`photocluster.naming_session.run_naming` through
+`name` wires the terminal to :func:`photocluster.decisions.session.run_naming` through
 :class:`TerminalPrompter` (readline completion of existing names, optional system viewer and
-inline images). The other commands are one call each into :mod:`photocluster.naming`.
+inline images). The other commands are one call each into :mod:`photocluster.decisions.log`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from typing import Annotated, Any
 import typer
 from PIL import Image
 
+from photocluster.catalog.models import Decision
 from photocluster.cli.app import app
 from photocluster.cli.common import DbOption, JsonOption, catalog_for, err, make_settings, out
-from photocluster.contact_sheet import DEFAULT_COUNT, DEFAULT_TILE, number_ranges
-from photocluster.errors import PhotoclusterError
-from photocluster.models import Decision
-from photocluster.naming import (
+from photocluster.decisions.contact_sheet import DEFAULT_COUNT, DEFAULT_TILE, number_ranges
+from photocluster.decisions.log import (
     NameConflict,
     assign_faces,
     history,
@@ -37,7 +36,7 @@ from photocluster.naming import (
     set_hidden,
     undo_last,
 )
-from photocluster.naming_session import (
+from photocluster.decisions.session import (
     FacesItem,
     NamingOptions,
     NamingSummary,
@@ -47,7 +46,8 @@ from photocluster.naming_session import (
     queue_status,
     run_naming,
 )
-from photocluster.unassigned import FaceGroup
+from photocluster.errors import PhotoclusterError
+from photocluster.people.unassigned import FaceGroup
 
 LOG_SCHEMA_VERSION = 1
 PersonArg = Annotated[str, typer.Argument(help="Person id (as in `photocluster people`) or name.")]

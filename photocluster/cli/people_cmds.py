@@ -22,10 +22,9 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
-from photocluster.clustering import ClusterParams
 from photocluster.errors import PhotoclusterError
 from photocluster.export.report import build_report
-from photocluster.people import (
+from photocluster.people.assign import (
     ClusterChanges,
     ClusterOptions,
     cluster_catalog,
@@ -35,11 +34,12 @@ from photocluster.people import (
     saved_params,
     unassigned_count,
 )
+from photocluster.people.clustering import ClusterParams
+from photocluster.people.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
 from photocluster.settings import Settings
-from photocluster.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
 
 if TYPE_CHECKING:
-    from photocluster.evaluate import EvalResult
+    from photocluster.evaluation.evaluate import EvalResult
 
 _D = ClusterParams()
 
@@ -511,7 +511,7 @@ def show_command(
 
 
 def _show_unassigned(settings: Settings, as_json: bool) -> None:
-    from photocluster.unassigned import review_unassigned
+    from photocluster.people.unassigned import review_unassigned
 
     with catalog_for(settings) as catalog, catalog.session() as session:
         review = review_unassigned(session)
@@ -655,9 +655,9 @@ def eval_command(
     """
     import tempfile
 
-    from photocluster.db import open_catalog
-    from photocluster.evaluate import evaluate_catalog
-    from photocluster.scan import ScanOptions, scan
+    from photocluster.catalog.db import open_catalog
+    from photocluster.evaluation.evaluate import evaluate_catalog
+    from photocluster.ingest.scan import ScanOptions, scan
 
     params = build_params(
         min_cluster_size,
@@ -688,7 +688,8 @@ def eval_command(
 
 
 def _print_eval(result: EvalResult) -> None:
-    """`eval`'s text: the figures of the module docstring of photocluster.evaluate, one a line."""
+    """`eval`'s text: the figures of the module docstring of photocluster.evaluation.evaluate, one
+    a line."""
     v = result.verification
     out(f"Evaluated {result.root}")
     out(
@@ -765,14 +766,14 @@ def compare_command(
 ) -> None:
     """Compare the largest face of two photos: distance and a same/different verdict.
 
-    The verdict threshold is photocluster.thresholds.SAME_PERSON ({same_person}): on the
+    The verdict threshold is photocluster.people.thresholds.SAME_PERSON ({same_person}): on the
     labelled test photos 0.08% of different-person pairs are closer than that, and 79% of
     same-person pairs.
 
     Example: photocluster compare a.jpg b.jpg
     """
-    from photocluster.encoder import EncoderParams, make_encoder
-    from photocluster.evaluate import encode_largest_face
+    from photocluster.evaluation.evaluate import encode_largest_face
+    from photocluster.ingest.encoder import EncoderParams, make_encoder
 
     params = EncoderParams()
     encoder = make_encoder(params)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from photocluster.catalog_status import catalog_status, failed_photos
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.status import catalog_status, failed_photos
 from photocluster.cli.app import app
 from photocluster.cli.common import (
     DbOption,
@@ -23,15 +24,14 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
-from photocluster.db import Catalog
-from photocluster.encoder import EncoderParams
 from photocluster.errors import PhotoclusterError
+from photocluster.ingest.encoder import EncoderParams
 from photocluster.settings import Settings, demo_db, is_sample_library
 
 if TYPE_CHECKING:  # imported where used: `status` starts without the scanning machinery
-    from photocluster.executors import EncoderFactory
-    from photocluster.people import ClusterChanges
-    from photocluster.scan import ScanSummary
+    from photocluster.ingest.executors import EncoderFactory
+    from photocluster.ingest.scan import ScanSummary
+    from photocluster.people.assign import ClusterChanges
 
 SMALL_FACES_DETECT_SIZE = 2400
 ENV_SCHEDULER = "PHOTOCLUSTER_SCHEDULER"
@@ -204,8 +204,8 @@ def scan_command(
 
     Example: photocluster scan ~/Pictures --jobs 2
     """
-    from photocluster.dask_executor import DaskCluster
-    from photocluster.scan import ScanOptions, scan
+    from photocluster.ingest.dask import DaskCluster
+    from photocluster.ingest.scan import ScanOptions, scan
 
     demo = db is None and is_sample_library(folder)
     settings = make_settings(demo_db() if demo else db, quiet)
@@ -267,11 +267,11 @@ def scan_command(
 def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
     """Decide once, before any worker starts, which descriptor code runs (converting dlib's
     model for ONNX Runtime the first time); a fallback to dlib is one line on stderr."""
-    from photocluster.encoder import make_encoder
+    from photocluster.ingest.encoder import make_encoder
 
     if backend == "dlib":
         return functools.partial(make_encoder, backend="dlib"), "dlib"
-    from photocluster.onnx_encoder import choose_encoder
+    from photocluster.ingest.onnx_encoder import choose_encoder
 
     choice = choose_encoder(backend)
     if choice.note:
@@ -285,8 +285,8 @@ def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderF
 
 def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges | None:
     """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
-    from photocluster.clustering import ClusterParams
-    from photocluster.people import ClusterOptions, cluster_catalog, saved_params
+    from photocluster.people.assign import ClusterOptions, cluster_catalog, saved_params
+    from photocluster.people.clustering import ClusterParams
 
     try:
         params = saved_params(catalog) or ClusterParams()
@@ -301,7 +301,7 @@ def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges 
 
 def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
     """Keep `find`'s face index in step; a failure here is a note (`find` rebuilds it)."""
-    from photocluster.face_index import sync_index
+    from photocluster.index.store import sync_index
 
     try:
         _index, report = sync_index(catalog, settings.cache_dir)

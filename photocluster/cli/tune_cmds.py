@@ -18,9 +18,15 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
-from photocluster.clustering import ClusterParams
 from photocluster.errors import PhotoclusterError
-from photocluster.tuning import DEFAULT_GRID, TuneData, TuneRow, load_tune_data, tune_grid
+from photocluster.evaluation.tuning import (
+    DEFAULT_GRID,
+    TuneData,
+    TuneRow,
+    load_tune_data,
+    tune_grid,
+)
+from photocluster.people.clustering import ClusterParams
 
 _D = ClusterParams()
 

@@ -39,7 +39,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.fspath import json_text
+from photocluster.catalog.models import Photo
+from photocluster.catalog.roots import scanned_roots
 from photocluster.errors import PhotoclusterError
 from photocluster.export.entries import (
     AUTO,
@@ -68,9 +71,6 @@ from photocluster.export.plan import (
     resolve_dest,
     select_people,
 )
-from photocluster.fspath import json_text
-from photocluster.library_roots import scanned_roots
-from photocluster.models import Photo
 from photocluster.progress import NoProgress, Progress
 
 MANIFEST_FLUSH_EVERY = 500

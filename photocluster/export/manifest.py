@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from photocluster.catalog.fspath import json_text
 from photocluster.errors import PhotoclusterError
-from photocluster.fspath import json_text
 
 MANIFEST_NAME = ".photocluster-export.json"
 MANIFEST_SCHEMA = "photocluster.export-manifest/1"

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.db import in_chunks
+from photocluster.catalog.db import in_chunks
+from photocluster.catalog.models import Face, Person, Photo
+from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.export.entries import (
     PlannedFile,
@@ -31,8 +33,6 @@ from photocluster.export.foldernames import (
     with_suffix,
 )
 from photocluster.export.manifest import MANIFEST_NAME
-from photocluster.models import Face, Person, Photo
-from photocluster.photo_status import PhotoStatus
 
 
 def _is_within(path: str, folder: str) -> bool:
@@ -43,7 +43,7 @@ def _is_within(path: str, folder: str) -> bool:
 def library_conflict(dest: str, photo_paths: list[str], roots: list[str]) -> str | None:
     """Why ``dest`` must not be used, or None. ``dest``, the paths and the roots are absolute.
 
-    ``roots`` are the folders scanned into the catalog (:mod:`photocluster.library_roots`): the
+    ``roots`` are the folders scanned into the catalog (:mod:`photocluster.catalog.roots`): the
     next scan of one would read whatever is exported inside it as new photos. DEST may not be
     inside one, nor inside a folder holding catalog photos (all a catalog scanned before roots
     were recorded can tell), nor contain catalog photos. Nothing is guessed from where photos

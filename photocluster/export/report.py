@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.models import Face, Person, Photo
-from photocluster.photo_status import PhotoStatus
+from photocluster.catalog.models import Face, Person, Photo
+from photocluster.catalog.photo_status import PhotoStatus
 
 SCHEMA = "photocluster.report/2"
 

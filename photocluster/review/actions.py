@@ -1,8 +1,8 @@
-"""The review page's actions: each one decision through :mod:`photocluster.naming` (the same
+"""The review page's actions: each one decision through :mod:`photocluster.decisions.log` (the same
 decisions and undo log as the CLI), refused when the catalog changed since the page was drawn.
 
 Every action takes a session (the caller owns it and commits), takes the catalog's write lock
-first (:func:`photocluster.db.hold_write_lock`), then compares what the page saw (a person's
+first (:func:`photocluster.catalog.db.hold_write_lock`), then compares what the page saw (a person's
 name, whether they were hidden, which person each selected face was in, which decision the Undo
 button named) with the catalog as it is now. Anything different raises :class:`Stale` and
 nothing changes: a second tab, a `photocluster` command or a `cluster` run made a newer decision,
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.db import hold_write_lock
-from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.models import Decision, Face, Person
-from photocluster.naming import (
+from photocluster.catalog.db import hold_write_lock
+from photocluster.catalog.models import Decision, Face, Person
+from photocluster.decisions.log import (
     assign_faces,
     merge_people,
     reject_faces,
@@ -29,7 +28,8 @@ from photocluster.naming import (
     undo_last,
     validate_name,
 )
-from photocluster.people import people_named_like, resolve_person
+from photocluster.errors import NotFound, PhotoclusterError
+from photocluster.people.assign import people_named_like, resolve_person
 
 _RELOAD = "Reload the page to see it as it is now; nothing was changed."
 

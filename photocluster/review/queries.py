@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from photocluster.contact_sheet import typical_faces
+from photocluster.catalog.models import Decision, Face, Meta, Person, Photo, PhotoStatus, Rejection
+from photocluster.decisions.contact_sheet import typical_faces
+from photocluster.decisions.log import LogEntry, history
+from photocluster.decisions.session import NamedIndex, suggest
 from photocluster.errors import NotFound
-from photocluster.models import Decision, Face, Meta, Person, Photo, PhotoStatus, Rejection
-from photocluster.naming import LogEntry, history
-from photocluster.naming_session import NamedIndex, suggest
-from photocluster.people import META_LAST_FACE, unassigned_count
-from photocluster.unassigned import UnassignedReview, review_unassigned
+from photocluster.people.assign import META_LAST_FACE, unassigned_count
+from photocluster.people.unassigned import UnassignedReview, review_unassigned
 
 PEOPLE_PER_PAGE = 60
 SAMPLES = 5  # face crops shown for each person on the people page

@@ -45,12 +45,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from photocluster.contact_sheet import DEFAULT_TILE, CropCache, crop_requests
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Photo
+from photocluster.decisions.contact_sheet import DEFAULT_TILE, CropCache, crop_requests
+from photocluster.decisions.log import NameConflict
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.imaging import UnreadableImage, load_view
-from photocluster.models import Photo
-from photocluster.naming import NameConflict
+from photocluster.ingest.imaging import UnreadableImage, load_view
 from photocluster.review import actions, queries
 
 HERE = Path(__file__).resolve().parent

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.db import Catalog, hold_write_lock
+from photocluster.catalog.db import Catalog, hold_write_lock
+from photocluster.catalog.models import Face, Person, Photo
+from photocluster.catalog.names import name_key, same_name, tidy_name
+from photocluster.decisions.log import assign_faces, find_person_by_name
 from photocluster.errors import PhotoclusterError
 from photocluster.export.xmp.regions import (
     MIN_OVERLAP,
@@ -22,9 +25,6 @@ from photocluster.export.xmp.regions import (
     read_embedded,
     read_sidecar,
 )
-from photocluster.models import Face, Person, Photo
-from photocluster.names import name_key, same_name, tidy_name
-from photocluster.naming import assign_faces, find_person_by_name
 from photocluster.progress import NoProgress, Progress
 
 

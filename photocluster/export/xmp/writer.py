@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.analyse import hash_file
-from photocluster.db import Catalog
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.models import Face, Person, Photo
+from photocluster.catalog.photo_status import PhotoStatus
+from photocluster.decisions.log import find_person_by_name
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.export.xmp.exiftool import (
     INSTALL_EXIFTOOL,
@@ -37,9 +39,7 @@ from photocluster.export.xmp.regions import (
     parse_xmp,
     sidecar_for,
 )
-from photocluster.models import Face, Person, Photo
-from photocluster.naming import find_person_by_name
-from photocluster.photo_status import PhotoStatus
+from photocluster.ingest.analyse import hash_file
 from photocluster.progress import NoProgress, Progress
 
 

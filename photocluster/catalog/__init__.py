@@ -1,0 +1,2 @@
+"""The catalog: SQLite or PostgreSQL tables, migrations, the write lock, what photos and names
+are."""

@@ -1,0 +1,494 @@
+"""Open a catalog (SQLite file or SQLAlchemy URL), bring its schema up to date, hand out sessions.
+
+Whoever starts a unit of work owns the session (``with catalog.session() as s``); query helpers
+elsewhere take a session and never commit. A unit of work that changes the catalog first takes
+the catalog's write lock (:func:`hold_write_lock`), held until its session commits or rolls
+back: photocluster writers run one at a time, readers never wait. SQLite: an exclusive lock on
+``<catalog>-lock`` (the OS drops it when the process dies) plus ``BEGIN IMMEDIATE``;
+PostgreSQL: an advisory lock per catalog schema, on a connection of its own (both in
+:mod:`photocluster.catalog.lock`).
+
+A catalog that is damaged, not a database, read-only (for a writer) or in a folder that does
+not exist is refused when it is opened, with a :class:`CatalogError` that says what to do; the
+same SQLite errors met later (damage found mid-run) become a ``CatalogError`` too.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from photocluster.catalog.lock import FileLock, ServerLock, WaitReporter, WriteLock
+from photocluster.errors import CatalogError
+
+if TYPE_CHECKING:  # imported where used: commands that only read counts need no numpy
+    import numpy as np
+
+EMBEDDING_DIM = 128  # values per embedding (dlib's ResNet); the blob converters check it
+# Values per IN (...) clause: stays far below every database's parameter limit.
+IN_LIST_CHUNK = 500
+_EMBEDDING_BYTES = EMBEDDING_DIM * 4
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+T = TypeVar("T")
+
+
+def embedding_to_blob(vector: np.ndarray) -> bytes:
+    import numpy as np
+
+    """The one way an embedding becomes bytes: 128 little-endian float32."""
+    arr = np.asarray(vector, dtype="<f4").reshape(-1)
+    if arr.size != EMBEDDING_DIM:
+        raise ValueError(f"embedding has {arr.size} values, expected {EMBEDDING_DIM}")
+    return arr.tobytes()
+
+
+def blob_to_embedding(blob: bytes) -> np.ndarray:
+    import numpy as np
+
+    """The inverse of :func:`embedding_to_blob`, with a length check."""
+    if len(blob) != _EMBEDDING_BYTES:
+        raise ValueError(f"embedding blob has {len(blob)} bytes, expected {_EMBEDDING_BYTES}")
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def blobs_to_matrix(blobs: list[bytes]) -> np.ndarray:
+    import numpy as np
+
+    """Many blobs into one (n, 128) float32 matrix without a Python loop per value."""
+    if not blobs:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    for blob in blobs:
+        if len(blob) != _EMBEDDING_BYTES:
+            raise ValueError(f"embedding blob has {len(blob)} bytes, expected {_EMBEDDING_BYTES}")
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), EMBEDDING_DIM).copy()
+
+
+assert struct.calcsize("<f") == 4
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[list[T]]:
+    """``values`` in lists of at most :data:`IN_LIST_CHUNK`, one per ``IN (...)`` clause."""
+    for i in range(0, len(values), IN_LIST_CHUNK):
+        yield list(values[i : i + IN_LIST_CHUNK])
+
+
+def to_url(db: str) -> str:
+    """A bare path becomes a SQLite URL; anything with ``://`` is taken as an SQLAlchemy URL."""
+    if "://" in db:
+        return db
+    path = Path(db).expanduser()
+    return f"sqlite:///{path.resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _describe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def hold_write_lock(session: Session, what: str) -> None:
+    """Hold the catalog's write lock until ``session``'s transaction ends (commit or rollback).
+
+    Call it first in a unit of work that changes the catalog, before the reads its changes are
+    based on: the writer then sees every change committed before it and nobody else's until it
+    commits. ``what`` names the work for whoever waits (``"assign"``, ``"cluster --full"``).
+    Sessions not from a :class:`Catalog` are left alone.
+    """
+    catalog = session.info.get("catalog")
+    if not isinstance(catalog, Catalog) or session.info.get("write_lock"):
+        return
+    catalog._lock.acquire(what, catalog.on_wait)
+    session.info["write_lock"] = True
+    if not catalog.is_sqlite:
+        return
+    try:
+        connection = session.connection()
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is not None and not dbapi.in_transaction:
+            # Also SQLite's own write lock, so that no other program writes between our reads
+            # and our writes.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        session.info.pop("write_lock", None)
+        catalog._lock.release()
+        raise
+
+
+def _end_of_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or not session.info.pop("write_lock", False):
+        return
+    catalog = session.info.get("catalog")
+    if isinstance(catalog, Catalog):
+        catalog._lock.release()
+
+
+@dataclass
+class Catalog:
+    """An open catalog: the engine and a session factory."""
+
+    url: str
+    engine: Engine
+    _factory: sessionmaker[Session]
+    on_wait: WaitReporter | None = None
+    created: bool = False  # this open made a new SQLite file
+    path: Path | None = None  # the SQLite file
+    _lock: WriteLock = field(default_factory=lambda: WriteLock(None), repr=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any exception."""
+        with self._factory() as session:
+            session.info["catalog"] = self
+            event.listen(session, "after_transaction_end", _end_of_transaction)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def write_session(self, what: str) -> Iterator[Session]:
+        """A :meth:`session` that holds the write lock (:func:`hold_write_lock`) throughout."""
+        with self.session() as session:
+            hold_write_lock(session, what)
+            yield session
+
+    @contextmanager
+    def write_lock(self, what: str) -> Iterator[None]:
+        """Hold the write lock across several sessions (each still takes it, without waiting).
+
+        For a caller that must wait for the lock at a point where Ctrl-C can stop the wait,
+        then write where Ctrl-C is held back until the commit.
+        """
+        self._lock.acquire(what, self.on_wait)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+
+# --- damaged, foreign, read-only and missing catalogs -------------------------------------------
+
+_MAGIC = {
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x89PNG": "a PNG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+
+
+def _not_a_catalog(path: Path, start: bytes) -> CatalogError:
+    kind = next((k for magic, k in _MAGIC.items() if start.startswith(magic)), None)
+    looks = f"it looks like {kind}" if kind else "it does not start like one"
+    return CatalogError(
+        f"{path} is not a photocluster catalog: not an SQLite database ({looks}). "
+        "Check --db / PHOTOCLUSTER_DB; to start a new catalog, give a path that does not exist yet."
+    )
+
+
+def _damaged(path: Path | str, why: str) -> CatalogError:
+    return CatalogError(
+        f"The catalog {path} is damaged ({why}). Restore it from a backup; or recover what is "
+        f"readable with `sqlite3 {path} .recover | sqlite3 recovered.sqlite3` and use "
+        "--db recovered.sqlite3 (then `photocluster scan` your folders again)."
+    )
+
+
+def _read_only(path: Path | str, why: str, *, writer: bool = False) -> CatalogError:
+    if writer:
+        return CatalogError(
+            f"The catalog {path} is read-only ({why}), and this command changes it. Make the "
+            "file and its folder writable, or work on a copy (--db COPY)."
+        )
+    return CatalogError(
+        f"The catalog {path} is read-only ({why}). photocluster cannot change it, nor read it "
+        "in a read-only folder (SQLite keeps -wal and -shm files beside it). Make the file and "
+        "its folder writable, or work on a copy (--db COPY)."
+    )
+
+
+def _read_head(path: Path) -> tuple[bytes, int]:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(100), os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise CatalogError(f"Cannot read the catalog {path}: {exc.strerror}.") from exc
+
+
+def _missing_bytes(head: bytes, size: int) -> tuple[int, int] | None:
+    """(size, expected) when the file is shorter than its header says (if the header's size is
+    valid: its change counter matches), else None."""
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and pages and size < pages * page_size:
+        return size, pages * page_size
+    return None
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a folder, a file that is not SQLite, and a file shorter than its own header says."""
+    if path.is_dir():
+        raise CatalogError(
+            f"{path} is a folder, not a catalog file. Pass --db FOLDER/catalog.sqlite3."
+        )
+    head, size = _read_head(path)
+    if not head:
+        return  # an empty file is an empty SQLite database: a new catalog
+    if not head.startswith(SQLITE_HEADER) or len(head) < 100:
+        raise _not_a_catalog(path, head)
+    # A checkpoint that grows the file writes the new header before the pages at its end: a
+    # short file is damage only if it stays the same for a moment.
+    deadline = time.monotonic() + 10
+    while (short := _missing_bytes(head, size)) is not None:
+        time.sleep(0.2)
+        again = _read_head(path)
+        if again == (head, size) or time.monotonic() > deadline:
+            raise _damaged(path, f"truncated: {short[0]} of its {short[1]} bytes are left")
+        head, size = again
+
+
+def _sqlite_error(path: Path, message: str) -> CatalogError | None:
+    """The user-facing error for an SQLite error that is about the catalog file, if it is."""
+    low = message.lower()
+    if "not a database" in low:  # "file is not a database", "file is encrypted or is not ..."
+        try:
+            with path.open("rb") as fh:
+                return _not_a_catalog(path, fh.read(16))
+        except OSError:
+            return _not_a_catalog(path, b"")
+    if "malformed" in low or "corrupt" in low:
+        return _damaged(path, message)
+    if "readonly" in low or "read-only" in low:
+        return _read_only(path, message)
+    if "database is locked" in low:
+        return CatalogError(
+            f"The catalog {path} stayed locked by another program for "
+            f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s ({message}). Try again when it has finished."
+        )
+    if "unable to open database file" in low or "disk i/o error" in low:
+        return CatalogError(
+            f"Cannot use the catalog {path} ({message}): check that it and its folder can be "
+            "read and written."
+        )
+    return None
+
+
+def _translate_sqlite_errors(engine: Engine, path: Path) -> None:
+    def handle(context: ExceptionContext) -> None:
+        original = context.original_exception
+        if isinstance(original, sqlite3.DatabaseError):
+            translated = _sqlite_error(path, str(original))
+            if translated is not None:
+                raise translated from original
+
+    event.listen(engine, "handle_error", handle)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def create_catalog_engine(db: str, *, create_folder: bool = True) -> Engine:
+    url = to_url(db)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise CatalogError(f"Cannot understand the catalog location {db!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_path(url)
+        if path is not None:
+            if path.exists():
+                _check_sqlite_file(path)
+            elif not path.parent.is_dir():
+                if not create_folder:
+                    raise CatalogError(
+                        f"There is no catalog at {path}: its folder {path.parent} does not exist "
+                        "(a typo, or a drive that is not mounted?). To start a new catalog "
+                        f"there, create the folder first: mkdir -p '{path.parent}'"
+                    )
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogError(
+                        f"Cannot create the catalog folder {path.parent}: {exc.strerror}. "
+                        "Pass --db with a writable location."
+                    ) from exc
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        if path is not None:
+            _translate_sqlite_errors(engine, path)
+    else:
+        if parsed.drivername == "postgresql":
+            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # missing driver, bad URL
+            raise CatalogError(f"Cannot open the catalog {_describe(url)}: {exc}") from exc
+    return engine
+
+
+def _check_writable_file(path: Path) -> None:
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _read_only(path, "no permission to write the file", writer=True)
+    if not os.access(path.parent, os.W_OK):
+        raise _read_only(path, f"no permission to write in its folder {path.parent}", writer=True)
+
+
+def _check_writable_server(catalog: Catalog) -> None:
+    with catalog.engine.connect() as conn:
+        if conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
+            raise _read_only(catalog.url, "the server only allows reading", writer=True)
+
+
+def _verify(catalog: Catalog) -> None:
+    """SQLite's quick check of every page (about a second per GB)."""
+    if catalog.path is None:
+        return
+    with catalog.engine.connect() as conn:
+        problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        lines = [ln for p in problems for ln in p.splitlines() if not ln.startswith("***")]
+        first = (lines or problems)[0][:120]
+        raise _damaged(catalog.path, f"SQLite's check found: {first}")
+
+
+def open_catalog(
+    db: str,
+    *,
+    migrate: bool = True,
+    create_folder: bool = True,
+    write: bool = False,
+    verify: bool = False,
+    on_wait: WaitReporter | None = None,
+) -> Catalog:
+    """Open (creating if needed) the catalog at ``db`` and upgrade its schema to the newest.
+
+    ``create_folder``: make a missing folder for a new SQLite catalog (else refuse).
+    ``write``: refuse a catalog this process cannot write (the command would change it).
+    ``verify``: SQLite's quick check of every page first (before long work).
+    ``on_wait``: told who holds the catalog's write lock when a writer of this catalog waits.
+    """
+    engine = create_catalog_engine(db, create_folder=create_folder)
+    path = (
+        _sqlite_path(engine.url.render_as_string(hide_password=False))
+        if (engine.dialect.name == "sqlite")
+        else None
+    )
+    existed = path is None or (path.exists() and path.stat().st_size > 0)
+    try:
+        if write and path is not None:
+            _check_writable_file(path)  # before SQLite says so in its own words
+        with engine.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT 1" if path is None else "SELECT count(*) FROM sqlite_master"
+            )
+    except CatalogError:
+        engine.dispose()
+        raise
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise CatalogError(
+            f"Cannot reach the catalog {_describe(engine.url.render_as_string())}: {reason}. "
+            "Check --db / PHOTOCLUSTER_DB and that the database server is running."
+        ) from exc
+    factory = sessionmaker(engine, expire_on_commit=False)
+    catalog = Catalog(
+        url=engine.url.render_as_string(hide_password=True),
+        engine=engine,
+        _factory=factory,
+        on_wait=on_wait,
+        created=not existed,
+        path=path,
+        _lock=WriteLock(
+            FileLock(path.with_name(path.name + "-lock"))
+            if path is not None
+            else None
+            if engine.dialect.name == "sqlite"
+            else ServerLock(engine)
+        ),
+    )
+    try:
+        if write and not catalog.is_sqlite:
+            _check_writable_server(catalog)
+        if verify and existed:
+            _verify(catalog)
+        if migrate:
+            _migrate(catalog)
+    except BaseException:
+        engine.dispose()
+        raise
+    return catalog
+
+
+def _at_newest_revision(engine: Engine) -> bool:
+    """The catalog's schema is the newest migration's revision (its file's number, e.g.
+    ``0004_face_revision.py`` is ``0004``): known without importing alembic, which costs about
+    0.1 s at every command's start. Anything else (older, newer, unreadable) goes to alembic."""
+    versions = Path(__file__).parent / "migrations" / "versions"
+    numbers = [p.name.split("_", 1)[0] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py")]
+    if not numbers:
+        return False
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+    except DBAPIError:
+        return False
+    return [row[0] for row in rows] == [max(numbers)]
+
+
+def _migrate(catalog: Catalog) -> None:
+    if _at_newest_revision(catalog.engine):
+        return
+    from photocluster.catalog.migrate import current_revision, head_revision, upgrade
+
+    if current_revision(catalog.engine) == head_revision():
+        return
+    if catalog.is_sqlite:
+        # One process migrates while the others wait, then find the schema at head.
+        # (PostgreSQL: an advisory lock in the migration environment.)
+        catalog._lock.acquire("(upgrading the catalog)", catalog.on_wait)
+        try:
+            upgrade(catalog.engine)
+        finally:
+            catalog._lock.release()
+    else:
+        upgrade(catalog.engine)
+
+
+def table_names(engine: Engine) -> list[str]:
+    return sorted(inspect(engine).get_table_names())

@@ -1,0 +1,1 @@
+"""Photos in: walk folders, decode, detect and encode faces, write them to the catalog (scan)."""

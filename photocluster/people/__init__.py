@@ -1,0 +1,1 @@
+"""Faces into people: thresholds, the clustering rule, the catalog's people and queries, find."""

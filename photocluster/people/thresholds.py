@@ -1,0 +1,119 @@
+"""Face-distance thresholds on the embeddings (Euclidean distance between 128-d vectors).
+
+The embedding is dlib's ResNet descriptor averaged over the aligned face and its mirror image
+(``encoder.MODEL_ID``). Pair figures: the scan of ``../shared/faces`` at the default detect
+size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-person and
+902 151 different-person pairs), with ``uv run python bench/tune_cluster.py``:
+
+* dlib documents 0.6 (99.38 % on LFW). On these photos 0.6 accepts 0.42 % of different-person
+  pairs. The distance that accepts 0.1 % (false-match rate 1e-3) is 0.566 (80.2 % of
+  same-person pairs); 1e-4 is at 0.505 (63.3 %). ``SAME_PERSON`` is 0.56, just inside the 1e-3
+  point: 0.076 % of stranger pairs and 78.8 % of one person's pairs are that close, which suits
+  a yes/no verdict (`compare`) and suggestions. (Plain dlib embeddings, without the mirror
+  image: the 1e-3 point was 0.58 with 78.4 %, the 1e-4 point 0.52 with 59.8 %.)
+* The clustering steps decide relative to each person and each face's neighbourhood; the
+  global distances below are only caps. Chosen on two sets that differ the way libraries do:
+  ``../shared/faces`` (no strangers) and ``../shared/lfw-dev`` (100 people among 500 one-photo
+  strangers, several populations; dense: its 1e-3 false-match point is 0.517, not 0.566), with
+  ``uv run python bench/tune_cluster.py --set faces=...:../shared/faces --set
+  lfw=...:../shared/lfw-dev``, scoring the face most like each label. Defaults: pairwise
+  precision/F 1.000/0.943 (faces) and 0.980/0.941 (lfw-dev); with the round-1 global rules
+  0.998/0.961 and 0.850/0.902. The README's "How thresholds were chosen" has the whole
+  sensitivity table.
+* ``SPREAD_RATIO`` 1.5: a member further from its centroid than 1.5x the median of the others
+  is ejected, and a leftover face joins only within 1.5x the person's median (or by mutual
+  neighbours, ATTACH_MUTUAL). lfw-dev P/F: off 0.882/0.913, 1.4 0.995/0.929, 1.5 0.980/0.941,
+  1.6 0.956/0.943, 1.8 0.898/0.919; faces F: off 0.960, 1.4 0.923, 1.5 0.943, 1.6 0.951. The
+  one parameter that matters; relative, so one value holds for tight (lfw-dev) and loose
+  (decades of one celebrity) people.
+* ``ATTACH_SHARE`` 0.6 of ``ATTACH_NEIGHBOURS`` 5: at least 3 of a leftover face's 5 nearest
+  faces must be the person's. lfw-dev P/F: off 0.969/0.930, 0.4 0.976/0.941, 0.8 0.987/0.942,
+  1.0 0.992/0.939; faces F 0.944 / 0.943 / 0.942 / 0.935. A majority of its neighbourhood.
+* ``ATTACH_MUTUAL`` 2: beyond the spread, a leftover face still joins when two of those nearest
+  faces count it among their own five nearest (mutual nearest neighbours). lfw-dev P/F: off
+  0.979/0.933, 1 0.975/0.942, 2 0.980/0.941, 3 0.979/0.937; faces F 0.943 / 0.945 / 0.943 /
+  0.943. ``MUTUAL_MIN_FACES`` (500): below it, in small catalogs, five nearest faces are a large
+  part of the catalog and a stranger is in everyone's list (bench/small_catalogs.py with three
+  strangers: precision 0.993 -> 0.989 when counted there).
+* ``ATTACH_DISTANCE`` 0.54 (face to *centroid*) is now a cap behind the spread limit: 0.50-0.60
+  change F by at most 0.001 on either set; off (no attach) 0.932 / 0.926. ``ATTACH_MARGIN``
+  0.05 (runner-up at least that much further): 0 gives F 0.943 / 0.946 at precision 0.977 on
+  lfw-dev, 0.1 costs 0.013 F on faces; kept as a guard for a face between two people.
+* ``EJECT_DISTANCE`` 0.6: an HDBSCAN member further than this from its centroid is noise
+  whatever the spread (0.55-0.7 change nothing on either set).
+* ``PAIR_DISTANCE`` 0.43: leftover faces this close, each among the other's two nearest faces,
+  form a small person. Off changes neither F (faces unassigned 4.0 % -> 5.7 %); 0.5 leaves 94 %
+  instead of 97 % of lfw-dev's strangers alone.
+* ``SPLIT_SHARE`` 0.2: a cluster is cut when fewer than this share of the pairs across the cut
+  are within SAME_PERSON, or (two halves of four or more faces) within the halves' own
+  ``OWN_PAIRS_PERCENTILE`` pair distance. Off: lfw-dev precision 0.924; 0.1 0.983/0.943;
+  0.3 0.979/0.932. The relative half of the test keeps lfw-dev at 0.994 precision with
+  min samples 4, where HDBSCAN chains twelve people (0.741 without it).
+* ``MERGE_SHARE`` 0.5: two clusters join when at least half their cross pairs are within the
+  smaller of their own ``OWN_PAIRS_PERCENTILE`` pair distances (capped at SAME_PERSON). On the
+  two real sets it changes nothing at the defaults (0-0.7); it mends the synthetic 20-photo
+  people HDBSCAN halves (bench/bench_cluster_scale.py). With SAME_PERSON alone as the limit
+  (round 1) it chained lfw-dev's East-Asian men into one person (precision 0.853 overall;
+  different people's nearby clusters had up to 100 % of cross pairs within 0.56, but at most
+  17 % within their own 90th percentile); with the larger of the two limits, a cluster that
+  kept a stranger joined another person at min samples 5 (precision 0.930; now 0.979).
+* ``MERGE_DISTANCE`` (centroid to centroid) is off: at 0.40 lfw-dev precision falls to 0.65.
+"""
+
+from __future__ import annotations
+
+# Below this distance two faces are judged the same person (compare, suggestions, matching).
+SAME_PERSON = 0.56
+# A face joins a cluster/person only when its centroid is within this distance (a cap: the
+# person's own spread, SPREAD_RATIO, usually binds first; clustering, incremental matching).
+ATTACH_DISTANCE = 0.54
+# ... and only when the second-nearest centroid is at least this much further.
+ATTACH_MARGIN = 0.05
+# Clusters whose centroids are closer than this are merged (0 = never).
+MERGE_DISTANCE = 0.0
+# HDBSCAN members further than this from their cluster's centroid become noise (0 = never).
+EJECT_DISTANCE = 0.6
+# Leftover faces (noise) closer than this to each other, and not from one photo, form a small
+# person of their own (two or three photos of someone are a person too). Well inside the
+# distance where 1 in 10 000 different-person pairs match (0.505); see PAIR_DISTANCE above.
+PAIR_DISTANCE = 0.43
+# A cluster is cut in two (average linkage) when fewer than this share of the pairs across the
+# cut are within SAME_PERSON, or, for two halves of four faces or more, within the halves' own
+# OWN_PAIRS_PERCENTILE pair distance. See SPLIT_SHARE in the module docstring.
+SPLIT_SHARE = 0.2
+# Relative to each person's own spread (the median distance of its faces to its centroid): a
+# member further than SPREAD_RATIO times that (the others' median) is not that person's, and a
+# leftover or new face joins a person only within it. Dense populations have tight people, so the
+# limit tightens with them where a global distance chains strangers. See SPREAD_RATIO above.
+SPREAD_RATIO = 1.5
+# A leftover or new face joins a person only when at least this share of its ATTACH_NEIGHBOURS
+# nearest faces are that person's: its own neighbourhood says so (rank-order evidence), not only
+# the distance to a centroid. A stranger between people has a mixed neighbourhood.
+ATTACH_SHARE = 0.6
+ATTACH_NEIGHBOURS = 5
+# ... or, beyond the spread, when at least this many of those nearest faces count the face among
+# their own ATTACH_NEIGHBOURS nearest (mutual nearest neighbours). See ATTACH_MUTUAL above.
+ATTACH_MUTUAL = 2
+# ... counted only in a catalog of at least this many faces, where ATTACH_NEIGHBOURS faces are
+# at most 1 % of it (in a small catalog every nearby face is in everyone's few nearest).
+MUTUAL_MIN_FACES = 100 * ATTACH_NEIGHBOURS
+# The split and merge steps compare the pairs across two groups with each group's own pairs:
+# this percentile of its own pair distances (capped at SAME_PERSON) is "as alike as its own
+# photos". See MERGE_SHARE above.
+OWN_PAIRS_PERCENTILE = 90
+# Two clusters are joined when at least this share of the pairs across them are as close as
+# their own photos (OWN_PAIRS_PERCENTILE, capped at SAME_PERSON): a majority. Kept well above
+# SPLIT_SHARE, so a cut cluster is not joined again. See MERGE_SHARE above.
+MERGE_SHARE = 0.5
+# `find`: the verdict on a face that may belong to nobody in the catalog, asked as `cluster`
+# asks before a face joins a person (photocluster/people/find.py has the rule). Measured with
+# `uv run python bench/bench_find.py verdicts --catalog DB ../shared/faces --catalog DB
+# ../shared/lfw-dev` (each set split by photo; people whose photos all fall out are strangers):
+# "known" needs the centroid within FIND_KNOWN_DISTANCE and SPREAD_RATIO x the person's spread,
+# ATTACH_MARGIN before the runner-up, and FIND_KNOWN_SHARE of the face's ATTACH_NEIGHBOURS
+# nearest catalog faces theirs: lfw-dev strangers called known 2.4 % (10.6 % with the round-1
+# global rule), in-catalog faces right 91.1 %; ../shared/faces right 99.6 %. FIND_KNOWN_SHARE is
+# 4 of 5 ("probably": ATTACH_SHARE, 3 of 5): 3 of 5 called 15 of lfw-dev's 329 strangers known,
+# 4 of 5 called 8.
+FIND_KNOWN_DISTANCE = 0.50
+FIND_KNOWN_SHARE = 0.8
