@@ -53,8 +53,9 @@ from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 import photocluster.people.clustering as clustering
 import photocluster.people.knn_hdbscan as scale_cluster
 from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers, singletonise
-from photocluster.people.clustering import ClusterParams, cluster_embeddings
+from photocluster.people.clustering import cluster_embeddings
 from photocluster.people.knn_hdbscan import knn_hdbscan_labels
+from photocluster.people.params import ClusterParams
 
 EXACT_MAX = 20_000
 

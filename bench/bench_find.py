@@ -133,7 +133,8 @@ def verdict_lookups(db: str, root: str, strangers: int) -> tuple[list[Lookup], s
     other half up. Returns the lookups and a line saying what was measured."""
     from sqlalchemy import delete, select, update
 
-    from photocluster.catalog.db import blob_to_embedding, open_catalog
+    from photocluster.catalog.db import open_catalog
+    from photocluster.catalog.embeddings import blob_to_embedding
     from photocluster.catalog.models import Face, Person, Photo
     from photocluster.evaluation.evaluate import label_of
     from photocluster.index.store import sync_index

@@ -29,7 +29,8 @@ from sqlalchemy import func, select
 
 from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.models import Face, Person, Photo
-from photocluster.decisions.session import NamingOptions, QueueItem, run_naming
+from photocluster.decisions.prompter import QueueItem
+from photocluster.decisions.session import NamingOptions, run_naming
 from photocluster.people.assign import ClusterOptions, cluster_catalog
 
 

@@ -37,7 +37,8 @@ from photocluster.evaluation.evaluate import (
     nearest_to_label,
     pairwise_prf,
 )
-from photocluster.people.clustering import ClusterParams, cluster_embeddings
+from photocluster.people.clustering import cluster_embeddings
+from photocluster.people.params import ClusterParams
 
 
 def contact_sheet(

@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth_faces import DEFAULT_DB, DEFAULT_ROOT, labelled_set
 
 from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers
-from photocluster.people.clustering import ClusterParams, cluster_embeddings
+from photocluster.people.clustering import cluster_embeddings
+from photocluster.people.params import ClusterParams
 
 
 def mixes(truth: np.ndarray, labels: np.ndarray) -> bool:

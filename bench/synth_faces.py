@@ -54,7 +54,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from photocluster.catalog.db import blobs_to_matrix, open_catalog
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face
 from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
 from photocluster.people.thresholds import SAME_PERSON

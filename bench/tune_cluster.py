@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from photocluster.catalog.db import blobs_to_matrix, open_catalog
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face
 from photocluster.evaluation.evaluate import (
     labelled_faces,
@@ -37,7 +38,8 @@ from photocluster.evaluation.evaluate import (
     people_and_strangers,
     verification,
 )
-from photocluster.people.clustering import ClusterParams, cluster_embeddings
+from photocluster.people.clustering import cluster_embeddings
+from photocluster.people.params import ClusterParams
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SETS = [

@@ -20,7 +20,7 @@ from photocluster.errors import PhotoclusterError
 from photocluster.index.store import SyncReport, sync_index
 from photocluster.ingest.scan import ScanOptions, ScanSummary, scan
 from photocluster.people.assign import ClusterChanges, ClusterOptions, cluster_catalog, saved_params
-from photocluster.people.clustering import ClusterParams
+from photocluster.people.params import ClusterParams
 from photocluster.progress import Progress
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from photocluster.people.clustering import (
     NOISE,
-    ClusterParams,
     _relabel,
     as_matrix,
     assign_to_centroids,
@@ -20,6 +19,7 @@ from photocluster.people.clustering import (
     merge_close_clusters,
     split_mixed_clusters,
 )
+from photocluster.people.params import ClusterParams
 
 
 def blobs(sizes: list[int], spread: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -10,14 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from photocluster.catalog.db import (
-    blob_to_embedding,
-    blobs_to_matrix,
-    embedding_to_blob,
-    open_catalog,
-    table_names,
-    to_url,
-)
+from photocluster.catalog.db import open_catalog, table_names, to_url
+from photocluster.catalog.embeddings import blob_to_embedding, blobs_to_matrix, embedding_to_blob
 from photocluster.catalog.migrate import current_revision, head_revision
 from photocluster.catalog.models import Base
 from photocluster.errors import CatalogError

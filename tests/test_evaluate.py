@@ -22,7 +22,7 @@ from photocluster.evaluation.evaluate import (
     verification,
 )
 from photocluster.ingest.scan import scan
-from photocluster.people.clustering import ClusterParams
+from photocluster.people.params import ClusterParams
 from tests.fakes import make_photo
 
 

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from photocluster.catalog.db import Catalog, blob_to_embedding
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.embeddings import blob_to_embedding
 from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
 from photocluster.errors import NotFound, PhotoclusterError

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, select
 
-from photocluster.catalog.db import Catalog, embedding_to_blob
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.models import Face, Photo
 from photocluster.index import store as face_index
 from photocluster.index.store import (

@@ -30,7 +30,8 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 import photocluster.ingest.encoder
-from photocluster.catalog.db import Catalog, embedding_to_blob, open_catalog
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.migrate import current_revision, head_revision
 from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app

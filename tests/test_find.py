@@ -123,7 +123,7 @@ def photo_with_faces(catalog: Catalog, vectors: np.ndarray) -> list[int]:
     """One photo holding these embeddings as faces (no encoder involved)."""
     from datetime import datetime
 
-    from photocluster.catalog.db import embedding_to_blob
+    from photocluster.catalog.embeddings import embedding_to_blob
 
     with catalog.session() as s:
         photo = Photo(

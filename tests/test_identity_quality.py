@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, select
 
-from photocluster.catalog.db import Catalog, embedding_to_blob
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.models import Face, Photo
 from photocluster.evaluation.evaluate import pairwise_prf
 from photocluster.ingest.encoder import EncoderParams
 from photocluster.people.assign import ClusterOptions, cluster_catalog
 from photocluster.people.clustering import (
-    ClusterParams,
     NearestFaces,
     attach_noise,
     cluster_embeddings,
@@ -31,6 +31,7 @@ from photocluster.people.clustering import (
     merge_alike_clusters,
     spreads,
 )
+from photocluster.people.params import ClusterParams
 from photocluster.people.thresholds import (
     ATTACH_DISTANCE,
     ATTACH_MUTUAL,
@@ -196,7 +197,8 @@ LFW_STRANGERS = [
 def test_real_dense_population_from_lfw_dev_is_not_chained(tmp_path: Path) -> None:
     if not all((LFW_DEV / n).is_dir() for n in LFW_PEOPLE + LFW_STRANGERS):
         pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
-    from photocluster.catalog.db import blobs_to_matrix, open_catalog
+    from photocluster.catalog.db import open_catalog
+    from photocluster.catalog.embeddings import blobs_to_matrix
     from photocluster.ingest.scan import ScanOptions, scan
 
     root = tmp_path / "library"

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import create_engine, func, select, text
 
-from photocluster.catalog.db import embedding_to_blob, open_catalog, to_url
+from photocluster.catalog.db import open_catalog, to_url
+from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.migrate import current_revision, head_revision, upgrade
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 

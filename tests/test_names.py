@@ -20,7 +20,7 @@ from photocluster.decisions.log import (
 )
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.ingest.scan import scan
-from photocluster.people.assign import resolve_person
+from photocluster.people.queries import resolve_person
 from tests.test_naming import build_library, faces_of, make_person
 
 

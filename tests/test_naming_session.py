@@ -12,13 +12,8 @@ from sqlalchemy import select
 from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.decisions.log import history, rename_person
-from photocluster.decisions.session import (
-    Answer,
-    NamingOptions,
-    ScriptedPrompter,
-    parse_answer,
-    run_naming,
-)
+from photocluster.decisions.prompter import Answer, ScriptedPrompter, parse_answer
+from photocluster.decisions.session import NamingOptions, run_naming
 from photocluster.errors import PhotoclusterError
 from photocluster.ingest.scan import scan
 from photocluster.people import thresholds
@@ -276,7 +271,7 @@ def test_suggestions_are_relative_to_how_alike_each_persons_own_photos_are(
     """Where faces are dense people are tight: a group or a lone face within SAME_PERSON of a
     tight named person but further than that person's own photos are from each other is not
     offered as them; their genuine photos are."""
-    from photocluster.decisions.session import NamedIndex, suggest
+    from photocluster.decisions.suggest import NamedIndex, suggest
     from tests.test_find import photo_with_faces
 
     e = np.eye(128)
@@ -332,7 +327,7 @@ def owner(catalog: Catalog, face: int) -> tuple[int | None, bool]:
 def test_faces_in_no_person_come_after_the_people_grouped_by_who_they_look_like(
     catalog: Catalog, tmp_path: Path, loose: dict[str, int]
 ) -> None:
-    from photocluster.decisions.session import FacesItem
+    from photocluster.decisions.prompter import FacesItem
 
     prompter, summary = run(catalog, tmp_path, ["", "Dee Dee"])
     items = [i for i in prompter.shown if isinstance(i, FacesItem)]
@@ -361,7 +356,7 @@ def test_faces_in_no_person_reject_rename_skip_and_undo(
 ) -> None:
     """x: not Ada (the face comes back with its next guess); 1 = NAME; u brings faces back;
     s leaves them in no person; an existing name asks first and Enter says no."""
-    from photocluster.decisions.session import FacesItem
+    from photocluster.decisions.prompter import FacesItem
 
     answers = ["x 1", "1 = Dee", "u", "ada", "", "s", "s"]
     prompter, summary = run(catalog, tmp_path, answers)
@@ -393,7 +388,7 @@ def test_every_face_in_no_person_can_be_reviewed_and_pages_reach_them_all(
     fake_options,  # type: ignore[no-untyped-def]
 ) -> None:
     """A guest in many photos that clustering left alone: page after page, every face."""
-    from photocluster.decisions.session import FacesItem
+    from photocluster.decisions.prompter import FacesItem
     from tests.fakes import make_photo
 
     root = tmp_path / "lib"

@@ -15,13 +15,8 @@ from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.cli import app
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.ingest.scan import scan
-from photocluster.people.assign import (
-    ClusterOptions,
-    cluster_catalog,
-    list_people,
-    person_photos,
-    resolve_person,
-)
+from photocluster.people.assign import ClusterOptions, cluster_catalog
+from photocluster.people.queries import list_people, person_photos, resolve_person
 from tests.fakes import make_photo
 
 OPTS = ClusterOptions()
@@ -223,7 +218,7 @@ def test_cluster_help_states_the_real_defaults() -> None:
     from typer.testing import CliRunner
 
     from photocluster.cli import app
-    from photocluster.people.clustering import ClusterParams
+    from photocluster.people.params import ClusterParams
 
     d = ClusterParams()
     text = " ".join(CliRunner().invoke(app, ["cluster", "--help"]).stdout.split())
@@ -241,7 +236,7 @@ def test_parameters_given_to_cluster_are_remembered_for_later_runs(
     from photocluster.catalog.db import open_catalog
     from photocluster.cli import app
     from photocluster.people.assign import saved_params
-    from photocluster.people.clustering import ClusterParams
+    from photocluster.people.params import ClusterParams
 
     for i in range(3):
         make_photo(tmp_path / "lib" / f"a{i}.png", [("ada", (20 + i, 20, 60))])

@@ -9,8 +9,9 @@ import pytest
 from photocluster.evaluation.evaluate import pairwise_prf, singletonise
 from photocluster.index.ann import hnsw_search_from, knn
 from photocluster.people import clustering
-from photocluster.people.clustering import NOISE, ClusterParams, hdbscan_labels
+from photocluster.people.clustering import NOISE, hdbscan_labels
 from photocluster.people.knn_hdbscan import knn_hdbscan_labels, mutual_reachability_mst
+from photocluster.people.params import ClusterParams
 
 
 def faces(

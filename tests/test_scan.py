@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from photocluster.catalog.db import Catalog, blob_to_embedding, open_catalog
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.embeddings import blob_to_embedding
 from photocluster.catalog.models import Face, Person, Photo
 from photocluster.errors import PhotoclusterError
 from photocluster.ingest.encoder import EncoderParams

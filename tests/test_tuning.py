@@ -14,7 +14,7 @@ from photocluster.cli import app
 from photocluster.decisions.log import assign_faces
 from photocluster.evaluation.tuning import load_tune_data, tune_grid
 from photocluster.ingest.scan import scan
-from photocluster.people.clustering import ClusterParams
+from photocluster.people.params import ClusterParams
 from tests.fakes import make_photo
 
 runner = CliRunner()

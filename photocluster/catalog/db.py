@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import struct
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -33,50 +32,11 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from photocluster.catalog.lock import FileLock, ServerLock, WaitReporter, WriteLock
 from photocluster.errors import CatalogError
 
-if TYPE_CHECKING:  # imported where used: commands that only read counts need no numpy
-    import numpy as np
-
-EMBEDDING_DIM = 128  # values per embedding (dlib's ResNet); the blob converters check it
 # Values per IN (...) clause: stays far below every database's parameter limit.
 IN_LIST_CHUNK = 500
-_EMBEDDING_BYTES = EMBEDDING_DIM * 4
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 T = TypeVar("T")
-
-
-def embedding_to_blob(vector: np.ndarray) -> bytes:
-    import numpy as np
-
-    """The one way an embedding becomes bytes: 128 little-endian float32."""
-    arr = np.asarray(vector, dtype="<f4").reshape(-1)
-    if arr.size != EMBEDDING_DIM:
-        raise ValueError(f"embedding has {arr.size} values, expected {EMBEDDING_DIM}")
-    return arr.tobytes()
-
-
-def blob_to_embedding(blob: bytes) -> np.ndarray:
-    import numpy as np
-
-    """The inverse of :func:`embedding_to_blob`, with a length check."""
-    if len(blob) != _EMBEDDING_BYTES:
-        raise ValueError(f"embedding blob has {len(blob)} bytes, expected {_EMBEDDING_BYTES}")
-    return np.frombuffer(blob, dtype="<f4")
-
-
-def blobs_to_matrix(blobs: list[bytes]) -> np.ndarray:
-    import numpy as np
-
-    """Many blobs into one (n, 128) float32 matrix without a Python loop per value."""
-    if not blobs:
-        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    for blob in blobs:
-        if len(blob) != _EMBEDDING_BYTES:
-            raise ValueError(f"embedding blob has {len(blob)} bytes, expected {_EMBEDDING_BYTES}")
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), EMBEDDING_DIM).copy()
-
-
-assert struct.calcsize("<f") == 4
 
 
 def in_chunks(values: Sequence[T]) -> Iterator[list[T]]:

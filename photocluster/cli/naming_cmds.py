@@ -36,11 +36,10 @@ from photocluster.decisions.log import (
     set_hidden,
     undo_last,
 )
+from photocluster.decisions.prompter import FacesItem, QueueItem
 from photocluster.decisions.session import (
-    FacesItem,
     NamingOptions,
     NamingSummary,
-    QueueItem,
     QueueStatus,
     load_queue,
     queue_status,

@@ -24,17 +24,9 @@ from photocluster.cli.common import (
 )
 from photocluster.errors import PhotoclusterError
 from photocluster.export.report import build_report
-from photocluster.people.assign import (
-    ClusterChanges,
-    ClusterOptions,
-    cluster_catalog,
-    list_people,
-    person_photos,
-    resolve_person,
-    saved_params,
-    unassigned_count,
-)
-from photocluster.people.clustering import ClusterParams
+from photocluster.people.assign import ClusterChanges, ClusterOptions, cluster_catalog, saved_params
+from photocluster.people.params import ClusterParams
+from photocluster.people.queries import list_people, person_photos, resolve_person, unassigned_count
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
 from photocluster.settings import Settings
 

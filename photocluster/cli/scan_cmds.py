@@ -286,7 +286,7 @@ def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderF
 def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges | None:
     """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
     from photocluster.people.assign import ClusterOptions, cluster_catalog, saved_params
-    from photocluster.people.clustering import ClusterParams
+    from photocluster.people.params import ClusterParams
 
     try:
         params = saved_params(catalog) or ClusterParams()

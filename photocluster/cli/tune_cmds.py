@@ -26,7 +26,7 @@ from photocluster.evaluation.tuning import (
     load_tune_data,
     tune_grid,
 )
-from photocluster.people.clustering import ClusterParams
+from photocluster.people.params import ClusterParams
 
 _D = ClusterParams()
 

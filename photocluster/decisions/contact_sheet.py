@@ -38,7 +38,8 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import blobs_to_matrix, in_chunks
+from photocluster.catalog.db import in_chunks
+from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Photo
 from photocluster.ingest.imaging import UnreadableImage, load_view
 

@@ -34,7 +34,7 @@ from photocluster.catalog.db import hold_write_lock, in_chunks
 from photocluster.catalog.models import Decision, Face, Person, Rejection
 from photocluster.catalog.names import tidy_name
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.people.assign import people_named_like, resolve_person
+from photocluster.people.queries import people_named_like, resolve_person
 
 MAX_NAME_LENGTH = 100
 UNDO_FORMAT = 1

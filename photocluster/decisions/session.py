@@ -34,20 +34,18 @@ of the time instead of 99.1 % (on ../shared/faces: 100 % both ways, no wrong sug
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum, auto
+from enum import Enum, auto
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import EMBEDDING_DIM, Catalog, blobs_to_matrix
+from photocluster.catalog.db import Catalog
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.decisions.contact_sheet import (
     DEFAULT_COUNT,
@@ -71,192 +69,27 @@ from photocluster.decisions.log import (
     undo_last,
     validate_name,
 )
+from photocluster.decisions.prompter import (
+    FACES_HELP,
+    HELP,
+    Answer,
+    AnswerKind,
+    FacesItem,
+    Prompter,
+    QueueItem,
+    ScriptedPrompter,
+    Suggestion,
+    parse_answer,
+)
+from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import PhotoclusterError
-from photocluster.people import thresholds
-from photocluster.people.assign import list_people, resolve_person
-from photocluster.people.clustering import own_pairs
+from photocluster.people.queries import list_people, resolve_person
 from photocluster.people.unassigned import FaceGroup, review_unassigned, unclustered_faces
-
-SUGGEST_FACES = 32  # typical faces of the unnamed person compared with named people
-INDEX_FACES = 64  # typical faces of each named person they are compared with
-
-HELP = """\
-  NAME       name this person (an existing name merges into that person, after asking)
-  3 7 = NAME faces 3 and 7 are NAME (an existing person, or a new one)
-  Enter      accept the suggestion, or skip when there is none
-  s          skip this person for now
-  i          ignore: hide this person (photocluster unhide PERSON brings it back)
-  x 3 7 12   faces 3, 7 and 12 are not this person (ranges work: x 3-6)
-  + / -      the next / previous page of faces (the first page ends with the least typical)
-  u          undo the last decision
-  =NAME      a name that looks like a command (=s names someone "s")
-  ?          this help
-  q          quit (every decision so far is already saved)
-  A number keeps its face while this person is shown; a tile marked +2 stands for itself and
-  2 near duplicates, and an answer about it covers all three."""
-
-FACES_HELP = """\
-  These faces are in no person. They are grouped by the person each looks most like.
-  Enter      they are the suggested person (the faces on this page), or skip when there is none
-  NAME       the faces on this page are NAME (an existing person, after asking, or a new one)
-  3 7 = NAME faces 3 and 7 are NAME
-  x 3 7      faces 3 and 7 are not the suggested person (they come back with another guess)
-  s          skip these faces for now (they stay in no person)
-  + / -      the next / previous page
-  u          undo the last decision
-  =NAME      a name that looks like a command
-  ?          this help
-  q          quit (every decision so far is already saved)"""
-
 
 # --- what the human sees and answers ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Suggestion:
-    person_id: int
-    name: str
-    distance: float
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """One person as shown to the human."""
-
-    person_id: int
-    position: int  # 1-based place in this session's queue
-    total: int  # people in the queue when the session started
-    faces: int
-    photos: int
-    sheet: ContactSheet
-    suggestion: Suggestion | None
-
-
-@dataclass(frozen=True)
-class FacesItem:
-    """A group of faces in no person as shown to the human: who they look like and how sure."""
-
-    position: int  # 1-based place among the groups of faces
-    total: int  # groups of faces in this session so far
-    faces: int  # faces of the group still in no person
-    photos: int
-    sheet: ContactSheet
-    group: FaceGroup  # their nearest person and `find`'s evidence for each face
-    suggestion: Suggestion | None  # offered on Enter: only when the group is likely that person
-
-
-class Prompter(Protocol):
-    """Where answers come from. ``ask`` raises EOFError when there are no more answers.
-
-    ``confirm`` is a yes/no question whose answer is no unless the human says yes."""
-
-    def show(self, item: QueueItem | FacesItem) -> None: ...
-
-    def ask(self, prompt: str, names: Sequence[str]) -> str: ...
-
-    def confirm(self, question: str) -> bool: ...
-
-    def say(self, text: str) -> None: ...
-
-
-class ScriptedPrompter:
-    """Answers from a list, in order; records what was shown and said (for tests)."""
-
-    def __init__(self, answers: Sequence[str]) -> None:
-        self.answers = deque(answers)
-        self.shown: list[QueueItem | FacesItem] = []
-        self.said: list[str] = []
-        self.questions: list[str] = []
-
-    def show(self, item: QueueItem | FacesItem) -> None:
-        self.shown.append(item)
-
-    def ask(self, prompt: str, names: Sequence[str]) -> str:
-        self.questions.append(prompt)
-        if not self.answers:
-            raise EOFError
-        return self.answers.popleft()
-
-    def confirm(self, question: str) -> bool:
-        self.questions.append(question)
-        if not self.answers:
-            raise EOFError
-        return self.answers.popleft().strip().lower() in ("y", "yes")  # Enter says no
-
-    def say(self, text: str) -> None:
-        self.said.append(text)
-
-
 # --- answers ------------------------------------------------------------------------------------
-
-
-class AnswerKind(StrEnum):
-    ACCEPT = "accept"  # Enter
-    SKIP = "skip"
-    HIDE = "hide"
-    REJECT = "reject"  # x 3 7: these faces are not this person
-    UNDO = "undo"
-    HELP = "help"
-    QUIT = "quit"
-    NAME = "name"  # NAME, or 3 7 = NAME
-    MORE = "more"  # + : the next page
-    BACK = "back"  # - : the previous page
-
-
-@dataclass(frozen=True)
-class Answer:
-    kind: AnswerKind
-    numbers: tuple[int, ...] = ()  # reject: these faces; name: only these faces are NAME
-    name: str = ""
-
-
-_COMMANDS = {
-    "": AnswerKind.ACCEPT,
-    "s": AnswerKind.SKIP,
-    "i": AnswerKind.HIDE,
-    "u": AnswerKind.UNDO,
-    "?": AnswerKind.HELP,
-    "q": AnswerKind.QUIT,
-    "+": AnswerKind.MORE,
-    "-": AnswerKind.BACK,
-}
-
-
-def _numbers(spec: str) -> tuple[int, ...]:
-    numbers: list[int] = []
-    for part in spec.replace(",", " ").split():
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m:
-            raise PhotoclusterError(f"{part!r} is not a face number or range like 3-6")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        if hi < lo or hi - lo > 10_000:
-            raise PhotoclusterError(f"{part!r} is not a usable range")
-        numbers.extend(range(lo, hi + 1))
-    return tuple(dict.fromkeys(numbers))
-
-
-def parse_answer(text: str) -> Answer:
-    """What the human typed, as an :class:`Answer`; a malformed ``x`` is a PhotoclusterError."""
-    raw = text.strip()
-    if raw.startswith("="):
-        return Answer(AnswerKind.NAME, name=raw[1:])
-    low = raw.lower()
-    if low in _COMMANDS:
-        return Answer(_COMMANDS[low])
-    if low == "h" or low == "help":
-        return Answer(AnswerKind.HELP)
-    if low == "x" or re.fullmatch(r"x[\s\d,\-]+", low):
-        numbers = _numbers(low[1:])
-        if not numbers:
-            raise PhotoclusterError("Say which faces are not this person, e.g. x 3 7 12")
-        return Answer(AnswerKind.REJECT, numbers=numbers)
-    some = re.fullmatch(r"([\d\s,\-]+)=(.*)", raw)
-    if some and re.search(r"\d", some.group(1)):
-        name = some.group(2).strip()
-        if not name:
-            raise PhotoclusterError("Say who these faces are, e.g. 3 7 = Ada Lovelace")
-        return Answer(AnswerKind.NAME, numbers=_numbers(some.group(1)), name=name)
-    return Answer(AnswerKind.NAME, name=raw)
 
 
 class Step(Enum):
@@ -305,114 +138,6 @@ def load_queue(session: Session, *, min_faces: int = 1, start: str | None = None
             )
         people = [first.id, *[p for p in people if p != first.id]]
     return people
-
-
-class NamedIndex:
-    """Faces of named, not-hidden people (up to ``INDEX_FACES`` most typical each)."""
-
-    def __init__(self, session: Session) -> None:
-        rows = session.execute(
-            select(Face.person_id, Person.name, Face.embedding)
-            .join(Person, Person.id == Face.person_id)
-            .where(Person.name.is_not(None), Person.hidden.is_(False))
-            .order_by(Face.person_id, Face.id)
-        ).all()
-        self.names = {int(r.person_id): str(r.name) for r in rows}
-        blobs: dict[int, list[bytes]] = {}
-        for r in rows:
-            blobs.setdefault(int(r.person_id), []).append(r.embedding)
-        blocks: list[np.ndarray] = []
-        people: list[int] = []
-        self._own: dict[int, float] = {}  # own pair distances, measured when first needed
-        for pid, person_blobs in blobs.items():
-            x = blobs_to_matrix(person_blobs).astype(np.float64)
-            if len(x) > INDEX_FACES:  # keep the most typical: bounded work per person
-                order = np.argsort(np.linalg.norm(x - x.mean(axis=0), axis=1), kind="stable")
-                x = x[order[:INDEX_FACES]]
-            blocks.append(x)
-            people.append(pid)
-        self.people = np.array(people, dtype=np.int64)
-        sizes = np.array([len(b) for b in blocks], dtype=np.int64)
-        self.starts = np.r_[0, np.cumsum(sizes)[:-1]] if len(sizes) else sizes
-        self.ends = self.starts + sizes
-        self.x = np.vstack(blocks) if blocks else np.zeros((0, EMBEDDING_DIM))
-        self.sq = (self.x**2).sum(axis=1)
-
-    def nearest(self, faces: np.ndarray, exclude: Collection[int] = ()) -> tuple[int, float] | None:
-        """(person id, median face-to-face distance) of the nearest named person, if any.
-
-        The median over all pairs (these faces x that person's faces) is a typical pair
-        distance, so it compares with the face-pair threshold ``SAME_PERSON`` as calibrated
-        (a nearest-face minimum would shrink as a person gains faces and invite strangers).
-        """
-        if len(self.people) == 0 or len(faces) == 0:
-            return None
-        u = faces.astype(np.float64)
-        d2 = (u**2).sum(axis=1)[:, None] + self.sq[None, :] - 2.0 * (u @ self.x.T)
-        dist = np.sqrt(np.maximum(d2, 0.0))
-        best: tuple[int, float] | None = None
-        for pid, lo, hi in zip(self.people.tolist(), self.starts, self.ends, strict=True):
-            if pid in exclude:
-                continue
-            score = float(np.median(dist[:, lo:hi]))
-            if best is None or score < best[1]:
-                best = (pid, score)
-        return best
-
-    def faces_of(self, person_id: int) -> np.ndarray:
-        """The (most typical) faces held for a named person."""
-        k = int(np.flatnonzero(self.people == person_id)[0])
-        return self.x[self.starts[k] : self.ends[k]]
-
-    def own(self, session: Session, person_id: int) -> float:
-        """How far apart a named person's own photos are (all of them, not only the typical
-        ones held here): read once, when that person is first suggested."""
-        if person_id not in self._own:
-            blobs = session.scalars(
-                select(Face.embedding).where(Face.person_id == person_id).order_by(Face.id)
-            ).all()
-            self._own[person_id] = _own_pairs(blobs_to_matrix(list(blobs)).astype(np.float64))
-        return self._own[person_id]
-
-
-def _own_pairs(x: np.ndarray) -> float:
-    """How far apart a person's own photos are: the ``OWN_PAIRS_PERCENTILE`` of their pair
-    distances, as the merge step measures it (on at most 100 faces); 0 for a single face."""
-    rng = np.random.default_rng(0)
-    return own_pairs(x, np.arange(len(x)), rng, thresholds.OWN_PAIRS_PERCENTILE)
-
-
-def suggest(
-    session: Session, person_id: int, index: NamedIndex, threshold: float | None = None
-) -> Suggestion | None:
-    """The named person this one most looks like, when the two look as alike as their own photos
-    do: the merge step's test (:func:`photocluster.people.clustering.merge_alike_clusters`). At
-    least ``MERGE_SHARE`` of the pairs across them (typical faces) must be within the larger of
-    the two people's own ``OWN_PAIRS_PERCENTILE`` pair distances, capped at ``threshold``
-    (``SAME_PERSON``); when neither has two faces, within ``PAIR_DISTANCE``."""
-    cap = thresholds.SAME_PERSON if threshold is None else threshold
-    rows = session.execute(
-        select(Face.id, Face.embedding).where(Face.person_id == person_id).order_by(Face.id)
-    ).all()
-    if not rows:
-        return None
-    x = blobs_to_matrix([r.embedding for r in rows]).astype(np.float64)
-    # the most typical faces, as the contact sheet shows them (contact_sheet.typical_faces)
-    order = np.argsort(np.linalg.norm(x - x.mean(axis=0), axis=1), kind="stable")
-    ranked = [int(rows[i].id) for i in order[:SUGGEST_FACES]]
-    faces = x[order[:SUGGEST_FACES]]
-    rejected_by = set(
-        session.scalars(select(Rejection.person_id).where(Rejection.face_id.in_(ranked)))
-    )
-    best = index.nearest(faces, exclude=rejected_by | {person_id})
-    if best is None:
-        return None
-    own = max(index.own(session, best[0]), _own_pairs(x))
-    limit = min(cap, own if own > 0 else thresholds.PAIR_DISTANCE)
-    cross = np.linalg.norm(faces[:, None, :] - index.faces_of(best[0])[None, :, :], axis=2)
-    if (cross <= limit).mean() < thresholds.MERGE_SHARE:
-        return None
-    return Suggestion(best[0], index.names[best[0]], best[1])
 
 
 # --- the loop -----------------------------------------------------------------------------------

@@ -453,7 +453,7 @@ def labelled_faces(session: Any, root: str) -> LabelledFaces:
     """The labelled face of every labelled photo under ``root`` (its largest face)."""
     from sqlalchemy import select
 
-    from photocluster.catalog.db import blobs_to_matrix
+    from photocluster.catalog.embeddings import blobs_to_matrix
     from photocluster.catalog.models import Face, Photo, PhotoStatus
 
     root = os.path.abspath(root)
@@ -503,7 +503,7 @@ def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0
     faces (each labelled photo's face nearest its label; see the module docstring)."""
     from sqlalchemy import func, select
 
-    from photocluster.catalog.db import blobs_to_matrix
+    from photocluster.catalog.embeddings import blobs_to_matrix
     from photocluster.catalog.models import Face, Photo
     from photocluster.people.assign import ClusterOptions, cluster_catalog
     from photocluster.people.thresholds import SAME_PERSON

@@ -18,11 +18,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import blobs_to_matrix
+from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person
 from photocluster.evaluation.evaluate import pairwise_prf
 from photocluster.people.assign import check_clusterable
-from photocluster.people.clustering import ClusterParams, cluster_embeddings
+from photocluster.people.clustering import cluster_embeddings
+from photocluster.people.params import ClusterParams
 from photocluster.progress import NoProgress, Progress
 
 DEFAULT_GRID: dict[str, Sequence[float | int]] = {

@@ -44,7 +44,8 @@ import numpy as np
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import EMBEDDING_DIM, Catalog, blobs_to_matrix
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.embeddings import EMBEDDING_DIM, blobs_to_matrix
 from photocluster.catalog.models import Face, Photo
 from photocluster.index.ann import hnsw_search_from, new_hnsw
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import Catalog, embedding_to_blob
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.fspath import printable
 from photocluster.catalog.models import Face, Photo, PhotoStatus
 from photocluster.catalog.roots import remember_root

@@ -46,32 +46,21 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from photocluster.people import knn_hdbscan
+from photocluster.people.params import ClusterParams
 from photocluster.people.thresholds import (
-    ATTACH_DISTANCE,
-    ATTACH_MARGIN,
-    ATTACH_MUTUAL,
     ATTACH_NEIGHBOURS,
-    ATTACH_SHARE,
-    EJECT_DISTANCE,
-    MERGE_DISTANCE,
-    MERGE_SHARE,
     MUTUAL_MIN_FACES,
     OWN_PAIRS_PERCENTILE,
-    PAIR_DISTANCE,
     SAME_PERSON,
-    SPLIT_SHARE,
-    SPREAD_RATIO,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from photocluster.people.knn_hdbscan import Neighbours
 
 NOISE = -1
 
@@ -81,63 +70,6 @@ NOISE = -1
 # Measured on 10 000 synthetic faces around real identities: k-NN path 2.9 s, pairwise F 0.929 vs
 # exact 0.930; on the 1 579 real faces of ../shared/faces both give 0.901 before the post-steps.
 _BIG = 4000
-
-
-@dataclass(frozen=True)
-class ClusterParams:
-    """Parameters of :func:`cluster_embeddings`; the defaults are the measured choice.
-
-    See ``bench/tune_cluster.py`` for the measurement and the sensitivity table.
-    """
-
-    min_cluster_size: int = 4
-    min_samples: int = 3
-    epsilon: float = 0.0  # HDBSCAN cluster_selection_epsilon
-    method: Literal["eom", "leaf"] = "eom"
-    attach_distance: float = ATTACH_DISTANCE  # 0 disables the attach step
-    merge_distance: float = MERGE_DISTANCE  # 0 disables the merge step (the default)
-    attach_margin: float = ATTACH_MARGIN  # runner-up must be at least this much further
-    eject_distance: float = EJECT_DISTANCE  # members further from their centroid: noise (0 = off)
-    pair_distance: float = PAIR_DISTANCE  # leftover faces this close form a small person (0 = off)
-    split_share: float = SPLIT_SHARE  # cut a cluster whose halves rarely look alike (0 = off)
-    merge_share: float = MERGE_SHARE  # join clusters that look alike as one person's (0 = off)
-    # a member further from its centroid than this many times the cluster's median: noise, and
-    # a leftover face joins a cluster only within it (0 = off)
-    spread_ratio: float = SPREAD_RATIO
-    # a leftover face joins a cluster only when this share of its nearest faces are in it
-    attach_share: float = ATTACH_SHARE
-    # ... or, beyond the spread, when this many of those count it among their nearest (0 = off)
-    attach_mutual: int = ATTACH_MUTUAL
-
-    def __post_init__(self) -> None:
-        if self.min_cluster_size < 2:
-            raise ValueError("min cluster size must be at least 2")
-        if self.min_samples < 1:
-            raise ValueError("min samples must be at least 1")
-        if self.method not in ("eom", "leaf"):
-            raise ValueError("selection method must be 'eom' or 'leaf'")
-        for name in (
-            "epsilon",
-            "attach_distance",
-            "merge_distance",
-            "attach_margin",
-            "eject_distance",
-            "pair_distance",
-            "split_share",
-            "merge_share",
-            "spread_ratio",
-            "attach_share",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name.replace('_', ' ')} must not be negative")
-        if self.split_share > 1:
-            raise ValueError("split share must be between 0 and 1")
-        if self.merge_share > 1:
-            raise ValueError("merge share must be between 0 and 1")
-        if self.attach_share > 1:
-            raise ValueError("attach share must be between 0 and 1")
-        if not 0 <= self.attach_mutual <= ATTACH_NEIGHBOURS:
-            raise ValueError(f"attach mutual must be between 0 and {ATTACH_NEIGHBOURS}")
 
 
 def as_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -171,7 +103,7 @@ def hdbscan_labels(
     x: np.ndarray,
     params: ClusterParams,
     single: bool = True,
-    neighbours: Neighbours | None = None,
+    neighbours: knn_hdbscan.Neighbours | None = None,
 ) -> np.ndarray:
     """Step 1 alone: HDBSCAN labels (-1 = noise). ``neighbours`` may supply the k-NN graph used
     above ``_BIG`` faces (e.g. from the face index); it is ignored below."""
@@ -180,9 +112,7 @@ def hdbscan_labels(
     if n < max(2, params.min_cluster_size):
         return np.full(n, NOISE, dtype=np.int64)
     if n > _BIG:
-        from photocluster.people.knn_hdbscan import knn_hdbscan_labels
-
-        return knn_hdbscan_labels(x, params, single, neighbours=neighbours)
+        return knn_hdbscan.knn_hdbscan_labels(x, params, single, neighbours=neighbours)
     import hdbscan  # heavy import, only when clustering
 
     algorithm = "generic"
@@ -1033,20 +963,18 @@ def enforce_cannot_link(
 
 
 def _knn_graph(
-    x: np.ndarray, params: ClusterParams, neighbours: Neighbours | None
+    x: np.ndarray, params: ClusterParams, neighbours: knn_hdbscan.Neighbours | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k-NN graph HDBSCAN uses above ``_BIG`` faces, built (or asked for) once."""
-    from photocluster.people.knn_hdbscan import DEFAULT_K, knn
-
-    k = min(len(x), max(DEFAULT_K, params.min_samples + 1))
-    return neighbours(k) if neighbours is not None else knn(x, k)
+    k = min(len(x), max(knn_hdbscan.DEFAULT_K, params.min_samples + 1))
+    return neighbours(k) if neighbours is not None else knn_hdbscan.knn(x, k)
 
 
 def cluster_embeddings(
     embeddings: np.ndarray,
     params: ClusterParams | None = None,
     groups: np.ndarray | None = None,
-    neighbours: Neighbours | None = None,
+    neighbours: knn_hdbscan.Neighbours | None = None,
 ) -> np.ndarray:
     """Label each face with a cluster (0..k-1) or -1 for noise.
 
@@ -1077,8 +1005,8 @@ def cluster_embeddings(
 
 
 def _distinct_neighbours(
-    neighbours: Neighbours, first: np.ndarray, copies: np.ndarray
-) -> Neighbours:
+    neighbours: knn_hdbscan.Neighbours, first: np.ndarray, copies: np.ndarray
+) -> knn_hdbscan.Neighbours:
     """The k-NN graph of the distinct faces (rows ``first``), from the graph of all faces:
     each distinct face's own row, neighbours renumbered, copies of one face kept once (the
     nearest), padded with -1 / inf where fewer than k distinct neighbours remain."""
@@ -1106,7 +1034,7 @@ def _cluster_distinct(
     x: np.ndarray,
     params: ClusterParams,
     groups: np.ndarray | None,
-    neighbours: Neighbours | None,
+    neighbours: knn_hdbscan.Neighbours | None,
 ) -> np.ndarray:
     """:func:`cluster_embeddings` on faces with no exact copies among them."""
     graph = None

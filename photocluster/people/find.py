@@ -31,7 +31,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import Catalog, blobs_to_matrix
+from photocluster.catalog.db import Catalog
+from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo
 from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.errors import PhotoclusterError

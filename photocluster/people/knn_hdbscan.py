@@ -28,7 +28,7 @@ import numpy as np
 from photocluster.index.ann import knn
 
 if TYPE_CHECKING:
-    from photocluster.people.clustering import ClusterParams
+    from photocluster.people.params import ClusterParams
 
 NOISE = -1
 # k -> (distances, indices) of each face's k nearest faces, as knn() returns them; e.g. from the

@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import blobs_to_matrix
+from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Meta, Person, Photo, Rejection
 from photocluster.people.find import CANDIDATE_FACES, Candidate, own_spread, verdict
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS, SPREAD_RATIO

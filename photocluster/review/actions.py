@@ -29,7 +29,7 @@ from photocluster.decisions.log import (
     validate_name,
 )
 from photocluster.errors import NotFound, PhotoclusterError
-from photocluster.people.assign import people_named_like, resolve_person
+from photocluster.people.queries import people_named_like, resolve_person
 
 _RELOAD = "Reload the page to see it as it is now; nothing was changed."
 

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from photocluster.catalog.models import Decision, Face, Meta, Person, Photo, PhotoStatus, Rejection
 from photocluster.decisions.contact_sheet import typical_faces
 from photocluster.decisions.log import LogEntry, history
-from photocluster.decisions.session import NamedIndex, suggest
+from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import NotFound
-from photocluster.people.assign import META_LAST_FACE, unassigned_count
+from photocluster.people.assign import META_LAST_FACE
+from photocluster.people.queries import unassigned_count
 from photocluster.people.unassigned import UnassignedReview, review_unassigned
 
 PEOPLE_PER_PAGE = 60
