@@ -218,7 +218,7 @@ def test_find_follows_the_catalog_after_it_changes(
 @pytest.fixture
 def fake_dlib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "photocluster.ingest.encoder.make_encoder", lambda params: FakeEncoder(params)
+        "photocluster.ingest.backends.make_encoder", lambda params: FakeEncoder(params)
     )
 
 
@@ -330,7 +330,7 @@ def test_cli_find_encodes_with_the_settings_the_catalog_was_scanned_with(
         used.append(params)
         return FakeEncoder(params)
 
-    monkeypatch.setattr("photocluster.ingest.encoder.make_encoder", factory)
+    monkeypatch.setattr("photocluster.ingest.backends.make_encoder", factory)
     photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
     result = runner.invoke(app, ["find", str(photo), "--db", db_path, "-q"])
     assert result.exit_code == 0, result.stderr

@@ -89,7 +89,7 @@ def find_command(
 
     Example: photocluster find party.jpg --top 3
     """
-    from photocluster.ingest.encoder import make_encoder
+    from photocluster.ingest.backends import make_encoder
     from photocluster.people.find import catalog_params, find_in_photo
 
     settings = make_settings(db, quiet)

@@ -765,7 +765,8 @@ def compare_command(
     Example: photocluster compare a.jpg b.jpg
     """
     from photocluster.evaluation.evaluate import encode_largest_face
-    from photocluster.ingest.encoder import EncoderParams, make_encoder
+    from photocluster.ingest.backends import make_encoder
+    from photocluster.ingest.encoder import EncoderParams
 
     params = EncoderParams()
     encoder = make_encoder(params)

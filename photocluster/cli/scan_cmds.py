@@ -267,7 +267,7 @@ def scan_command(
 def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
     """Decide once, before any worker starts, which descriptor code runs (converting dlib's
     model for ONNX Runtime the first time); a fallback to dlib is one line on stderr."""
-    from photocluster.ingest.encoder import make_encoder
+    from photocluster.ingest.backends import make_encoder
 
     if backend == "dlib":
         return functools.partial(make_encoder, backend="dlib"), "dlib"

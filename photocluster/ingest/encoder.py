@@ -164,19 +164,3 @@ class DlibEncoder:
 
             self._resnet = dlib.face_recognition_model_v1(self._resnet_path)
         return np.asarray(self._resnet.compute_face_descriptor(chips, jitters), np.float32)
-
-
-def make_encoder(
-    params: EncoderParams, backend: str = "dlib", onnx_path: str | None = None
-) -> FaceEncoder:
-    """The production encoder factory (picklable by reference for worker processes, also as a
-    ``functools.partial``). ``backend``: ``dlib``, or ``auto``/``onnx`` for dlib's descriptor
-    through ONNX Runtime (onnx_encoder.OnnxEncoder, with dlib as its fallback; `scan` decides
-    with onnx_encoder.choose_encoder). The model id is the same."""
-    if backend == "dlib":
-        return DlibEncoder(params.detector)
-    from pathlib import Path
-
-    from photocluster.ingest.onnx_encoder import OnnxEncoder
-
-    return OnnxEncoder(params.detector, Path(onnx_path) if onnx_path else None)

@@ -29,7 +29,8 @@ from photocluster.catalog.models import Face, Photo, PhotoStatus
 from photocluster.catalog.roots import remember_root
 from photocluster.errors import Interrupted
 from photocluster.ingest.analyse import PhotoResult, hash_file
-from photocluster.ingest.encoder import EncoderParams, make_encoder
+from photocluster.ingest.backends import make_encoder
+from photocluster.ingest.encoder import EncoderParams
 from photocluster.ingest.executors import EncoderFactory, Executor, Task, make_executor
 from photocluster.ingest.walker import FileEntry, WalkReport, resolve_root, walk_images
 from photocluster.progress import NoProgress, Progress
