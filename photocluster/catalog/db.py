@@ -434,6 +434,7 @@ def _at_newest_revision(engine: Engine) -> bool:
 def _migrate(catalog: Catalog) -> None:
     if _at_newest_revision(catalog.engine):
         return
+    # alembic (~0.1 s) loads only when the schema must be checked or upgraded
     from photocluster.catalog.migrate import current_revision, head_revision, upgrade
 
     if current_revision(catalog.engine) == head_revision():

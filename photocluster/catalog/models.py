@@ -20,7 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from photocluster.catalog.fspath import CatalogPath
-from photocluster.catalog.photo_status import PhotoStatus
 
 
 class Base(DeclarativeBase):
@@ -145,6 +144,5 @@ __all__ = [
     "Meta",
     "Person",
     "Photo",
-    "PhotoStatus",
     "Rejection",
 ]

@@ -89,6 +89,7 @@ def find_command(
 
     Example: photocluster find party.jpg --top 3
     """
+    # imported when this command runs: the module's other commands start without it
     from photocluster.ingest.backends import make_encoder
     from photocluster.people.find import catalog_params, find_in_photo
 
@@ -147,6 +148,7 @@ def index_command(
 
     Example: photocluster index --rebuild
     """
+    # imported when this command runs: the module's other commands start without it
     from photocluster.index.store import sync_index
 
     settings = make_settings(db, quiet)

@@ -503,6 +503,7 @@ def show_command(
 
 
 def _show_unassigned(settings: Settings, as_json: bool) -> None:
+    # imported when this command runs: the module's other commands start without it
     from photocluster.people.unassigned import review_unassigned
 
     with catalog_for(settings) as catalog, catalog.session() as session:
@@ -647,6 +648,7 @@ def eval_command(
     """
     import tempfile
 
+    # imported when this command runs: the module's other commands start without it
     from photocluster.catalog.db import open_catalog
     from photocluster.evaluation.evaluate import evaluate_catalog
     from photocluster.ingest.scan import ScanOptions, scan
@@ -764,6 +766,7 @@ def compare_command(
 
     Example: photocluster compare a.jpg b.jpg
     """
+    # imported when this command runs: the module's other commands start without it
     from photocluster.evaluation.evaluate import encode_largest_face
     from photocluster.ingest.backends import make_encoder
     from photocluster.ingest.encoder import EncoderParams

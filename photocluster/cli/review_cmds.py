@@ -55,6 +55,7 @@ def review_command(
 
     Example: photocluster review --port 8750 --no-browser
     """
+    # imported when this command runs: the module's other commands start without it
     from photocluster.review.server import (
         ReviewConfig,
         Server,

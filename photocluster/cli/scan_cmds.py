@@ -204,6 +204,7 @@ def scan_command(
 
     Example: photocluster scan ~/Pictures --jobs 2
     """
+    # imported when this command runs: the module's other commands start without it
     from photocluster.ingest.dask import DaskCluster
     from photocluster.ingest.scan import ScanOptions, scan
 
@@ -267,10 +268,12 @@ def scan_command(
 def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
     """Decide once, before any worker starts, which descriptor code runs (converting dlib's
     model for ONNX Runtime the first time); a fallback to dlib is one line on stderr."""
+    # imported when this command runs: the module's other commands start without it
     from photocluster.ingest.backends import make_encoder
 
     if backend == "dlib":
         return functools.partial(make_encoder, backend="dlib"), "dlib"
+    # imported when this command runs: the module's other commands start without it
     from photocluster.ingest.onnx_encoder import choose_encoder
 
     choice = choose_encoder(backend)
@@ -285,6 +288,7 @@ def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderF
 
 def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges | None:
     """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
+    # imported when this command runs: the module's other commands start without it
     from photocluster.people.assign import ClusterOptions, cluster_catalog, saved_params
     from photocluster.people.params import ClusterParams
 
@@ -301,6 +305,7 @@ def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges 
 
 def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
     """Keep `find`'s face index in step; a failure here is a note (`find` rebuilds it)."""
+    # imported when this command runs: the module's other commands start without it
     from photocluster.index.store import sync_index
 
     try:

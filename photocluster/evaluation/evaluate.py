@@ -37,8 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
 
+from photocluster.catalog.embeddings import EMBEDDING_DIM, blobs_to_matrix
+from photocluster.catalog.models import Face, Photo
+from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.errors import PhotoclusterError
+from photocluster.ingest.analyse import analyse_file
+from photocluster.people.assign import ClusterOptions, cluster_catalog
+from photocluster.people.thresholds import SAME_PERSON
 
 
 def singletonise(pred: np.ndarray) -> np.ndarray:
@@ -451,11 +458,6 @@ ScanRunner = Callable[[str], None]
 
 def labelled_faces(session: Any, root: str) -> LabelledFaces:
     """The labelled face of every labelled photo under ``root`` (its largest face)."""
-    from sqlalchemy import select
-
-    from photocluster.catalog.embeddings import blobs_to_matrix
-    from photocluster.catalog.models import Face, Photo, PhotoStatus
-
     root = os.path.abspath(root)
     prefix = root.rstrip(os.sep) + os.sep
     photos = session.execute(
@@ -477,7 +479,7 @@ def labelled_faces(session: Any, root: str) -> LabelledFaces:
     ids: list[int] = []
     labels: list[str] = []
     blobs: list[bytes] = []
-    result = LabelledFaces([], [], np.zeros((0, 128), np.float32), 0)
+    result = LabelledFaces([], [], np.zeros((0, EMBEDDING_DIM), np.float32), 0)
     for p in photos:
         label = label_of(p.path, root)
         if label is None:
@@ -501,13 +503,6 @@ def labelled_faces(session: Any, root: str) -> LabelledFaces:
 def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0.001) -> EvalResult:
     """Cluster a catalog holding a labelled folder (``--full``) and measure it on the scored
     faces (each labelled photo's face nearest its label; see the module docstring)."""
-    from sqlalchemy import func, select
-
-    from photocluster.catalog.embeddings import blobs_to_matrix
-    from photocluster.catalog.models import Face, Photo
-    from photocluster.people.assign import ClusterOptions, cluster_catalog
-    from photocluster.people.thresholds import SAME_PERSON
-
     root = os.path.abspath(root)
     with catalog.session() as session:
         lab = labelled_faces(session, root)
@@ -577,14 +572,12 @@ def evaluate_catalog(catalog: Any, root: str, params: Any, target_fmr: float = 0
 
 def encode_largest_face(path: str, encoder: Any, params: Any) -> np.ndarray:
     """The embedding of the largest face in one photo (for `compare`)."""
-    from photocluster.ingest.analyse import analyse_file
-
     try:
         st = os.stat(path)
     except OSError as exc:
         raise PhotoclusterError(f"Cannot read {path}: {exc.strerror}") from exc
     result = analyse_file(path, st.st_size, st.st_mtime_ns, encoder, params)
-    if result.status == "failed":
+    if result.status == PhotoStatus.FAILED:
         raise PhotoclusterError(f"Cannot read {path}: {result.error}")
     if not result.faces:
         raise PhotoclusterError(f"No face found in {path}.")

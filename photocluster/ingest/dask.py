@@ -34,6 +34,7 @@ from photocluster.errors import PhotoclusterError
 from photocluster.ingest.analyse import PhotoResult
 from photocluster.ingest.encoder import EncoderParams, FaceEncoder
 from photocluster.ingest.executors import EncoderFactory, Task, safe_analyse
+from photocluster.ingest.imaging import register_heif
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler before giving up
 WORKER_TIMEOUT = 30.0  # seconds to wait for a first worker to join
@@ -129,8 +130,6 @@ def _encoder_on_worker(token: str, factory: EncoderFactory, params: EncoderParam
     if encoder is None:
         with _worker_models_lock:
             if not _worker_models:
-                from photocluster.ingest.imaging import register_heif
-
                 register_heif()
             encoder = _worker_models[key] = factory(params)
     return encoder

@@ -23,6 +23,7 @@ from typing import Protocol
 from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.ingest.analyse import PhotoResult, analyse_file
 from photocluster.ingest.encoder import EncoderParams, FaceEncoder
+from photocluster.ingest.imaging import register_heif
 
 EncoderFactory = Callable[[EncoderParams], FaceEncoder]
 
@@ -110,8 +111,6 @@ def _init_worker(factory: EncoderFactory, params: EncoderParams, parent: int) ->
     global _worker_encoder, _worker_params
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _exit_with_parent(parent)
-    from photocluster.ingest.imaging import register_heif
-
     register_heif()
     _worker_encoder = factory(params)
     _worker_params = params

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from photocluster.catalog.db import Catalog
 from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.fspath import printable
-from photocluster.catalog.models import Face, Photo, PhotoStatus
+from photocluster.catalog.models import Face, Photo
+from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.catalog.roots import remember_root
 from photocluster.errors import Interrupted
 from photocluster.ingest.analyse import PhotoResult, hash_file

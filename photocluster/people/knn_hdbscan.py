@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photocluster.index.ann import knn
+from photocluster.people.thresholds import SAME_PERSON
 
 if TYPE_CHECKING:
     from photocluster.people.params import ClusterParams
@@ -188,8 +189,6 @@ def knn_hdbscan_labels(
 ) -> np.ndarray:
     """HDBSCAN labels (-1 = noise) from a k-NN graph: the interface of
     :func:`photocluster.people.clustering.hdbscan_labels`, for large ``x``."""
-    from photocluster.people.thresholds import SAME_PERSON
-
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError("embeddings must be a 2-d array (faces x dimensions)")

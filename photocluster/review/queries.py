@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.models import Decision, Face, Meta, Person, Photo, PhotoStatus, Rejection
+from photocluster.catalog.models import Decision, Face, Meta, Person, Photo, Rejection
+from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.decisions.contact_sheet import typical_faces
 from photocluster.decisions.log import LogEntry, history
 from photocluster.decisions.suggest import NamedIndex, suggest
