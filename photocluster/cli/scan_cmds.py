@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from photocluster.catalog.db import Catalog
 from photocluster.catalog.status import catalog_status, failed_photos
 from photocluster.cli.app import app
 from photocluster.cli.common import (
@@ -26,9 +25,10 @@ from photocluster.cli.common import (
 )
 from photocluster.errors import PhotoclusterError
 from photocluster.ingest.encoder import EncoderParams
-from photocluster.settings import Settings, demo_db, is_sample_library
+from photocluster.settings import demo_db, is_sample_library
 
 if TYPE_CHECKING:  # imported where used: `status` starts without the scanning machinery
+    from photocluster.index.store import SyncReport
     from photocluster.ingest.executors import EncoderFactory
     from photocluster.ingest.scan import ScanSummary
     from photocluster.people.assign import ClusterChanges
@@ -206,7 +206,8 @@ def scan_command(
     """
     # imported when this command runs: the module's other commands start without it
     from photocluster.ingest.dask import DaskCluster
-    from photocluster.ingest.scan import ScanOptions, scan
+    from photocluster.ingest.scan import ScanOptions
+    from photocluster.usecases import scan_library
 
     demo = db is None and is_sample_library(folder)
     settings = make_settings(demo_db() if demo else db, quiet)
@@ -249,9 +250,17 @@ def scan_command(
             )
         catalog = stack.enter_context(catalog_for(settings, write=True, verify=True))
         options.encoder_factory, descriptor = _encoder_factory(encoder, executor, settings.quiet)
-        summary = scan(catalog, options, TqdmProgress(settings.quiet))
-        clustered = None if no_cluster else _cluster_after_scan(catalog, settings)
-        _index_after_scan(catalog, settings)
+        result = scan_library(
+            catalog,
+            options,
+            settings.cache_dir,
+            cluster=not no_cluster,
+            progress=TqdmProgress(settings.quiet),
+        )
+        for note in result.notes:
+            err(f"note: {note}")
+        _say_index(result.index, settings.quiet)
+        summary, clustered = result.scan, result.clustered
     if as_json:
         out(json.dumps({**_summary_dict(summary, clustered), "descriptor": descriptor}, indent=2))
     else:
@@ -286,36 +295,11 @@ def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderF
     return functools.partial(make_encoder, backend=choice.backend, onnx_path=path), choice.backend
 
 
-def _cluster_after_scan(catalog: Catalog, settings: Settings) -> ClusterChanges | None:
-    """Incremental clustering after a scan; a catalog not ready for it is a note, not an error."""
-    # imported when this command runs: the module's other commands start without it
-    from photocluster.people.assign import ClusterOptions, cluster_catalog, saved_params
-    from photocluster.people.params import ClusterParams
-
-    try:
-        params = saved_params(catalog) or ClusterParams()
-        changes = cluster_catalog(
-            catalog, ClusterOptions(params=params), index_dir=settings.cache_dir
-        )
-    except PhotoclusterError as exc:
-        err(f"note: not clustered: {exc}")
-        return None
-    return changes
-
-
-def _index_after_scan(catalog: Catalog, settings: Settings) -> None:
-    """Keep `find`'s face index in step; a failure here is a note (`find` rebuilds it)."""
-    # imported when this command runs: the module's other commands start without it
-    from photocluster.index.store import sync_index
-
-    try:
-        _index, report = sync_index(catalog, settings.cache_dir)
-    except (OSError, PhotoclusterError) as exc:
-        err(f"note: face index not updated ({exc}); `photocluster index` retries.")
+def _say_index(report: SyncReport | None, quiet: bool) -> None:
+    """One line when the face index changed (a failure to update it is among the notes)."""
+    if report is None or report.not_saved or quiet:
         return
-    if report.not_saved:
-        err(f"note: face index not saved ({report.not_saved}); `find` rebuilds it.")
-    elif not settings.quiet and (report.rebuilt or report.added or report.removed):
+    if report.rebuilt or report.added or report.removed:
         graph = " and an HNSW graph for clustering" if report.kind == "hnsw" else ""
         err(f"Face index: {report.faces} faces{graph}.")
 
