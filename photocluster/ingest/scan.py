@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import Catalog
+from photocluster.catalog.db import Catalog, in_chunks
 from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.fspath import printable
 from photocluster.catalog.models import Face, Photo
@@ -112,23 +112,9 @@ def plan_scan(
     session: Session, root: Path, files: list[FileEntry], key: str, retry_failed: bool
 ) -> ScanPlan:
     """Compare the walk with the catalog. Hashes only files that may be moves."""
-    rows = session.execute(
-        select(
-            Photo.id,
-            Photo.path,
-            Photo.size,
-            Photo.mtime_ns,
-            Photo.encoder,
-            Photo.status,
-            Photo.content_hash,
-        ).where(Photo.path.startswith(_under(root), autoescape=True))
-    ).all()
-    known = {
-        r.path: _Known(r.id, r.size, r.mtime_ns, r.encoder, r.status, r.content_hash) for r in rows
-    }
-    on_disk = {f.path for f in files}
+    known = _known_under(session, root)
     todo: list[FileEntry] = []
-    candidates: list[FileEntry] = []
+    candidates: list[FileEntry] = []  # paths the catalog does not know: new, or moved here
     unchanged = unchanged_failed = 0
     for f in files:
         k = known.get(f.path)
@@ -144,18 +130,45 @@ def plan_scan(
             unchanged_failed += k.status == PhotoStatus.FAILED
         else:
             todo.append(f)
+    on_disk = {f.path for f in files}
     missing = {p: k for p, k in known.items() if p not in on_disk}
+    moves, new = _moves(session, root, candidates, missing)
+    todo.extend(f for f in candidates if f.path in new)
+    moved_ids = {source for source, _f, _digest in moves}
+    removals = [k.id for k in missing.values() if k.id not in moved_ids]
+    todo.sort(key=lambda f: f.path)
+    return ScanPlan(todo, new, moves, removals, unchanged, len(files), unchanged_failed)
 
-    # Moves: a new path whose content equals a photo that is no longer where it was.
-    sources: dict[tuple[int, str], int] = {}
+
+def _known_under(session: Session, root: Path) -> dict[str, _Known]:
+    """The catalog's photos under ``root``, by path."""
+    rows = session.execute(
+        select(
+            Photo.id,
+            Photo.path,
+            Photo.size,
+            Photo.mtime_ns,
+            Photo.encoder,
+            Photo.status,
+            Photo.content_hash,
+        ).where(Photo.path.startswith(_under(root), autoescape=True))
+    ).all()
+    return {
+        r.path: _Known(r.id, r.size, r.mtime_ns, r.encoder, r.status, r.content_hash) for r in rows
+    }
+
+
+def _moves(
+    session: Session, root: Path, candidates: list[FileEntry], missing: dict[str, _Known]
+) -> tuple[list[tuple[int, FileEntry, str]], set[str]]:
+    """Moves (a candidate whose content equals a photo no longer where it was: under ``root``,
+    or anywhere else in the catalog) and the candidates that are new."""
     sizes = {f.size for f in candidates}
     by_size: dict[int, list[tuple[int, str, str | None]]] = {}
     for path, k in missing.items():
         if k.size in sizes and k.status != PhotoStatus.FAILED:
             by_size.setdefault(k.size, []).append((k.id, path, k.content_hash))
-    size_list = sorted(sizes)
-    for i in range(0, len(size_list), 500):
-        chunk = size_list[i : i + 500]
+    for chunk in in_chunks(sorted(sizes)):
         for r in session.execute(
             select(Photo.id, Photo.path, Photo.size, Photo.content_hash, Photo.status).where(
                 Photo.size.in_(chunk), ~Photo.path.startswith(_under(root), autoescape=True)
@@ -163,6 +176,7 @@ def plan_scan(
         ):
             if r.status != PhotoStatus.FAILED and not os.path.exists(r.path):
                 by_size.setdefault(r.size, []).append((r.id, r.path, r.content_hash))
+    sources: dict[tuple[int, str], int] = {}
     for size, entries in by_size.items():
         for photo_id, _path, digest in entries:
             if digest:
@@ -182,10 +196,7 @@ def plan_scan(
                 moves.append((source, f, digest))
                 continue
         new.add(f.path)
-        todo.append(f)
-    removals = [k.id for k in missing.values() if k.id not in moved_ids]
-    todo.sort(key=lambda f: f.path)
-    return ScanPlan(todo, new, moves, removals, unchanged, len(files), unchanged_failed)
+    return moves, new
 
 
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -252,8 +263,8 @@ def _apply_moves_and_removals(session: Session, plan: ScanPlan) -> None:
             session.flush()
         photo.path, photo.size, photo.mtime_ns = entry.path, entry.size, entry.mtime_ns
         photo.content_hash = digest
-    for i in range(0, len(plan.removals), 500):
-        session.execute(delete(Photo).where(Photo.id.in_(plan.removals[i : i + 500])))
+    for chunk in in_chunks(plan.removals):
+        session.execute(delete(Photo).where(Photo.id.in_(chunk)))
 
 
 def scan(catalog: Catalog, options: ScanOptions, progress: Progress | None = None) -> ScanSummary:

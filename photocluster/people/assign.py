@@ -44,7 +44,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from photocluster.catalog.db import Catalog, hold_write_lock
+from photocluster.catalog.db import Catalog, hold_write_lock, in_chunks
 from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Meta, Person, Photo, Rejection
 from photocluster.errors import PhotoclusterError
@@ -703,12 +703,12 @@ def _apply(
         target = final[int(owner[i])]
         by_person[target if target != -1 else None].append(int(f.ids[i]))
     for person_id, face_ids in by_person.items():
-        for start in range(0, len(face_ids), 500):
+        for chunk in in_chunks(face_ids):
             # No ORM faces are loaded here: skip the per-statement scan of the session's
             # objects ("evaluate" sync), quadratic with 50 000 new people in the session.
             session.execute(
                 update(Face)
-                .where(Face.id.in_(face_ids[start : start + 500]))
+                .where(Face.id.in_(chunk))
                 .values(person_id=person_id)
                 .execution_options(synchronize_session=False)
             )
