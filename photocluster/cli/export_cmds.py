@@ -50,33 +50,41 @@ def _export_dict(s: ExportSummary) -> dict[str, object]:
     }
 
 
+# `export`'s options
+_ExportMode = Annotated[
+    str,
+    typer.Option(
+        help="symlink, hardlink or copy. Default auto: symlinks where DEST's filesystem "
+        "allows them, else copies. Links that are impossible fall back to copies.",
+        show_default=False,
+    ),
+]
+_ExportPerson = Annotated[
+    list[str] | None,
+    typer.Option("--person", "-p", help="Export only this person (name or id; repeatable)."),
+]
+_ExportIncludeUnnamed = Annotated[
+    bool,
+    typer.Option("--include-unnamed", help="Also export unnamed people as 'Unknown 0042'."),
+]
+_ExportDryRun = Annotated[
+    bool, typer.Option("--dry-run", "-n", help="Print what would change; change nothing.")
+]
+_ExportReport = Annotated[
+    str | None,
+    typer.Option(help="Also write the people report (JSON, photocluster.report/2) here."),
+]
+
+
 @app.command("export")
 def export_command(
     dest: Annotated[str, typer.Argument(help="Folder to fill with one sub-folder per person.")],
     db: DbOption = None,
-    mode: Annotated[
-        str,
-        typer.Option(
-            help="symlink, hardlink or copy. Default auto: symlinks where DEST's filesystem "
-            "allows them, else copies. Links that are impossible fall back to copies.",
-            show_default=False,
-        ),
-    ] = "auto",
-    person: Annotated[
-        list[str] | None,
-        typer.Option("--person", "-p", help="Export only this person (name or id; repeatable)."),
-    ] = None,
-    include_unnamed: Annotated[
-        bool,
-        typer.Option("--include-unnamed", help="Also export unnamed people as 'Unknown 0042'."),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Print what would change; change nothing.")
-    ] = False,
-    report: Annotated[
-        str | None,
-        typer.Option(help="Also write the people report (JSON, photocluster.report/2) here."),
-    ] = None,
+    mode: _ExportMode = "auto",
+    person: _ExportPerson = None,
+    include_unnamed: _ExportIncludeUnnamed = False,
+    dry_run: _ExportDryRun = False,
+    report: _ExportReport = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -114,80 +114,96 @@ def _print_summary(s: ScanSummary, clustered: ClusterChanges | None) -> None:
         err(f"warning: {warning}")
 
 
+# `scan`'s options
+_ENCODER_PARAMS_DEFAULTS = EncoderParams()
+_ScanJobs = Annotated[
+    int, typer.Option("--jobs", "-j", help="Worker processes (0 = every core).", min=0)
+]
+_ScanDetector = Annotated[
+    str, typer.Option(help="Face detector: hog (fast, default) or cnn (~30x slower on CPU).")
+]
+_ScanDetectSize = Annotated[
+    int,
+    typer.Option(
+        help="Long side (px) of the view the detector scans. With --upsample 1 the smallest "
+        "face found is ~80/2 px in that view: ~112 px on a 12-MP photo at 1440.",
+        min=160,
+    ),
+]
+_ScanUpsample = Annotated[
+    int,
+    typer.Option(help="Detector upsampling steps (each finds 2x smaller faces).", min=0, max=3),
+]
+_ScanSmallFaces = Annotated[
+    bool,
+    typer.Option(
+        "--small-faces",
+        help=f"Also find faces down to ~67 px on a 12-MP photo (detect size "
+        f"{SMALL_FACES_DETECT_SIZE}; measured 2.8x the decode+detect time).",
+    ),
+]
+_ScanIncludeHidden = Annotated[
+    bool, typer.Option("--include-hidden", help="Also scan hidden files and folders.")
+]
+_ScanRetryFailed = Annotated[
+    bool, typer.Option("--retry-failed", help="Try failed photos again even if unchanged.")
+]
+_ScanBatchSize = Annotated[
+    int, typer.Option(help="Photos written per transaction (a crash loses at most one).", min=1)
+]
+_ScanExecutor = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="Where photos are analysed: local (worker processes on this machine) or dask "
+        "(a Dask cluster, see --scheduler; workers must see FOLDER at the same path).",
+    ),
+]
+_ScanScheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help=f"Dask scheduler address for --executor dask, e.g. tcp://HOST:8786. "
+        f"Default: ${ENV_SCHEDULER}.",
+        envvar=ENV_SCHEDULER,
+        show_default=False,
+    ),
+]
+_ScanEncoder = Annotated[
+    str,
+    typer.Option(
+        "--encoder",
+        help="Face descriptor code: auto (dlib's network through ONNX Runtime, converted "
+        "once and checked against dlib; dlib if that fails), onnx (the same) or dlib. "
+        "The numbers are the same either way.",
+        envvar=ENV_ENCODER,
+    ),
+]
+_ScanNoCluster = Annotated[
+    bool,
+    typer.Option(
+        "--no-cluster",
+        help="Do not place new faces into people afterwards (see `photocluster cluster`).",
+    ),
+]
+
+
 @app.command("scan")
 def scan_command(
     folder: Annotated[str, typer.Argument(help="Folder of photos to scan (recursively).")],
     db: DbOption = None,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", help="Worker processes (0 = every core).", min=0)
-    ] = 0,
-    detector: Annotated[
-        str, typer.Option(help="Face detector: hog (fast, default) or cnn (~30x slower on CPU).")
-    ] = "hog",
-    detect_size: Annotated[
-        int,
-        typer.Option(
-            help="Long side (px) of the view the detector scans. With --upsample 1 the smallest "
-            "face found is ~80/2 px in that view: ~112 px on a 12-MP photo at 1440.",
-            min=160,
-        ),
-    ] = EncoderParams().detect_size,
-    upsample: Annotated[
-        int,
-        typer.Option(help="Detector upsampling steps (each finds 2x smaller faces).", min=0, max=3),
-    ] = EncoderParams().upsample,
-    small_faces: Annotated[
-        bool,
-        typer.Option(
-            "--small-faces",
-            help=f"Also find faces down to ~67 px on a 12-MP photo (detect size "
-            f"{SMALL_FACES_DETECT_SIZE}; measured 2.8x the decode+detect time).",
-        ),
-    ] = False,
-    include_hidden: Annotated[
-        bool, typer.Option("--include-hidden", help="Also scan hidden files and folders.")
-    ] = False,
-    retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Try failed photos again even if unchanged.")
-    ] = False,
-    batch_size: Annotated[
-        int, typer.Option(help="Photos written per transaction (a crash loses at most one).", min=1)
-    ] = 32,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            help="Where photos are analysed: local (worker processes on this machine) or dask "
-            "(a Dask cluster, see --scheduler; workers must see FOLDER at the same path).",
-        ),
-    ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help=f"Dask scheduler address for --executor dask, e.g. tcp://HOST:8786. "
-            f"Default: ${ENV_SCHEDULER}.",
-            envvar=ENV_SCHEDULER,
-            show_default=False,
-        ),
-    ] = None,
-    encoder: Annotated[
-        str,
-        typer.Option(
-            "--encoder",
-            help="Face descriptor code: auto (dlib's network through ONNX Runtime, converted "
-            "once and checked against dlib; dlib if that fails), onnx (the same) or dlib. "
-            "The numbers are the same either way.",
-            envvar=ENV_ENCODER,
-        ),
-    ] = "auto",
-    no_cluster: Annotated[
-        bool,
-        typer.Option(
-            "--no-cluster",
-            help="Do not place new faces into people afterwards (see `photocluster cluster`).",
-        ),
-    ] = False,
+    jobs: _ScanJobs = 0,
+    detector: _ScanDetector = "hog",
+    detect_size: _ScanDetectSize = _ENCODER_PARAMS_DEFAULTS.detect_size,
+    upsample: _ScanUpsample = _ENCODER_PARAMS_DEFAULTS.upsample,
+    small_faces: _ScanSmallFaces = False,
+    include_hidden: _ScanIncludeHidden = False,
+    retry_failed: _ScanRetryFailed = False,
+    batch_size: _ScanBatchSize = 32,
+    executor: _ScanExecutor = "local",
+    scheduler: _ScanScheduler = None,
+    encoder: _ScanEncoder = "auto",
+    no_cluster: _ScanNoCluster = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
