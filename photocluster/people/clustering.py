@@ -745,13 +745,7 @@ def attach_faces(
         # Only a face whose nearest faces give some cluster enough votes can pass the share
         # test below: the others (most strangers) need no centroid search, which is the cost
         # of this step at a million faces.
-        votes = np.sort(np.where(theirs >= 0, theirs, NOISE), axis=1)
-        run = np.ones(votes.shape, dtype=np.int64)
-        for j in range(1, votes.shape[1]):
-            same = (votes[:, j] == votes[:, j - 1]) & (votes[:, j] >= 0)
-            run[:, j] = np.where(same, run[:, j - 1] + 1, 1)
-        run[votes < 0] = 0
-        todo = np.flatnonzero(run.max(axis=1) >= share * near.shape[1])
+        todo = np.flatnonzero(_most_voted(theirs)[1] >= share * near.shape[1])
 
     def assign(which: np.ndarray, caps: np.ndarray | None) -> np.ndarray:
         return assign_to_centroids(
@@ -772,6 +766,15 @@ def attach_faces(
         if mutual > 0 and nearest is not None and limits is not None and len(todo):
             out = _attach_mutual(out, todo, assign, rows, theirs, near, share, mutual, nearest)
     return out
+
+
+def _most_voted(theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of cluster labels (-1: none), the label most of them carry and how many carry it
+    (-1 and 0 where none is a cluster)."""
+    votes = ((theirs[:, :, None] == theirs[:, None, :]) & (theirs[:, None, :] >= 0)).sum(axis=2)
+    best = np.argmax(votes, axis=1)
+    rows = np.arange(len(theirs))
+    return np.where(votes[rows, best] > 0, theirs[rows, best], NOISE), votes[rows, best]
 
 
 def _attach_mutual(
@@ -799,13 +802,9 @@ def _attach_mutual(
         return out
     # The evidence first (the cluster most of its nearest faces are in, and whether they count
     # it among theirs: read from the k-NN lists), then the centroid search for the few with it.
-    valid = near[rest] >= 0
-    mine = np.where(valid, theirs[rest], NOISE)
-    votes = ((mine[:, :, None] == mine[:, None, :]) & (mine[:, None, :] >= 0)).sum(axis=2)
-    best = np.argmax(votes, axis=1)
-    cand = mine[np.arange(len(rest)), best]
-    voted = (mine == cand[:, None]) & (cand[:, None] >= 0)
-    ok = (cand >= 0) & (voted.sum(axis=1) >= max(share * near.shape[1], mutual))
+    cand, count = _most_voted(theirs[rest])
+    voted = (theirs[rest] == cand[:, None]) & (cand[:, None] >= 0)
+    ok = (cand >= 0) & (count >= max(share * near.shape[1], mutual))
     rest, cand, voted = rest[ok], cand[ok], voted[ok]
     if len(rest) == 0:
         return out
