@@ -1,0 +1,309 @@
+"""A simulated user names a labelled library: how many actions until everyone is named right?
+
+On a copy of a scanned labelled catalog (``--set NAME=CATALOG:ROOT``, e.g. the scans of
+../shared/faces and ../shared/lfw-dev; the catalog itself is never changed), an oracle does what
+a person does, through the same core calls the commands make (actor "simulated user"):
+
+1. Names the largest unnamed person after the label most of its labelled faces carry (``rename``;
+   ``merge`` into that name when it is taken) and rejects the faces in it that are someone else,
+   one action per face. A person whose majority is a one-photo stranger, or who has no labelled
+   face, is skipped (no action: the user looks and moves on). ``--batch`` people per round.
+2. With suggestions on: answers every suggestion scored at least ``LIKELY`` (accept = ``assign``
+   or ``merge``, refuse = ``reject``: one action each) and, with learning on, relearns the
+   projection first when decisions changed enough (:func:`people.learn.ensure_projection`).
+3. Re-clusters incrementally between rounds (``cluster_catalog``), as after a scan.
+4. When no unnamed person is left to name, assigns by hand (one action per face) every labelled
+   face of a person with two or more photos that is not in its named person.
+
+The labelled face of a photo is the one most like its label's one-face photos (as `eval`
+scores); other faces in a photo have no known identity and count for nothing. Prints, per set and
+mode: actions per person (people = labels with 2+ photos), actions by kind, the share of those
+people's faces named without the user touching them (never passed to assign or to a suggestion
+answer), faces left wrongly named (labelled faces in a named person of another name, of anyone,
+strangers included, as a share of the labelled faces in named people), and how calibrated the
+suggestion scores were (share right per score band, over every scored suggestion with a known
+answer). Asserts nothing.
+
+    uv run python bench/simulated_user.py \\
+        --set faces=/work/cat/faces.sqlite3:../shared/faces \\
+        --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.embeddings import blobs_to_matrix
+from photocluster.catalog.models import Face, Person
+from photocluster.decisions.log import assign_faces, merge_people, reject_faces, rename_person
+from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
+from photocluster.people.assign import ClusterOptions, cluster_catalog
+from photocluster.people.suggestions import LIKELY, Suggestion, suggest
+
+ACTOR = "simulated user"
+MIN_SCORE = LIKELY  # suggestions the oracle answers (--min-score)
+BANDS = [(0.5, 0.7), (0.7, 0.85), (0.85, 0.95), (0.95, 1.01)]
+
+
+@dataclass
+class Truth:
+    label: dict[int, str]  # face id -> label, the labelled face of each photo only
+    people: set[str]  # labels with 2+ labelled photos
+
+
+def truth_of(catalog: Catalog, root: str) -> Truth:
+    with catalog.session() as s:
+        rows = s.execute(select(Face.id, Face.photo_id, Face.embedding).order_by(Face.id)).all()
+        lab = labelled_faces(s, root)
+    x = blobs_to_matrix([r.embedding for r in rows])
+    groups = np.array([r.photo_id for r in rows])
+    pos = {r.id: i for i, r in enumerate(rows)}
+    idx = np.array([pos[i] for i in lab.face_ids], dtype=np.int64)
+    names = sorted(set(lab.labels))
+    code = np.array([names.index(label) for label in lab.labels])
+    chosen = nearest_to_label(x, groups, idx, code)
+    label = {int(rows[r].id): lab.labels[j] for j, r in enumerate(chosen.tolist())}
+    counts = Counter(lab.labels)
+    return Truth(label, {n for n, c in counts.items() if c >= 2})
+
+
+@dataclass
+class Run:
+    actions: Counter[str] = field(default_factory=Counter)
+    touched: set[int] = field(default_factory=set)
+    skipped: set[int] = field(default_factory=set)  # unnamed people looked at and left
+    answered: set[tuple[tuple[int, ...], int]] = field(default_factory=set)
+    scored: list[tuple[float, bool]] = field(default_factory=list)  # (score, right)
+    rounds: int = 0
+    learn_notes: list[str] = field(default_factory=list)
+
+
+def majority(faces: list[int], truth: Truth) -> tuple[str | None, list[int]]:
+    """The label most of ``faces``' labelled faces carry, and the labelled faces that are not it."""
+    labels = [(f, truth.label[f]) for f in faces if f in truth.label]
+    if not labels:
+        return None, []
+    top, _n = Counter(lab for _f, lab in labels).most_common(1)[0]
+    return top, [f for f, lab in labels if lab != top]
+
+
+def people_faces(catalog: Catalog) -> tuple[dict[int, list[int]], dict[int, str], set[int]]:
+    with catalog.session() as s:
+        faces: dict[int, list[int]] = defaultdict(list)
+        for fid, pid in s.execute(
+            select(Face.id, Face.person_id).where(Face.person_id.is_not(None))
+        ):
+            faces[int(pid)].append(int(fid))
+        names = {int(p.id): p.name for p in s.execute(select(Person.id, Person.name)) if p.name}
+        hidden = {int(p) for p in s.scalars(select(Person.id).where(Person.hidden.is_(True)))}
+    return faces, names, hidden
+
+
+def name_round(catalog: Catalog, truth: Truth, run: Run, batch: int) -> int:
+    """Name (or merge) up to ``batch`` of the largest unnamed people; how many were named."""
+    done = 0
+    while done < batch:
+        faces, names, hidden = people_faces(catalog)
+        todo = sorted(
+            (p for p in faces if p not in names and p not in hidden and p not in run.skipped),
+            key=lambda p: (-len(faces[p]), p),
+        )
+        if not todo:
+            break
+        pid = todo[0]
+        label, wrong = majority(faces[pid], truth)
+        if label is None or label not in truth.people:
+            run.skipped.add(pid)
+            continue
+        by_name = {n: p for p, n in names.items()}
+        with catalog.session() as s:
+            if wrong:
+                reject_faces(s, wrong, actor=ACTOR, person=pid)
+                run.actions["reject"] += len(wrong)
+                run.touched.update(wrong)
+            if label in by_name:
+                merge_people(s, [pid], by_name[label], actor=ACTOR)
+                run.actions["merge"] += 1
+            else:
+                rename_person(s, pid, label, actor=ACTOR)
+                run.actions["name"] += 1
+            s.commit()
+        done += 1
+    return done
+
+
+def answer_suggestions(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
+    """Answer each named person's suggestions scored LIKELY or more, shown together as `name`
+    shows them (one sheet per person): one action accepts the right ones, one refuses the wrong
+    ones. How many suggestions were answered."""
+    transform, space = None, "raw"
+    with catalog.session() as s:
+        if learn:
+            transform, space = _projection(s, run)
+            s.commit()
+        result = suggest(s, transform=transform, space=space)
+    sheets: dict[int, list[tuple[Suggestion, bool, list[int]]]] = defaultdict(list)
+    for item in result.items:
+        best = item.best
+        if best is None or best.score is None:
+            continue
+        label, wrong = majority(list(item.face_ids), truth)
+        right = label is not None and label == best.name
+        if label is not None:
+            run.scored.append((best.score, right))
+        key = (item.face_ids, best.person_id)
+        if best.score < MIN_SCORE or key in run.answered or label is None:
+            continue
+        run.answered.add(key)
+        sheets[best.person_id].append((item, right, wrong))
+    for pid, items in sheets.items():
+        yes = [(i, w) for i, r, w in items if r]
+        no = [i for i, r, _w in items if not r]
+        with catalog.session() as s:
+            if yes:
+                run.actions["accept"] += 1
+                faces = [f for i, _w in yes if i.person_id is None for f in i.face_ids]
+                if faces:
+                    assign_faces(s, faces, pid, actor=ACTOR, create=False)
+                for i, w in yes:
+                    if i.person_id is not None:
+                        if w:
+                            reject_faces(s, w, actor=ACTOR, person=i.person_id)
+                        merge_people(s, [i.person_id], pid, actor=ACTOR)
+                run.actions["reject"] += sum(len(w) for _i, w in yes)
+            if no:
+                run.actions["refuse"] += 1
+                reject_faces(s, [f for i in no for f in i.face_ids], actor=ACTOR, person=pid)
+            s.commit()
+        for i, _r, _w in items:
+            run.touched.update(i.face_ids)
+    return sum(len(v) for v in sheets.values())
+
+
+def _projection(s, run: Run):  # type: ignore[no-untyped-def]
+    try:
+        from photocluster.people.learn import ensure_projection
+    except ImportError:
+        return None, "raw"
+    proj = ensure_projection(s)
+    if proj is None:
+        return None, "raw"
+    run.learn_notes.append(f"{proj.method} gain {proj.gain:+.3f}")
+    return proj.transform, f"learned ({proj.method})"
+
+
+def finish_by_hand(catalog: Catalog, truth: Truth, run: Run) -> None:
+    """Assign every labelled face of a 2+-photo person that is not in its named person."""
+    faces, names, _hidden = people_faces(catalog)
+    where = {f: p for p, fs in faces.items() for f in fs}
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for fid, label in truth.label.items():
+        if label in truth.people and names.get(where.get(fid, -1)) != label:
+            by_label[label].append(fid)
+    for label, fids in sorted(by_label.items()):
+        with catalog.session() as s:
+            assign_faces(s, fids, label, actor=ACTOR, create=True)
+            s.commit()
+        run.actions["assign"] += len(fids)
+        run.touched.update(fids)
+
+
+def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "catalog.sqlite3")
+        shutil.copy(db, copy)
+        catalog = open_catalog(copy)
+        truth = truth_of(catalog, root)
+        run = Run()
+        t0 = time.perf_counter()
+        while True:
+            run.rounds += 1
+            named = name_round(catalog, truth, run, batch)
+            answered = answer_suggestions(catalog, truth, run, learn) if suggestions else 0
+            cluster_catalog(catalog, ClusterOptions())
+            if not named and not answered:
+                break
+        finish_by_hand(catalog, truth, run)
+        report(catalog, truth, run, time.perf_counter() - t0)
+        catalog.close()
+
+
+def report(catalog: Catalog, truth: Truth, run: Run, seconds: float) -> None:
+    faces, names, _hidden = people_faces(catalog)
+    where = {f: p for p, fs in faces.items() for f in fs}
+    people = len({lab for lab in truth.label.values() if lab in truth.people})
+    theirs = [f for f, lab in truth.label.items() if lab in truth.people]
+    untouched = sum(
+        1 for f in theirs if f not in run.touched and names.get(where.get(f, -1)) == truth.label[f]
+    )
+    in_named = [f for f in truth.label if where.get(f, -1) in names]
+    wrong = sum(1 for f in in_named if names[where[f]] != truth.label[f])
+    total = sum(run.actions.values())
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(run.actions.items()))
+    print(
+        f"  actions per person {total / max(1, people):.2f} ({total} for {people} people; "
+        f"{kinds}); rounds {run.rounds}; {seconds:.0f} s"
+    )
+    print(
+        f"  named without being touched {untouched / max(1, len(theirs)):.1%} of "
+        f"{len(theirs)} faces; "
+        f"left wrongly named {wrong} of {len(in_named)} ({wrong / max(1, len(in_named)):.2%})"
+    )
+    if run.scored:
+        cells = []
+        for lo, hi in BANDS:
+            band = [r for sc, r in run.scored if lo <= sc < hi]
+            if band:
+                cells.append(
+                    f"[{lo:.2f},{min(hi, 1.0):.2f}) {np.mean(band):.0%} right of {len(band)}"
+                )
+        low = [r for sc, r in run.scored if sc < LIKELY]
+        print(
+            f"  suggestion scores: {'; '.join(cells)}; below {LIKELY}: "
+            f"{np.mean(low) if low else 0:.0%} right of {len(low)}"
+        )
+    if run.learn_notes:
+        print(f"  learning: {run.learn_notes[-1]} (last of {len(run.learn_notes)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", action="append", required=True, help="NAME=CATALOG:ROOT")
+    ap.add_argument("--mode", choices=["off", "suggestions", "learn", "all"], default="all")
+    ap.add_argument("--batch", type=int, default=5, help="people named per round")
+    ap.add_argument("--min-score", type=float, default=LIKELY, help="suggestions answered")
+    args = ap.parse_args()
+    global MIN_SCORE
+    MIN_SCORE = args.min_score
+    modes = {
+        "off": [("off (peers: no suggestions, no learning)", False, False)],
+        "suggestions": [("suggestions, raw embedding", True, False)],
+        "learn": [("suggestions + learned projection", True, True)],
+    }
+    chosen = (
+        modes["off"] + modes["suggestions"] + modes["learn"]
+        if args.mode == "all"
+        else modes[args.mode]
+    )
+    for spec in args.set:
+        name, rest = spec.split("=", 1)
+        db, root = rest.split(":", 1)
+        for title, sugg, learn in chosen:
+            print(f"{name}: {title}", flush=True)
+            simulate(db, root, suggestions=sugg, learn=learn, batch=args.batch)
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""`suggestions`: who each face in no person (and each small unnamed person) may be."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from photocluster.cli.app import app
+from photocluster.cli.common import (
+    DbOption,
+    JsonOption,
+    catalog_for,
+    count,
+    err,
+    make_settings,
+    out,
+)
+from photocluster.people.suggestions import LIKELY, SMALL_PERSON_FACES, Suggestion, as_json, suggest
+
+MinScore = Annotated[
+    float,
+    typer.Option(
+        help="Show suggestions whose best score is at least this (0 = all, with the ones "
+        "probably nobody you named).",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
+@app.command("suggestions")
+def suggestions_command(
+    db: DbOption = None,
+    as_json_: JsonOption = False,
+    min_score: MinScore = LIKELY,
+) -> None:
+    """Who may each face in no person be, and each small unnamed person (up to {small} faces):
+    the named people it may be, best first, each with a score, the chance it is that person.
+
+    Scores are measured on your own names (each named face looked up as if new, and as a
+    stranger would be; every rejection counts too), so they sharpen as you name. Accept one
+    with `assign FACE... --to NAME` (or `merge PERSON --into NAME`); refuse it with `reject
+    FACE... --from NAME`, and that person is never suggested for those faces again. `name`
+    offers them after the unnamed people. Reads only.
+
+    Example: photocluster suggestions --min-score 0.8
+    """
+    settings = make_settings(db)
+    with catalog_for(settings) as catalog, catalog.session() as session:
+        result = suggest(session)
+        if as_json_:
+            out(json.dumps(as_json(session, result, min_score), indent=2))
+            return
+    if result.note:
+        err(result.note)
+    shown = [s for s in result.items if s.score >= min_score] if min_score > 0 else result.items
+    for s in shown:
+        out(_line(s))
+    left = len(result.items) - len(shown)
+    err(
+        f"{count(len(shown), 'suggestion')} (best score {min_score} or more)"
+        + (f"; {left} more below it (--min-score 0 lists them)" if left else "")
+        + f"; distances in the {result.space} embedding."
+    )
+    if result.unclustered:
+        err(
+            f"{count(result.unclustered, 'face')} not clustered yet (not suggested): run "
+            "`photocluster cluster`."
+        )
+
+
+suggestions_command.__doc__ = (suggestions_command.__doc__ or "").replace(
+    "{small}", str(SMALL_PERSON_FACES)
+)
+
+
+def _line(s: Suggestion) -> str:
+    """`face 12` or `person 7 (3 faces)`, then each candidate with its score."""
+    what = (
+        f"face {s.face_ids[0]}"
+        if s.person_id is None
+        else f"person {s.person_id} ({count(len(s.face_ids), 'face')})"
+    )
+    who = "; ".join(
+        f"{c.name} {'?' if c.score is None else f'{c.score:.2f}'}" for c in s.candidates
+    )
+    verdict = "probably nobody you named" if s.nobody else f"probably {s.candidates[0].name}"
+    return f"{what}\t{verdict}\t{who or 'no named person near'}"
