@@ -239,6 +239,11 @@ def describe_group(g: FaceGroup) -> str:
         f"{e.near_faces} of the {e.of} nearest faces are theirs"
     )
     if g.likely:
+        if g.score is not None:
+            return (
+                f"Looks like {g.label}: score {g.score:.2f}, the chance it is them, measured on "
+                f"your own names; {facts}."
+            )
         sure = "known" if e.known and not e.probably else "probably"
         return f"Looks like {g.label} ({sure}): {facts}."
     return f"Probably nobody you named. Nearest: {g.label}, {facts}."

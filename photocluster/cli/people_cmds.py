@@ -504,10 +504,10 @@ def show_command(
 
 def _show_unassigned(settings: Settings, as_json: bool) -> None:
     # imported when this command runs: the module's other commands start without it
-    from photocluster.people.unassigned import review_unassigned
+    from photocluster.people.suggestions import review_with_suggestions
 
     with catalog_for(settings) as catalog, catalog.session() as session:
-        review = review_unassigned(session)
+        review = review_with_suggestions(session)
     if as_json:
         out(
             json.dumps(
@@ -522,6 +522,7 @@ def _show_unassigned(settings: Settings, as_json: bool) -> None:
                                 zip(("left", "top", "right", "bottom"), f.box, strict=True)
                             ),
                             "verdict": f.verdict,
+                            "score": None if f.score is None else round(f.score, 4),
                             "nearest": None
                             if f.best is None
                             else {
@@ -542,6 +543,8 @@ def _show_unassigned(settings: Settings, as_json: bool) -> None:
     err(f"Faces in no person: {review.faces}, in {count(len(review.groups), 'group')}")
     for g in review.groups:
         who = f"probably {g.label}" if g.likely else "probably nobody you named"
+        if g.likely and g.score is not None:
+            who += f" (score {g.score:.2f})"
         if not g.likely and g.person_id is not None:
             who += f" (nearest: {g.label})"
         for f in g.faces:

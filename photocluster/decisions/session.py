@@ -84,7 +84,8 @@ from photocluster.decisions.prompter import (
 from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import PhotoclusterError
 from photocluster.people.queries import list_people, resolve_person
-from photocluster.people.unassigned import FaceGroup, review_unassigned, unclustered_faces
+from photocluster.people.suggestions import review_with_suggestions
+from photocluster.people.unassigned import FaceGroup, unclustered_faces
 
 # --- what the human sees and answers ------------------------------------------------------------
 
@@ -339,7 +340,7 @@ def _review(
     followed by a marker that groups again what answers sent back (``x``, undo)."""
     queue = deque(e for e in queue if e[0] != "faces")
     with catalog.session() as s:
-        review = review_unassigned(s, exclude=st.skipped_faces)
+        review = review_with_suggestions(s, exclude=st.skipped_faces)
     if not st.reviewed:
         summary.faces_queued = review.faces
     st.reviewed, st.dirty = True, False
@@ -387,7 +388,9 @@ def _subject(group: FaceGroup) -> str:
 
 def _title(group: FaceGroup) -> str:
     if group.likely:
-        return f"In no person, probably {group.label}"
+        score = group.score
+        scored = f" (score {score:.2f})" if score is not None else ""
+        return f"In no person, probably {group.label}{scored}"
     if group.person_id is None:
         return "In no person, probably nobody you named"
     return f"In no person, probably nobody you named (nearest: {group.label})"

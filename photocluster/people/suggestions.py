@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib import resources
 from typing import Any
@@ -45,7 +45,15 @@ from photocluster.catalog.db import in_chunks
 from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
-from photocluster.people.unassigned import last_clustered_face, unclustered_faces
+from photocluster.people.find import Candidate as FindCandidate
+from photocluster.people.unassigned import (
+    UnassignedFace,
+    UnassignedReview,
+    group_faces,
+    last_clustered_face,
+    review_unassigned,
+    unclustered_faces,
+)
 
 SMALL_PERSON_FACES = 10  # unnamed people up to this size are suggested as a whole
 CANDIDATES = 3  # named people ranked per face or small person
@@ -132,6 +140,7 @@ class _Library:
     centroid: dict[int, np.ndarray]
     spread: dict[int, float]  # median distance of their faces to the centroid
     size: dict[int, int]
+    photo: np.ndarray  # photo id per face
     members: dict[int, np.ndarray] = field(default_factory=dict)  # up to MEMBER_FACES each
 
     def nearest_face(self, y: np.ndarray, pid: int) -> float:
@@ -188,10 +197,13 @@ def suggest(
 
 
 def _load(session: Session, transform: Transform | None) -> _Library | None:
-    rows = session.execute(select(Face.id, Face.person_id, Face.embedding).order_by(Face.id)).all()
+    rows = session.execute(
+        select(Face.id, Face.person_id, Face.embedding, Face.photo_id).order_by(Face.id)
+    ).all()
     if not rows:
         return None
     ids = np.array([r[0] for r in rows], dtype=np.int64)
+    photo = np.array([r[3] for r in rows], dtype=np.int64)
     owner = np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64)
     x = blobs_to_matrix([r[2] for r in rows])
     y = np.asarray(transform(x) if transform is not None else x, dtype=np.float64)
@@ -205,7 +217,7 @@ def _load(session: Session, transform: Transform | None) -> _Library | None:
     for face_id, person_id in session.execute(select(Rejection.face_id, Rejection.person_id)):
         if int(face_id) in row_of:
             rejected[row_of[int(face_id)]].add(int(person_id))
-    lib = _Library(ids, owner, y, names, rejected, {}, {}, {})
+    lib = _Library(ids, owner, y, names, rejected, {}, {}, {}, photo)
     for pid in names:
         members = y[owner == pid]
         if len(members) == 0:
@@ -300,6 +312,8 @@ def _top(d: dict[int, float]) -> list[int]:
 def _evidence(lib: _Library, knn: _Neighbours, rows: np.ndarray) -> list[_Row]:
     """Candidates of one face (or of a small person's faces: median evidence) with evidence."""
     banned = set().union(*(lib.rejected.get(int(r), set()) for r in rows.tolist()))
+    # One face per photo: a person who already has a face in the photo is not a candidate.
+    banned |= {int(p) for p in lib.owner[np.isin(lib.photo, lib.photo[rows])].tolist() if p >= 0}
     pids = [p for p in lib.names if p not in banned]
     if not pids:
         return []
@@ -432,6 +446,49 @@ def _fit(lib: _Library, knn: _Neighbours) -> _Model | None:
         intercept,
     )
     return _Model(coef, intercept, cal)
+
+
+def with_scores(review: UnassignedReview, result: Suggestions) -> UnassignedReview:
+    """``review`` (faces in no person, grouped as `find` weighs them) regrouped by the scored
+    suggestions: a face whose best named candidate scores ``LIKELY`` or more is offered as that
+    person, with its score; a face nearest a named person that scores below it is probably
+    nobody you named. Faces nearest an unnamed or hidden person keep `find`'s verdict. Unchanged
+    when there are no scores (too few names)."""
+    if result.calibration is None:
+        return review
+    by_face = {s.face_ids[0]: s for s in result.items if s.person_id is None}
+    faces: list[UnassignedFace] = []
+    for group in review.groups:
+        for f in group.faces:
+            s = by_face.get(f.face_id)
+            best = s.best if s is not None else None
+            if best is None or best.score is None:
+                faces.append(f)
+            elif best.score >= LIKELY:
+                cand = next(
+                    (
+                        c
+                        for c in (f.best, f.runner_up)
+                        if c is not None and c.person_id == best.person_id
+                    ),
+                    FindCandidate(best.person_id, best.name, False, best.distance, best.distance),
+                )
+                faces.append(replace(f, verdict="probably", best=cand, score=best.score))
+            elif f.best is not None and f.best.name is not None and not f.best.hidden:
+                faces.append(replace(f, verdict="unknown", score=best.score))
+            else:
+                faces.append(f)
+    return UnassignedReview(group_faces(faces), review.unclustered)
+
+
+def review_with_suggestions(
+    session: Session, *, exclude: Collection[int] = (), transform: Transform | None = None
+) -> UnassignedReview:
+    """:func:`review_unassigned` with the scored suggestions (:func:`with_scores`)."""
+    review = review_unassigned(session, exclude=exclude)
+    if not review.groups:
+        return review
+    return with_scores(review, suggest(session, transform=transform))
 
 
 SCHEMA = "photocluster.suggestions/1"

@@ -43,6 +43,7 @@ class UnassignedFace:
     verdict: str  # known | probably | unknown, as `find` says it
     best: Candidate | None  # nearest person by their mean face (None: no person near at all)
     runner_up: Candidate | None
+    score: float | None = None  # the suggestion's score for ``best`` (people.suggestions), if any
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class FaceGroup:
     hidden: bool
     likely: bool  # the verdict is known/probably: offer them as this person
     faces: list[UnassignedFace]  # most likely first (nearest that person's mean face)
+
+    @property
+    def score(self) -> float | None:
+        """The median suggestion score of the faces, when they have scores."""
+        scores = [f.score for f in self.faces if f.score is not None]
+        return float(np.median(scores)) if scores else None
 
     @property
     def label(self) -> str:

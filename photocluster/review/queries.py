@@ -24,7 +24,8 @@ from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import NotFound
 from photocluster.people.assign import META_LAST_FACE
 from photocluster.people.queries import unassigned_count
-from photocluster.people.unassigned import UnassignedReview, review_unassigned
+from photocluster.people.suggestions import review_with_suggestions
+from photocluster.people.unassigned import UnassignedReview
 
 PEOPLE_PER_PAGE = 60
 SAMPLES = 5  # face crops shown for each person on the people page
@@ -315,6 +316,7 @@ class GroupView:
     limit: float | None  # the candidate's own spread x SPREAD_RATIO
     known: int
     probably: int
+    chance: float | None = None  # the suggestion's score (people.suggestions), when scored
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,7 @@ class ReviewCache:
         with self._lock:
             if state == self._state and self._review is not None:
                 return self._review
-        review = review_unassigned(session)
+        review = review_with_suggestions(session)
         with self._lock:
             self._state, self._review = state, review
         return review
@@ -423,6 +425,7 @@ def unassigned_view(
                 limit=ev.limit if ev else None,
                 known=ev.known if ev else 0,
                 probably=ev.probably if ev else 0,
+                chance=g.score if g.likely else None,
             )
         )
     return UnassignedView(views, review.faces, review.unclustered, page, pages)

@@ -1,0 +1,249 @@
+"""Suggestions: who a face in no person (or a small unnamed person) may be, with a score fitted
+on the catalog's own names; never a person the face was rejected from."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import jsonschema
+import numpy as np
+import pytest
+from sqlalchemy import insert, select, update
+from typer.testing import CliRunner
+
+from photocluster.catalog.db import Catalog, open_catalog
+from photocluster.catalog.embeddings import embedding_to_blob
+from photocluster.catalog.models import Face, Meta, Person, Photo
+from photocluster.cli import app
+from photocluster.decisions.log import reject_faces, rename_person, set_hidden
+from photocluster.ingest.encoder import EncoderParams
+from photocluster.people.assign import META_LAST_FACE
+from photocluster.people.suggestions import (
+    LIKELY,
+    SCHEMA,
+    as_json,
+    review_with_suggestions,
+    suggest,
+    suggestions_schema,
+)
+
+PEOPLE = 6
+PHOTOS = 8
+
+
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    u = rng.normal(size=128)
+    return u / np.linalg.norm(u)
+
+
+def _library(seed: int = 3) -> tuple[list[np.ndarray], list[int | None], dict[str, np.ndarray]]:
+    """People of PHOTOS faces (~0.2 from their centre, centres ~0.8 apart), each with one odd
+    photo 0.33 from their centre (beyond 1.5x their spread: clustering leaves it), and three
+    strangers far from everyone."""
+    rng = np.random.default_rng(seed)
+    base = _unit(rng) * 0.5
+    faces: list[np.ndarray] = []
+    owner: list[int | None] = []
+    extra: dict[str, np.ndarray] = {}
+    for k in range(PEOPLE):
+        centre = base + 0.55 * _unit(rng)
+        for _ in range(PHOTOS):
+            faces.append(centre + 0.2 * _unit(rng))
+            owner.append(k)
+        extra[f"odd{k}"] = centre + 0.33 * _unit(rng)
+    for k in range(3):
+        extra[f"stranger{k}"] = base + 0.75 * _unit(rng)
+    return faces, owner, extra
+
+
+def _photo(s, path: str) -> int:  # type: ignore[no-untyped-def]
+    return int(
+        s.execute(
+            insert(Photo).returning(Photo.id),
+            {
+                "path": path,
+                "size": 1,
+                "mtime_ns": 0,
+                "status": "ok",
+                "encoder": EncoderParams().key(),
+                "scanned_at": datetime.now(),
+            },
+        ).scalar_one()
+    )
+
+
+def _face(s, photo: int, vector: np.ndarray, person: int | None, left: int = 0) -> int:  # type: ignore[no-untyped-def]
+    return int(
+        s.execute(
+            insert(Face).returning(Face.id),
+            {
+                "photo_id": photo,
+                "left": left,
+                "top": 0,
+                "right": left + 100,
+                "bottom": 100,
+                "size": 100,
+                "embedding": embedding_to_blob(np.asarray(vector, dtype=np.float32)),
+                "person_id": person,
+            },
+        ).scalar_one()
+    )
+
+
+@pytest.fixture
+def named(catalog: Catalog) -> dict[str, int]:
+    """The library as clustering leaves it: each person of PHOTOS faces named after its index,
+    the odd photos and strangers in no person. Returns face ids of the odd/stranger faces (and
+    person ids as 'person{k}')."""
+    faces, owner, extra = _library()
+    ids: dict[str, int] = {}
+    with catalog.session() as s:
+        people = {}
+        for k in range(PEOPLE):
+            p = Person(name=None, hidden=False, created_at=datetime.now())
+            s.add(p)
+            s.flush()
+            people[k] = p.id
+            ids[f"person{k}"] = p.id
+        for i, (vector, k) in enumerate(zip(faces, owner, strict=True)):
+            _face(
+                s, _photo(s, f"/photos/{i:03d}.jpg"), vector, people[k] if k is not None else None
+            )
+        for key, vector in extra.items():
+            ids[key] = _face(s, _photo(s, f"/photos/{key}.jpg"), vector, None)
+        last = max(ids[k] for k in extra)
+        s.add(Meta(key=META_LAST_FACE, value=str(last)))
+        s.commit()
+        for k in range(PEOPLE):
+            rename_person(s, people[k], f"Person {k}", actor="test")
+        s.commit()
+    return ids
+
+
+def _by_face(catalog: Catalog) -> dict[int, object]:
+    with catalog.session() as s:
+        result = suggest(s)
+    return {item.face_ids[0]: item for item in result.items if item.person_id is None}
+
+
+def test_an_odd_photo_is_suggested_as_its_person_and_a_stranger_as_nobody(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    got = _by_face(catalog)
+    for k in range(PEOPLE):
+        item = got[named[f"odd{k}"]]
+        assert item.best.person_id == named[f"person{k}"]  # type: ignore[attr-defined]
+        assert item.best.score is not None  # type: ignore[attr-defined]
+    odd = [got[named[f"odd{k}"]].score for k in range(PEOPLE)]  # type: ignore[attr-defined]
+    strangers = [got[named[f"stranger{k}"]] for k in range(3)]
+    assert all(s.nobody for s in strangers)  # type: ignore[attr-defined]
+    assert min(odd) > max(s.score for s in strangers)  # type: ignore[attr-defined]
+    assert np.median(odd) >= LIKELY
+
+
+def test_a_person_the_face_was_rejected_from_is_never_suggested(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    face, person = named["odd0"], named["person0"]
+    with catalog.session() as s:
+        reject_faces(s, [face], actor="test", person=person)
+        s.commit()
+    item = _by_face(catalog)[face]
+    assert person not in [c.person_id for c in item.candidates]  # type: ignore[attr-defined]
+    with catalog.session() as s:
+        review = review_with_suggestions(s)
+    for group in review.groups:
+        if any(f.face_id == face for f in group.faces):
+            assert group.person_id != person
+
+
+def test_hidden_people_and_people_already_in_the_photo_are_not_candidates(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    with catalog.session() as s:
+        set_hidden(s, named["person1"], True, actor="test")
+        # a second face in a photo of person 2, looking like person 2
+        photo, vector = s.execute(
+            select(Face.photo_id, Face.embedding).where(Face.person_id == named["person2"])
+        ).first()
+        twin = _face(s, photo, np.frombuffer(vector, dtype="<f4"), None, left=300)
+        s.execute(update(Meta).where(Meta.key == META_LAST_FACE).values(value=str(twin)))
+        s.commit()
+    got = _by_face(catalog)
+    assert named["person1"] not in [c.person_id for c in got[named["odd1"]].candidates]  # type: ignore[attr-defined]
+    assert named["person2"] not in [c.person_id for c in got[twin].candidates]  # type: ignore[attr-defined]
+
+
+def test_a_reopened_catalog_gives_the_same_suggestions(
+    catalog: Catalog, db_path: str, named: dict[str, int]
+) -> None:
+    with catalog.session() as s:
+        first = as_json(s, suggest(s))
+    catalog.close()
+    again = open_catalog(db_path)
+    try:
+        with again.session() as s:
+            second = as_json(s, suggest(s))
+    finally:
+        again.close()
+    assert first == second and first["suggestions"]
+
+
+def test_too_few_names_rank_without_a_score_and_say_so(catalog: Catalog) -> None:
+    faces, owner, extra = _library()
+    with catalog.session() as s:
+        p = Person(name="Only One", hidden=False, created_at=datetime.now())
+        s.add(p)
+        s.flush()
+        for i, (vector, k) in enumerate(zip(faces, owner, strict=True)):
+            if k == 0:
+                _face(s, _photo(s, f"/photos/{i:03d}.jpg"), vector, p.id)
+        odd = _face(s, _photo(s, "/photos/odd.jpg"), extra["odd0"], None)
+        s.add(Meta(key=META_LAST_FACE, value=str(odd)))
+        s.commit()
+        result = suggest(s)
+    assert result.calibration is None and result.note and "Too few names" in result.note
+    (item,) = result.items
+    assert item.best is not None and item.best.name == "Only One" and item.best.score is None
+    assert item.nobody  # unscored: never offered as that person
+
+
+def test_nothing_to_suggest_before_clustering_or_naming(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        assert "cluster" in (suggest(s).note or "")
+
+
+def test_suggestions_json_validates_against_its_schema(db_path: str, named: dict[str, int]) -> None:
+    result = CliRunner().invoke(app, ["suggestions", "--json", "--min-score", "0", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    jsonschema.validate(doc, suggestions_schema())
+    assert doc["schema"] == SCHEMA and doc["calibration"]["named_people"] == PEOPLE
+    faces = {s["faces"][0]["id"]: s for s in doc["suggestions"]}
+    odd = faces[named["odd3"]]
+    assert odd["candidates"][0]["name"] == "Person 3"
+    assert odd["faces"][0]["photo"] == "/photos/odd3.jpg"
+
+
+def test_suggestions_cli_lists_the_likely_ones_and_counts_the_rest(
+    db_path: str, named: dict[str, int]
+) -> None:
+    result = CliRunner().invoke(app, ["suggestions", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines and all("\tprobably Person " in line for line in lines)
+    assert "more below it (--min-score 0 lists them)" in result.stderr
+    everything = CliRunner().invoke(app, ["suggestions", "--min-score", "0", "--db", db_path])
+    assert "probably nobody you named" in everything.stdout
+
+
+def test_show_unassigned_offers_scored_faces_as_their_person(
+    db_path: str, named: dict[str, int]
+) -> None:
+    result = CliRunner().invoke(app, ["show", "unassigned", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    odd = [line for line in result.stdout.splitlines() if "odd" in line]
+    assert any("probably Person" in line and "(score 0." in line for line in odd)
+    strangers = [line for line in result.stdout.splitlines() if "stranger" in line]
+    assert strangers and all("probably nobody you named" in line for line in strangers)
