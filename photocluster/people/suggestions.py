@@ -44,8 +44,8 @@ from sqlalchemy.orm import Session
 from photocluster.catalog.db import in_chunks
 from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo, Rejection
-from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.people.find import Candidate as FindCandidate
+from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.people.unassigned import (
     UnassignedFace,
     UnassignedReview,
