@@ -7,10 +7,14 @@ a person does, through the same core calls the commands make (actor "simulated u
 1. Names the largest unnamed person after the label most of its labelled faces carry (``rename``;
    ``merge`` into that name when it is taken) and rejects the faces in it that are someone else,
    one action per face. A person whose majority is a one-photo stranger, or who has no labelled
-   face, is skipped (no action: the user looks and moves on). ``--batch`` people per round.
-2. With suggestions on: answers every suggestion scored at least ``LIKELY`` (accept = ``assign``
-   or ``merge``, refuse = ``reject``: one action each) and, with learning on, relearns the
-   projection first when decisions changed enough (:func:`people.learn.ensure_projection`).
+   face, is skipped (no action: the user looks and moves on). A round is one `name` session:
+   every unnamed person in the queue (``--batch`` caps how many), then step 2.
+2. With suggestions on: answers `name`'s sheets of suggestions (faces in no person whose best
+   named candidate scores ``--min-score``, default ``LIKELY``, or more; 24 to a sheet, each
+   captioned with its person): one action refuses the wrong ones (``x 3 7``), one accepts the
+   rest (Enter). With learning on, the projection is relearned first when decisions changed
+   enough (:func:`people.projection.ensure_projection`). Small unnamed people are named or merged
+   in step 1, as `name` queues them.
 3. Re-clusters incrementally between rounds (``cluster_catalog``), as after a scan.
 4. When no unnamed person is left to name, assigns by hand (one action per face) every labelled
    face of a person with two or more photos that is not in its named person.
@@ -46,10 +50,17 @@ from sqlalchemy import select
 from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person
-from photocluster.decisions.log import assign_faces, merge_people, reject_faces, rename_person
+from photocluster.decisions.contact_sheet import DEFAULT_COUNT
+from photocluster.decisions.log import (
+    answer_suggestions,
+    assign_faces,
+    merge_people,
+    reject_faces,
+    rename_person,
+)
 from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
 from photocluster.people.assign import ClusterOptions, cluster_catalog
-from photocluster.people.suggestions import LIKELY, Suggestion, suggest
+from photocluster.people.suggestions import LIKELY, suggest
 
 ACTOR = "simulated user"
 MIN_SCORE = LIKELY  # suggestions the oracle answers (--min-score)
@@ -143,52 +154,46 @@ def name_round(catalog: Catalog, truth: Truth, run: Run, batch: int) -> int:
     return done
 
 
-def answer_suggestions(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
-    """Answer each named person's suggestions scored LIKELY or more, shown together as `name`
-    shows them (one sheet per person): one action accepts the right ones, one refuses the wrong
-    ones. How many suggestions were answered."""
+def answer_sheets(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
+    """Answer the faces `name` offers on its sheet of suggestions (every face in no person
+    whose best named candidate scores ``--min-score`` or more, most likely first, DEFAULT_COUNT
+    to a sheet): per sheet, one action refuses the wrong ones (``x 3 7``), one accepts the rest
+    (Enter). How many suggestions were answered."""
     transform, space = None, "raw"
     with catalog.session() as s:
         if learn:
             transform, space = _projection(s, run)
             s.commit()
         result = suggest(s, transform=transform, space=space)
-    sheets: dict[int, list[tuple[Suggestion, bool, list[int]]]] = defaultdict(list)
+    offered: list[tuple[int, int, bool]] = []  # (face, person, right)
     for item in result.items:
         best = item.best
-        if best is None or best.score is None:
+        if best is None or best.score is None or item.person_id is not None:
             continue
-        label, wrong = majority(list(item.face_ids), truth)
+        label, _wrong = majority(list(item.face_ids), truth)
         right = label is not None and label == best.name
         if label is not None:
             run.scored.append((best.score, right))
-        key = (item.face_ids, best.person_id)
-        if best.score < MIN_SCORE or key in run.answered or label is None:
+        face = item.face_ids[0]
+        if best.score < MIN_SCORE or (face, best.person_id) in run.answered:
             continue
-        run.answered.add(key)
-        sheets[best.person_id].append((item, right, wrong))
-    for pid, items in sheets.items():
-        yes = [(i, w) for i, r, w in items if r]
-        no = [i for i, r, _w in items if not r]
+        run.answered.add((face, best.person_id))
+        # a face without a label is not somebody named here: the oracle refuses it
+        offered.append((face, best.person_id, right))
+    for start in range(0, len(offered), DEFAULT_COUNT):
+        sheet = offered[start : start + DEFAULT_COUNT]
+        no = {f: p for f, p, right in sheet if not right}
+        yes = {f: p for f, p, right in sheet if right}
         with catalog.session() as s:
-            if yes:
-                run.actions["accept"] += 1
-                faces = [f for i, _w in yes if i.person_id is None for f in i.face_ids]
-                if faces:
-                    assign_faces(s, faces, pid, actor=ACTOR, create=False)
-                for i, w in yes:
-                    if i.person_id is not None:
-                        if w:
-                            reject_faces(s, w, actor=ACTOR, person=i.person_id)
-                        merge_people(s, [i.person_id], pid, actor=ACTOR)
-                run.actions["reject"] += sum(len(w) for _i, w in yes)
             if no:
+                answer_suggestions(s, no, accept=False, actor=ACTOR)
                 run.actions["refuse"] += 1
-                reject_faces(s, [f for i in no for f in i.face_ids], actor=ACTOR, person=pid)
+            if yes:
+                answer_suggestions(s, yes, accept=True, actor=ACTOR)
+                run.actions["accept"] += 1
             s.commit()
-        for i, _r, _w in items:
-            run.touched.update(i.face_ids)
-    return sum(len(v) for v in sheets.values())
+        run.touched.update(f for f, _p, _r in sheet)
+    return len(offered)
 
 
 def _projection(s, run: Run):  # type: ignore[no-untyped-def]
@@ -230,7 +235,7 @@ def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) 
         while True:
             run.rounds += 1
             named = name_round(catalog, truth, run, batch)
-            answered = answer_suggestions(catalog, truth, run, learn) if suggestions else 0
+            answered = answer_sheets(catalog, truth, run, learn) if suggestions else 0
             cluster_catalog(catalog, ClusterOptions())
             if not named and not answered:
                 break
@@ -281,7 +286,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", action="append", required=True, help="NAME=CATALOG:ROOT")
     ap.add_argument("--mode", choices=["off", "suggestions", "learn", "all"], default="all")
-    ap.add_argument("--batch", type=int, default=5, help="people named per round")
+    ap.add_argument("--batch", type=int, default=1_000_000, help="people named per round")
     ap.add_argument("--min-score", type=float, default=LIKELY, help="suggestions answered")
     args = ap.parse_args()
     global MIN_SCORE

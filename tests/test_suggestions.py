@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.embeddings import embedding_to_blob
-from photocluster.catalog.models import Face, Meta, Person, Photo
+from photocluster.catalog.models import Face, Meta, Person, Photo, Rejection
 from photocluster.cli import app
-from photocluster.decisions.log import reject_faces, rename_person, set_hidden
+from photocluster.decisions.log import history, reject_faces, rename_person, set_hidden
+from photocluster.decisions.prompter import FacesItem, ScriptedPrompter
+from photocluster.decisions.session import NamingOptions, run_naming
 from photocluster.ingest.encoder import EncoderParams
 from photocluster.people.assign import META_LAST_FACE
 from photocluster.people.suggestions import (
@@ -247,3 +249,36 @@ def test_show_unassigned_offers_scored_faces_as_their_person(
     assert any("probably Person" in line and "(score 0." in line for line in odd)
     strangers = [line for line in result.stdout.splitlines() if "stranger" in line]
     assert strangers and all("probably nobody you named" in line for line in strangers)
+
+
+def test_name_offers_the_likely_faces_on_one_captioned_sheet_and_answers_them_at_once(
+    catalog: Catalog, named: dict[str, int], tmp_path
+) -> None:
+    """One sheet holds every likely suggestion, each tile captioned with its person; `x N`
+    refuses some (one decision), Enter accepts the rest (one decision), undo restores both."""
+    prompter = ScriptedPrompter(["x 1", "", "q"])
+    run_naming(catalog, prompter, tmp_path / "cache", NamingOptions())
+    sheets = [i for i in prompter.shown if isinstance(i, FacesItem) and i.group.suggested]
+    assert sheets, prompter.said
+    first = sheets[0]
+    offered = {f.face_id: f.best.person_id for f in first.group.faces}  # type: ignore[union-attr]
+    odd = {named[f"odd{k}"]: named[f"person{k}"] for k in range(PEOPLE)}
+    assert set(offered) <= set(odd) and len(offered) >= PEOPLE // 2
+    assert all(odd[f] == p for f, p in offered.items())  # each offered as its own person
+    refused = first.sheet.numbers[1]
+    assert len(refused) == 1
+    with catalog.session() as s:
+        owner = dict(s.execute(select(Face.id, Face.person_id).where(Face.id.in_(list(odd)))).all())
+        rejected = set(s.execute(select(Rejection.face_id, Rejection.person_id)).all())
+    assert (refused[0], offered[refused[0]]) in rejected and owner[refused[0]] is None
+    accepted = [f for f in offered if f != refused[0]]
+    assert accepted and all(owner[f] == offered[f] for f in accepted)
+    with catalog.session() as s:
+        (last,) = history(s, 1)
+    assert last.action == "assign" and "accepted suggestions" in last.summary
+    # one `u` undoes the whole sheet's acceptance: those faces are in no person again
+    again = ScriptedPrompter(["u", "q"])
+    run_naming(catalog, again, tmp_path / "cache", NamingOptions())
+    with catalog.session() as s:
+        still = dict(s.execute(select(Face.id, Face.person_id).where(Face.id.in_(accepted))).all())
+    assert all(p is None for p in still.values())

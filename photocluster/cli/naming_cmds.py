@@ -173,7 +173,12 @@ class TerminalPrompter:
         )
         out(f"  {describe_group(g)}")
         self._show_sheet(item.sheet.path, item)
-        if item.suggestion:
+        if item.group.suggested:
+            out(
+                "Enter: each is who its caption says; x 3 7: those are not (they come back "
+                "with their next guess); 3 7 = NAME: those are NAME."
+            )
+        elif item.suggestion:
             out(f"Enter: they are {item.suggestion.name}; a name: they are that person.")
         else:
             out("Say who they are (a name, or 3 7 = NAME for some), or s to leave them for now.")
@@ -226,6 +231,11 @@ class TerminalPrompter:
 
 def describe_group(g: FaceGroup) -> str:
     """Who a group of faces in no person probably is, and `find`'s evidence, in one line."""
+    if g.suggested:
+        return (
+            "Under each face: who it probably is and the chance (its score, measured on your "
+            "own names)."
+        )
     e = g.evidence()
     if e is None:
         return "Probably nobody you named: nobody in the catalog looks like them."

@@ -316,11 +316,14 @@ def compose(
     title: str | None = None,
     marked: Sequence[int] = (),
     extra: Mapping[int, int] | None = None,
+    captions: Mapping[int, str] | None = None,
 ) -> Image.Image:
     """A grid of ``(number, face_id, crop)`` tiles, each with its number and face id.
 
     ``title``: a line above the grid; ``marked``: tile numbers drawn in orange (the least
-    typical); ``extra``: near duplicates each tile stands for, printed as ``+2``.
+    typical); ``extra``: near duplicates each tile stands for, printed as ``+2``; ``captions``:
+    a line under a tile (by face id) instead of its face id, cut to the tile's width (what
+    follows a tab in it is never cut: "Ada Lovelace\t0.91").
     """
     rows = max(1, math.ceil(len(tiles) / columns))
     cols = max(1, min(columns, len(tiles)))
@@ -342,6 +345,14 @@ def compose(
         draw.text((x + 4, y + 1), str(number), fill=(255, 255, 80), font=big)
         more = (extra or {}).get(number, 0)
         label = f"face {face_id}" + (f" +{more}" if more else "")
+        caption = (captions or {}).get(face_id)
+        if caption is not None:  # "text\tkept": the text is cut to fit, never what is kept
+            text, _tab, kept = caption.partition("\t")
+            kept = (f" {kept}" if kept else "") + (f" +{more}" if more else "")
+            label = text + kept
+            while len(text) > 1 and draw.textlength(label, font=small) > tile - 4:
+                text = text[:-1]
+                label = text.rstrip() + "…" + kept
         draw.text((x + 2, y + tile + 2), label, fill=(170, 170, 170), font=small)
     return sheet
 
@@ -495,11 +506,12 @@ def build_faces_sheet(
     cache: CropCache | None = None,
     page: int = 0,
     numbers: SheetNumbers | None = None,
+    captions: Mapping[int, str] | None = None,
 ) -> ContactSheet:
     """Draw page ``page`` (clamped to the last) of the faces ``ranked`` ((face id, distance),
     most typical first) as ``cache_dir/sheets/<subject>-<digest>.jpg``; older drawings of the
     same subject are removed. ``numbers``: the numbering to continue (kept by the caller while
-    the subject is shown)."""
+    the subject is shown); ``captions``: a line under a face's tile instead of its id."""
     if count < 1:
         raise ValueError("a contact sheet needs at least one face")
     numbers = numbers if numbers is not None else SheetNumbers()
@@ -529,7 +541,13 @@ def build_faces_sheet(
     extra = {f.number: len(f.faces) - 1 for f in faces}
     digest = hashlib.sha1(
         repr(
-            (heading, cache.tile, columns, [(f.number, f.faces, f.problem) for f in faces])
+            (
+                heading,
+                cache.tile,
+                columns,
+                [(f.number, f.faces, f.problem) for f in faces],
+                sorted((captions or {}).items()),
+            )
         ).encode()
     ).hexdigest()[:10]
     folder = Path(cache_dir) / "sheets"
@@ -539,7 +557,15 @@ def build_faces_sheet(
         if old != path:
             old.unlink(missing_ok=True)
     if tiles:
-        image = compose(tiles, cache.tile, columns, title=heading, marked=marked, extra=extra)
+        image = compose(
+            tiles,
+            cache.tile,
+            columns,
+            title=heading,
+            marked=marked,
+            extra=extra,
+            captions=captions,
+        )
     else:
         image = _placeholder(cache.tile, "no faces")
     image.save(path, format="JPEG", quality=88)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -508,6 +508,55 @@ def assign_faces(
     )
 
 
+def answer_suggestions(
+    session: Session,
+    pairs: Mapping[int, int],
+    *,
+    accept: bool,
+    actor: str,
+) -> Decision:
+    """Answer suggestions for several faces at once, each about its own named person
+    (``pairs``: face id -> person id), as one decision (one undo restores them all).
+
+    ``accept``: each face goes into its person, confirmed (a rejection of it by that person is
+    lifted). Otherwise each face is recorded as not its person (and leaves it, if in it), as
+    `reject_faces` does.
+    """
+    hold_write_lock(session, "accept" if accept else "refuse")
+    faces = _faces_by_id(session, sorted(pairs))
+    people = {int(pid) for pid in pairs.values()}
+    for pid in sorted(people):
+        if session.get(Person, pid) is None:
+            raise NotFound(f"No person {pid}.")
+    previous = {f.person_id for f in faces.values() if f.person_id is not None}
+    snap = _Snapshot(session, sorted(people | previous), sorted(faces))
+    existing = {(r.face_id, r.person_id) for r in _rejections_in_scope(session, [], sorted(faces))}
+    now = _now()
+    for fid, face in sorted(faces.items()):
+        pid = int(pairs[fid])
+        if accept:
+            session.execute(
+                delete(Rejection).where(Rejection.person_id == pid, Rejection.face_id == fid)
+            )
+            face.person_id, face.confirmed = pid, True
+        else:
+            if (fid, pid) not in existing:
+                session.add(Rejection(face_id=fid, person_id=pid, created_at=now))
+            if face.person_id == pid:
+                face.person_id, face.confirmed = None, False
+    session.flush()
+    whom = ", ".join(f"person {pid}" for pid in sorted(people))
+    ids = ", ".join(str(f) for f in sorted(faces)[:12]) + (" ..." if len(faces) > 12 else "")
+    verb = "accepted" if accept else "refused"
+    return _record(
+        session,
+        snap,
+        actor=actor,
+        action="assign" if accept else "reject",
+        summary=f"{verb} suggestions for {len(faces)} face(s) ({whom}): {ids}",
+    )
+
+
 def set_hidden(session: Session, person: PersonRef, hidden: bool, *, actor: str) -> Decision:
     """Hide a person from the naming queue and listings (``hidden=False`` shows it again)."""
     hold_write_lock(session, "hide" if hidden else "unhide")
@@ -569,6 +618,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "LogEntry",
     "NameConflict",
+    "answer_suggestions",
     "assign_faces",
     "find_person_by_name",
     "history",

@@ -31,8 +31,10 @@ HELP = """\
   2 near duplicates, and an answer about it covers all three."""
 
 FACES_HELP = """\
-  These faces are in no person. They are grouped by the person each looks most like.
-  Enter      they are the suggested person (the faces on this page), or skip when there is none
+  These faces are in no person. They are grouped by the person each looks most like; first a
+  sheet of the likely ones, each captioned with who it probably is and the chance.
+  Enter      they are the suggested person (on that first sheet: each is who its caption
+             says), or skip when there is none
   NAME       the faces on this page are NAME (an existing person, after asking, or a new one)
   3 7 = NAME faces 3 and 7 are NAME
   x 3 7      faces 3 and 7 are not the suggested person (they come back with another guess)

@@ -60,6 +60,7 @@ from photocluster.decisions.contact_sheet import (
     typical_faces,
 )
 from photocluster.decisions.log import (
+    answer_suggestions,
     assign_faces,
     find_person_by_name,
     merge_people,
@@ -84,7 +85,7 @@ from photocluster.decisions.prompter import (
 from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import PhotoclusterError
 from photocluster.people.queries import list_people, resolve_person
-from photocluster.people.suggestions import review_with_suggestions
+from photocluster.people.suggestions import review_with_suggestions, suggested_group
 from photocluster.people.unassigned import FaceGroup, unclustered_faces
 
 # --- what the human sees and answers ------------------------------------------------------------
@@ -340,7 +341,7 @@ def _review(
     followed by a marker that groups again what answers sent back (``x``, undo)."""
     queue = deque(e for e in queue if e[0] != "faces")
     with catalog.session() as s:
-        review = review_with_suggestions(s, exclude=st.skipped_faces)
+        review = suggested_group(review_with_suggestions(s, exclude=st.skipped_faces))
     if not st.reviewed:
         summary.faces_queued = review.faces
     st.reviewed, st.dirty = True, False
@@ -383,10 +384,14 @@ def _person_item(
 
 
 def _subject(group: FaceGroup) -> str:
+    if group.suggested:
+        return "unassigned-suggested"
     return f"unassigned-{group.person_id or 'nobody'}-{'likely' if group.likely else 'far'}"
 
 
 def _title(group: FaceGroup) -> str:
+    if group.suggested:
+        return "In no person: who each probably is, and the chance"
     if group.likely:
         score = group.score
         scored = f" (score {score:.2f})" if score is not None else ""
@@ -412,18 +417,19 @@ def _show_faces(
     ids = [f.face_id for f in group.faces if f.face_id not in st.skipped_faces]
     with catalog.session() as s:
         left = set(s.scalars(select(Face.id).where(Face.id.in_(ids), Face.person_id.is_(None))))
-        if group.person_id is not None:  # `x`: not this person, so not this group any more
-            left -= set(
-                s.scalars(
-                    select(Rejection.face_id).where(
-                        Rejection.person_id == group.person_id, Rejection.face_id.in_(ids)
-                    )
-                )
-            )
+        left -= _refused(s, group, ids)
         if not left:
             return NEXT
         members = [f for f in group.faces if f.face_id in left]
         ranked = [(f.face_id, f.best.centroid_distance if f.best else 0.0) for f in members]
+        captions = None
+        if group.suggested:  # most likely first; each tile says who and how likely
+            ranked = [(f.face_id, 1.0 - (f.score or 0.0)) for f in members]
+            captions = {
+                f.face_id: f"{f.best.name}\t{f.score or 0.0:.2f}"
+                for f in members
+                if f.best is not None
+            }
         subject = _subject(group)
         sheet = build_faces_sheet(
             s,
@@ -436,10 +442,13 @@ def _show_faces(
             cache=st.cache,
             page=st.pages.get(subject, 0),
             numbers=st.sheet_numbers(subject),
+            captions=captions,
         )
         photos = s.scalar(select(func.count(func.distinct(Face.photo_id))).where(Face.id.in_(left)))
     suggestion = None
-    if group.likely and group.person_id is not None:
+    if group.suggested:
+        suggestion = Suggestion(0, "who their captions say", 0.0)
+    elif group.likely and group.person_id is not None:
         distance = float(np.median([d for _f, d in ranked]))
         suggestion = Suggestion(group.person_id, group.name or group.label, distance)
     position, total = st.groups_done + 1, st.groups_done + pending
@@ -447,6 +456,26 @@ def _show_faces(
     prompter.show(item)
     summary.shown += 1
     return _faces_answer_loop(catalog, prompter, item, names, options, summary, st)
+
+
+def _refused(s: Session, group: FaceGroup, ids: Sequence[int]) -> set[int]:
+    """Faces of ``group`` refused since it was made (`x`): not its person (or, on a sheet of
+    suggestions, not the person each was offered as), so not this group any more."""
+    if group.suggested:
+        offered = {f.face_id: f.best.person_id for f in group.faces if f.best is not None}
+        rows = s.execute(
+            select(Rejection.face_id, Rejection.person_id).where(Rejection.face_id.in_(ids))
+        )
+        return {int(f) for f, p in rows if offered.get(int(f)) == p}
+    if group.person_id is None:
+        return set()
+    return set(
+        s.scalars(
+            select(Rejection.face_id).where(
+                Rejection.person_id == group.person_id, Rejection.face_id.in_(ids)
+            )
+        )
+    )
 
 
 def _page(answer: Answer, sheet: ContactSheet, subject: str, st: _State) -> bool:
@@ -596,7 +625,7 @@ def _faces_answer_loop(
                 "leave them as they are, or say who they are."
             )
             continue
-        if answer.kind == AnswerKind.REJECT and group.person_id is None:
+        if answer.kind == AnswerKind.REJECT and group.person_id is None and not group.suggested:
             prompter.say("Nobody is suggested for these faces: say who they are, or skip (s).")
             continue
         try:
@@ -632,6 +661,8 @@ def _decide_faces(
     faces = _face_ids(prompter, sheet, answer.numbers) if answer.numbers else _on_page(sheet)
     if faces is None:
         return None
+    if group.suggested and answer.kind in (AnswerKind.ACCEPT, AnswerKind.REJECT):
+        return _answer_suggested(catalog, prompter, item, faces, answer, options, summary, st)
     if answer.kind == AnswerKind.ACCEPT:
         assert item.suggestion is not None
         with catalog.session() as s:
@@ -651,6 +682,33 @@ def _decide_faces(
         return None
     prompter.say(done[1])
     return done[0], faces
+
+
+def _answer_suggested(
+    catalog: Catalog,
+    prompter: Prompter,
+    item: FacesItem,
+    faces: list[int],
+    answer: Answer,
+    options: NamingOptions,
+    summary: NamingSummary,
+    st: _State,
+) -> tuple[int, list[int]]:
+    """Enter on a sheet of suggestions: each face is who its caption says; ``x 3 7``: those
+    faces are not (they come back with their next guess). One decision either way."""
+    offered = {f.face_id: f.best.person_id for f in item.group.faces if f.best is not None}
+    pairs = {f: offered[f] for f in faces if f in offered}
+    accept = answer.kind == AnswerKind.ACCEPT
+    with catalog.session() as s:
+        d = answer_suggestions(s, pairs, accept=accept, actor=options.actor)
+    if accept:
+        summary.faces_assigned += len(pairs)
+        prompter.say(f"Put {len(pairs)} face(s) into the people their captions say.")
+    else:
+        summary.rejected_faces += len(pairs)
+        st.dirty = True  # they come back with their next guess
+        prompter.say(f"{len(pairs)} face(s) are not who their captions say.")
+    return d.id, list(pairs)
 
 
 def _answer_loop(

@@ -47,6 +47,7 @@ from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.people.find import Candidate as FindCandidate
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.people.unassigned import (
+    FaceGroup,
     UnassignedFace,
     UnassignedReview,
     group_faces,
@@ -479,6 +480,24 @@ def with_scores(review: UnassignedReview, result: Suggestions) -> UnassignedRevi
             else:
                 faces.append(f)
     return UnassignedReview(group_faces(faces), review.unclustered)
+
+
+def suggested_group(review: UnassignedReview) -> UnassignedReview:
+    """``review`` (from :func:`with_scores`) with every face offered as a named person by its
+    score gathered into one group, most likely first, each face offered as its own best: one
+    sheet answers many suggestions (`name`). Other groups stay as they are."""
+    scored = [
+        g for g in review.groups if g.likely and g.score is not None and g.name and not g.hidden
+    ]
+    if not scored:
+        return review
+    faces = sorted(
+        (f for g in scored for f in g.faces),
+        key=lambda f: (-(f.score or 0.0), f.face_id),
+    )
+    rest = [g for g in review.groups if not any(g is h for h in scored)]
+    group = FaceGroup(None, None, False, True, faces, suggested=True)
+    return UnassignedReview([group, *rest], review.unclustered)
 
 
 def review_with_suggestions(
