@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -259,8 +260,25 @@ def test_parameters_given_to_cluster_are_remembered_for_later_runs(
     # A dry run remembers nothing; --defaults forgets.
     runner.invoke(app, ["cluster", "--db", db_path, "--min-samples", "9", "--dry-run", "-q"])
     assert saved_params(cat).min_samples == 3  # type: ignore[union-attr]
+    # Only what differs from the built-in defaults is stored: a better default in a later
+    # version reaches this catalog for every parameter its user did not change.
+    from photocluster.catalog.models import Meta
+    from photocluster.people.assign import META_PARAMS
+
+    with cat.session() as s:
+        stored = json.loads(s.get(Meta, META_PARAMS).value)  # type: ignore[union-attr]
+    assert stored == {
+        "format": 2,
+        "changed": {"min_cluster_size": 7, "attach_distance": 0.5, "merge_share": 0.6},
+    }
     runner.invoke(app, ["cluster", "--db", db_path, "--defaults", "-q"])
     assert saved_params(cat) == ClusterParams()
+    # A catalog written before (every field stored) keeps what it stored.
+    with cat.session() as s:
+        old = {**dataclasses.asdict(ClusterParams()), "min_samples": 5}
+        s.get(Meta, META_PARAMS).value = json.dumps(old)  # type: ignore[union-attr]
+        s.commit()
+    assert saved_params(cat) == ClusterParams(min_samples=5)
     bad = runner.invoke(app, ["cluster", "--db", db_path, "--method", "nope"])
     assert bad.exit_code == 1 and "eom" in bad.stderr
     bad = runner.invoke(app, ["cluster", "--db", db_path, "--merge-share", "1.5"])

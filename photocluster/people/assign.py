@@ -241,7 +241,8 @@ def saved_params(catalog: Catalog) -> ClusterParams | None:
     """The parameters the last clustering run used (remembered in the catalog), if any.
 
     A user who chose parameters with `cluster` keeps them for every later run, including the
-    incremental clustering after `scan`. Unknown or invalid stored values are ignored.
+    incremental clustering after `scan`; parameters they did not change follow the built-in
+    defaults of the version that runs. Unknown or invalid stored values are ignored.
     """
     with catalog.session() as session:
         text = _get_meta(session, META_PARAMS)
@@ -249,9 +250,11 @@ def saved_params(catalog: Catalog) -> ClusterParams | None:
         return None
     try:
         stored = json.loads(text)
+        if stored.get("format") == _PARAMS_FORMAT:
+            stored = stored["changed"]  # the rest follows the built-in defaults of today
         known = {f.name for f in dataclasses.fields(ClusterParams)}
         return ClusterParams(**{k: v for k, v in stored.items() if k in known})
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
@@ -531,8 +534,17 @@ class _Plan:
         )
 
 
+_PARAMS_FORMAT = 2
+
+
 def _params_text(params: ClusterParams) -> str:
-    return json.dumps(asdict(params), sort_keys=True)
+    """The parameters as remembered: only those that differ from the built-in defaults, so a
+    better default in a later version reaches every catalog whose user did not choose otherwise.
+    (Format 1, every field, is still read: such catalogs keep what they had until
+    `cluster --defaults`.)"""
+    default = asdict(ClusterParams())
+    changed = {k: v for k, v in asdict(params).items() if default.get(k) != v}
+    return json.dumps({"format": _PARAMS_FORMAT, "changed": changed}, sort_keys=True)
 
 
 def _plan(
