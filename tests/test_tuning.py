@@ -57,7 +57,7 @@ def test_grid_reports_people_unassigned_and_agreement_with_names(
     assert tiny.recall == 0.0 and tiny.purity == 0.0  # everything unassigned
 
 
-ATTACH = str(ClusterParams().attach_distance)  # the default, so its row is marked
+SPREAD = str(ClusterParams().spread_ratio)  # the default, so its row is marked
 
 
 def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake_options) -> None:
@@ -68,14 +68,15 @@ def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake
     scan(cat, fake_options(tmp_path / "lib"))
     cat.close()
     result = runner.invoke(
-        app, ["tune", "--db", db_path, "--sizes", "2,4", "--samples", "3", "--attach", ATTACH, "-q"]
+        app,
+        ["tune", "--db", db_path, "--sizes", "2,4", "--samples", "3", "--spreads", SPREAD, "-q"],
     )
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
         "size",
         "samples",
-        "attach",
+        "spread",
         "people",
         "unassigned",
         "precision",
@@ -93,8 +94,8 @@ def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake
             "4",
             "--samples",
             "3",
-            "--attach",
-            ATTACH,
+            "--spreads",
+            SPREAD,
             "--json",
             "-q",
         ],

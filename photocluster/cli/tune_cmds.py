@@ -26,6 +26,7 @@ from photocluster.evaluation.tuning import (
     load_tune_data,
     tune_grid,
 )
+from photocluster.people.assign import saved_params
 from photocluster.people.params import ClusterParams
 
 _D = ClusterParams()
@@ -42,12 +43,12 @@ def _values(text: str, kind: type, option: str) -> list[float | int]:
 
 
 TUNE_LEGEND = """\
-Columns: size, samples, attach = --min-cluster-size, --min-samples,
---attach-distance; people = people found; unassigned = share of faces in no
+Columns: size, samples, spread = --min-cluster-size, --min-samples,
+--spread-ratio; people = people found; unassigned = share of faces in no
 person; on the faces you named: precision = share of the pairs put together that
 are one person, recall = share of each person's pairs put together, purity =
 share of faces whose person is mostly theirs (- until you name people);
-* = the current setting.\
+* = the setting this catalog clusters with (remembered, else the defaults).\
 """
 
 
@@ -64,9 +65,13 @@ def tune_command(
     samples: Annotated[str, typer.Option(help="min samples to try (comma-separated).")] = ",".join(
         map(str, DEFAULT_GRID["min_samples"])
     ),
-    attach: Annotated[
-        str, typer.Option(help="attach distances to try (comma-separated).")
-    ] = ",".join(map(str, DEFAULT_GRID["attach_distance"])),
+    spreads: Annotated[
+        str,
+        typer.Option(
+            help="spread ratios to try (comma-separated): how far beyond a person's own typical "
+            "face a face may sit and still be theirs."
+        ),
+    ] = ",".join(map(str, DEFAULT_GRID["spread_ratio"])),
     max_faces: Annotated[
         int, typer.Option(help="Cluster a random sample of at most this many faces.", min=10)
     ] = 20_000,
@@ -78,40 +83,42 @@ def tune_command(
 
     Precision, recall and purity are measured on faces you confirmed by naming people (run
     `photocluster name` first to get them); purity is the share of those faces whose cluster is
-    mostly their own person. The current defaults are marked with *.
+    mostly their own person. The parameters this catalog clusters with (remembered by
+    `cluster`, else the defaults) are marked with *; the others not in the grid come from them.
 
-    Example: photocluster tune --sizes 2,4 --attach 0.5,0.54
+    Example: photocluster tune --sizes 2,4 --spreads 1.4,1.5,1.6
     """
     settings = make_settings(db, quiet)
     grid = {
         "min_cluster_size": _values(sizes, int, "--sizes"),
         "min_samples": _values(samples, int, "--samples"),
-        "attach_distance": _values(attach, float, "--attach"),
+        "spread_ratio": _values(spreads, float, "--spreads"),
     }
-    base = ClusterParams()
     try:
         for combo_size in grid["min_cluster_size"]:
             ClusterParams(min_cluster_size=int(combo_size))
         for s in grid["min_samples"]:
             ClusterParams(min_samples=int(s))
-        for a in grid["attach_distance"]:
-            ClusterParams(attach_distance=float(a))
+        for a in grid["spread_ratio"]:
+            ClusterParams(spread_ratio=float(a))
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
-    with catalog_for(settings) as catalog, catalog.session() as session:
-        data = load_tune_data(session, max_faces)
+    with catalog_for(settings) as catalog:
+        base = saved_params(catalog) or ClusterParams()
+        with catalog.session() as session:
+            data = load_tune_data(session, max_faces)
     rows = tune_grid(data, base, grid, TqdmProgress(settings.quiet, unit="run"))
     if as_json:
         out(json.dumps(_tune_dict(data, rows), indent=2))
         return
     if len(data.x) < data.sampled_from:
         err(f"Clustered a random sample of {len(data.x)} of {data.sampled_from} faces.")
-    out(" size samples attach  people unassigned  precision recall purity")
+    out(" size samples spread  people unassigned  precision recall purity")
     for r in rows:
         p = r.params
         mark = "*" if r.is_current else " "
         out(
-            f"{mark}{p['min_cluster_size']:>4} {p['min_samples']:>7} {p['attach_distance']:>6}"
+            f"{mark}{p['min_cluster_size']:>4} {p['min_samples']:>7} {p['spread_ratio']:>6}"
             f"  {r.people:>6} {100 * r.unassigned_share:>9.1f}%  {_fmt(r.precision):>9}"
             f" {_fmt(r.recall):>6} {_fmt(r.purity):>6}"
         )
@@ -120,8 +127,8 @@ def tune_command(
         out("(name some people with `photocluster name` to see precision, recall and purity)")
     out(
         "Apply a setting with e.g. `photocluster cluster --full --min-cluster-size "
-        f"{_D.min_cluster_size} --min-samples {_D.min_samples} --attach-distance "
-        f"{_D.attach_distance}` (names and ids are kept)."
+        f"{_D.min_cluster_size} --min-samples {_D.min_samples} --spread-ratio "
+        f"{_D.spread_ratio}` (names and confirmed faces are kept)."
     )
 
 
