@@ -29,11 +29,11 @@ every distance above is measured in the projected space; the calibration is fitt
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from photocluster.catalog.db import in_chunks
 from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo, Rejection
+from photocluster.index.ann import EXACT_KNN, KNN_EF_SEARCH, hnsw_search_from, new_hnsw
 from photocluster.people.find import Candidate as FindCandidate
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.people.unassigned import (
@@ -133,22 +134,43 @@ class Suggestions:
 
 @dataclass
 class _Library:
+    """The catalog's faces in the space used, and the named people as arrays (position ``i``
+    in ``pids``): centroid, spread (median distance of their faces to it), size."""
+
     ids: np.ndarray  # face ids, ascending
     owner: np.ndarray  # person id per face, -1: none
-    y: np.ndarray  # embeddings in the space used (float64)
-    names: dict[int, str]  # named, not hidden people
-    rejected: dict[int, set[int]]  # face row -> people it was rejected from
-    centroid: dict[int, np.ndarray]
-    spread: dict[int, float]  # median distance of their faces to the centroid
-    size: dict[int, int]
     photo: np.ndarray  # photo id per face
-    members: dict[int, np.ndarray] = field(default_factory=dict)  # up to MEMBER_FACES each
+    y: np.ndarray  # embeddings in the space used (float64)
+    names: dict[int, str]  # named, not hidden people with faces
+    pids: np.ndarray  # their ids, ascending
+    cents: np.ndarray  # P x dims
+    spread: np.ndarray  # P
+    size: np.ndarray  # P
+    members: list[np.ndarray]  # up to MEMBER_FACES faces of each
+    rejected: dict[int, set[int]]  # face row -> people it was rejected from
+    in_photo: dict[int, set[int]]  # photo id -> people with a face in it
 
-    def nearest_face(self, y: np.ndarray, pid: int) -> float:
-        """Distance from ``y`` to the person's nearest face (the face itself left out)."""
-        d = np.linalg.norm(self.members[pid] - y, axis=1)
+    @functools.cached_property
+    def typical(self) -> float:
+        """The spread of a typical named person (for a person of one face, who has none)."""
+        ok = (self.size > 1) & (self.spread > 0)
+        return float(np.median(self.spread[ok])) if ok.any() else 0.3
+
+    def nearest_face(self, y: np.ndarray, i: int) -> float:
+        """Distance from ``y`` to person ``i``'s nearest face (the face itself left out)."""
+        d = np.linalg.norm(self.members[i] - y, axis=1)
         d = d[d > 1e-9]
         return float(d.min()) if len(d) else 1.0
+
+    def centroid_distances(self, rows: np.ndarray) -> np.ndarray:
+        """len(rows) x P distances to every named person's mean face."""
+        out = np.empty((len(rows), len(self.pids)))
+        cc = (self.cents**2).sum(axis=1)
+        for start in range(0, len(rows), 4096):
+            q = self.y[rows[start : start + 4096]]
+            d2 = (q**2).sum(axis=1)[:, None] + cc[None, :] - 2.0 * (q @ self.cents.T)
+            out[start : start + len(q)] = np.sqrt(np.maximum(d2, 0.0))
+        return out
 
 
 def suggest(
@@ -163,17 +185,13 @@ def suggest(
     if last is None or lib is None:
         out.note = "No clustered faces yet: run `photocluster cluster` first."
         return out
-    subjects = _subjects(session, lib, last)
     if not lib.names:
         out.note = "Nobody is named yet: name people first (`photocluster name`)."
         return out
+    subjects = _subjects(session, lib, last)
     knn = _Neighbours(lib.y)
     model = _fit(lib, knn)
-    rows: list[tuple[tuple[int, ...], int | None, list[_Row]]] = []
-    for face_rows, unnamed in subjects:
-        rows.append(
-            (tuple(int(lib.ids[r]) for r in face_rows), unnamed, _evidence(lib, knn, face_rows))
-        )
+    looked = _evidence(lib, knn, subjects)
     if model is None:
         out.note = (
             f"Too few names to measure a score (fewer than {MIN_NAMED} named people with two "
@@ -181,7 +199,7 @@ def suggest(
         )
     else:
         out.calibration = model.calibration
-    for face_ids, unnamed, cands in rows:
+    for (rows, unnamed), cands in zip(subjects, looked, strict=True):
         scores = (
             model.score([c.features for c in cands]) if model is not None else [None] * len(cands)
         )
@@ -192,6 +210,7 @@ def suggest(
             ),
             key=lambda p: (-(p.score or 0.0), p.relative, p.person_id),
         )
+        face_ids = tuple(int(lib.ids[r]) for r in rows)
         out.items.append(Suggestion(face_ids, unnamed, tuple(ranked)))
     out.items.sort(key=lambda s: (s.best is None, -s.score, s.person_id is None, s.face_ids))
     return out
@@ -208,28 +227,48 @@ def _load(session: Session, transform: Transform | None) -> _Library | None:
     owner = np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64)
     x = blobs_to_matrix([r[2] for r in rows])
     y = np.asarray(transform(x) if transform is not None else x, dtype=np.float64)
-    names = {
+    named = {
         int(p.id): str(p.name)
         for p in session.execute(select(Person.id, Person.name, Person.hidden))
         if p.name and not p.hidden
     }
+    order = np.argsort(owner, kind="stable")
+    people, starts = np.unique(owner[order], return_index=True)
+    ends = np.r_[starts[1:], len(order)]
+    pids, cents, spread, size, members = [], [], [], [], []
+    for pid, lo, hi in zip(people.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if pid not in named:
+            continue
+        faces = y[order[lo:hi]]
+        c = faces.mean(axis=0)
+        pids.append(pid)
+        cents.append(c)
+        spread.append(float(np.median(np.linalg.norm(faces - c, axis=1))))
+        size.append(hi - lo)
+        members.append(faces[:MEMBER_FACES])
     row_of = {int(f): i for i, f in enumerate(ids.tolist())}
     rejected: dict[int, set[int]] = defaultdict(set)
     for face_id, person_id in session.execute(select(Rejection.face_id, Rejection.person_id)):
         if int(face_id) in row_of:
             rejected[row_of[int(face_id)]].add(int(person_id))
-    lib = _Library(ids, owner, y, names, rejected, {}, {}, {}, photo)
-    for pid in names:
-        members = y[owner == pid]
-        if len(members) == 0:
-            continue
-        c = members.mean(axis=0)
-        lib.centroid[pid] = c
-        lib.spread[pid] = float(np.median(np.linalg.norm(members - c, axis=1)))
-        lib.size[pid] = len(members)
-        lib.members[pid] = members[:MEMBER_FACES]
-    lib.names = {pid: n for pid, n in names.items() if pid in lib.centroid}
-    return lib
+    in_photo: dict[int, set[int]] = defaultdict(set)
+    for r in np.flatnonzero(owner >= 0).tolist():
+        in_photo[int(photo[r])].add(int(owner[r]))
+    dims = y.shape[1]
+    return _Library(
+        ids,
+        owner,
+        photo,
+        y,
+        {p: named[p] for p in pids},
+        np.array(pids, dtype=np.int64),
+        np.array(cents) if cents else np.zeros((0, dims)),
+        np.array(spread),
+        np.array(size, dtype=np.int64),
+        members,
+        rejected,
+        in_photo,
+    )
 
 
 def _subjects(session: Session, lib: _Library, last: int) -> list[tuple[np.ndarray, int | None]]:
@@ -247,29 +286,45 @@ def _subjects(session: Session, lib: _Library, last: int) -> list[tuple[np.ndarr
 
 
 class _Neighbours:
-    """Exact nearest faces in the space used (faiss, flat)."""
+    """Nearest faces in the space used: exact up to ``ann.EXACT_KNN`` faces, else an HNSW graph
+    searched from each face's own row (as `cluster` builds its k-NN graph)."""
 
     def __init__(self, y: np.ndarray) -> None:
         import faiss  # heavy import, only when there is something to suggest
 
         self.data = np.ascontiguousarray(y, dtype=np.float32)
-        self.index = faiss.IndexFlatL2(self.data.shape[1])
-        self.index.add(self.data)
+        self.exact = len(self.data) <= EXACT_KNN
+        if self.exact:
+            self.index = faiss.IndexFlatL2(self.data.shape[1])
+            self.index.add(self.data)
+        else:
+            self.index = new_hnsw(self.data, KNN_EF_SEARCH)
+
+    def search(self, rows: np.ndarray, k: int) -> np.ndarray:
+        """Rows of each row's ``k`` nearest other faces (-1: none): the face itself and exact
+        copies of it left out."""
+        want = min(k + 1, len(self.data))
+        out = np.full((len(rows), want), -1, dtype=np.int64)
+        for start in range(0, len(rows), 16_384):
+            block = rows[start : start + 16_384]
+            q = self.data[block]
+            if self.exact:
+                d2, found = self.index.search(q, want)
+            else:
+                d2, found = hnsw_search_from(self.index, q, block, want)
+            found[(d2 <= 1e-12) | (found == block[:, None])] = -1
+            out[start : start + len(block)] = found
+        return out
 
     def owners(
-        self, rows: np.ndarray, owner: np.ndarray, k: int, skip: set[int]
+        self, rows: np.ndarray, owner: np.ndarray, k: int, skip: Collection[int] = ()
     ) -> list[np.ndarray]:
-        """Owners of each row's ``k`` nearest other faces (rows in ``skip`` and the face itself
-        left out; exact copies of the face too)."""
-        want = min(k + 1 + len(skip), len(self.data))
-        d2, found = self.index.search(self.data[rows], want)
+        """Owners of each row's ``k`` nearest other faces (the face itself, exact copies of it
+        and rows in ``skip`` left out)."""
+        found = self.search(rows, k + len(skip))
         out = []
-        for row, d_row, f_row in zip(rows.tolist(), d2, found, strict=True):
-            keep = [
-                int(owner[f])
-                for d, f in zip(d_row.tolist(), f_row.tolist(), strict=True)
-                if f >= 0 and f != row and f not in skip and d > 1e-12
-            ][:k]
+        for f_row in found:
+            keep = [int(owner[f]) for f in f_row.tolist() if f >= 0 and f not in skip][:k]
             out.append(np.array(keep, dtype=np.int64))
         return out
 
@@ -283,75 +338,103 @@ class _Row:
     features: np.ndarray
 
 
+def _top(lib: _Library, d: np.ndarray) -> list[tuple[int, float, float]]:
+    """The ``CANDIDATES`` nearest people by ``d`` (inf: not a candidate), each as (position,
+    distance, distance to the nearest *other* candidate; +0.5 when there is none)."""
+    ok = np.flatnonzero(np.isfinite(d))
+    if not len(ok):
+        return []
+    k = min(CANDIDATES + 1, len(ok))
+    near = ok[np.argpartition(d[ok], k - 1)[:k]] if len(ok) > k else ok
+    near = near[np.lexsort((lib.pids[near], d[near]))][:k]
+    first = float(d[near[0]])
+    second = float(d[near[1]]) if len(near) > 1 else first + 0.5
+    return [
+        (int(i), float(d[i]), second if j == 0 else first) for j, i in enumerate(near[:CANDIDATES])
+    ]
+
+
 def _features(
-    d: dict[int, float],
-    spread: dict[int, float],
-    size: dict[int, int],
+    lib: _Library,
+    top: list[tuple[int, float, float]],
     near: np.ndarray,
-    top: list[int],
-    closest: Callable[[int], float],
+    yv: np.ndarray,
+    own: tuple[int, float, int] | None = None,
 ) -> list[_Row]:
-    """Evidence rows for candidates ``top`` (best first) given distances ``d`` to every
-    eligible person's centroid and the owners ``near`` of the face's nearest faces."""
-    typical = float(np.median(list(spread.values()))) if spread else 0.3
+    """Evidence rows for candidates ``top`` (from :func:`_top`) given the owners ``near`` of
+    the face's nearest faces; ``own``: (position, spread, size) of the face's own person with
+    the face left out."""
+    typical = lib.typical
     rows = []
-    for pid in top:
-        others = [v for q, v in d.items() if q != pid]
-        gap = (min(others) - d[pid]) if others else 0.5
-        s = spread[pid] if size[pid] > 1 and spread[pid] > 0 else typical
-        share = float(np.sum(near == pid)) / max(1, min(ATTACH_NEIGHBOURS, size[pid]))
-        rel = d[pid] / s
-        f = np.array([rel, d[pid], gap, share, closest(pid)])
-        rows.append(_Row(pid, d[pid], rel, share, f))
+    for i, d, runner in top:
+        spread, size = (
+            (own[1], own[2]) if own is not None and own[0] == i else (lib.spread[i], lib.size[i])
+        )
+        s = spread if size > 1 and spread > 0 else typical
+        pid = int(lib.pids[i])
+        share = float(np.sum(near == pid)) / max(1, min(ATTACH_NEIGHBOURS, int(size)))
+        rel = d / s
+        f = np.array([rel, d, runner - d, share, lib.nearest_face(yv, i)])
+        rows.append(_Row(pid, d, rel, share, f))
     return rows
 
 
-def _top(d: dict[int, float]) -> list[int]:
-    return sorted(d, key=lambda q: (d[q], q))[:CANDIDATES]
+def _banned(lib: _Library, rows: np.ndarray) -> np.ndarray:
+    """Positions of people who are no candidate for these faces: a person one of them was
+    rejected from, or who already has a face in one of their photos (one face per photo)."""
+    people: set[int] = set()
+    for r in rows.tolist():
+        people |= lib.rejected.get(int(r), set())
+        people |= lib.in_photo.get(int(lib.photo[r]), set())
+    return np.flatnonzero(np.isin(lib.pids, list(people)))
 
 
-def _evidence(lib: _Library, knn: _Neighbours, rows: np.ndarray) -> list[_Row]:
-    """Candidates of one face (or of a small person's faces: median evidence) with evidence."""
-    banned = set().union(*(lib.rejected.get(int(r), set()) for r in rows.tolist()))
-    # One face per photo: a person who already has a face in the photo is not a candidate.
-    banned |= {int(p) for p in lib.owner[np.isin(lib.photo, lib.photo[rows])].tolist() if p >= 0}
-    pids = [p for p in lib.names if p not in banned]
-    if not pids:
+def _evidence(
+    lib: _Library, knn: _Neighbours, subjects: list[tuple[np.ndarray, int | None]]
+) -> list[list[_Row]]:
+    """Candidates of each subject with evidence (a small person: the median over its faces)."""
+    if not subjects:
         return []
-    cents = np.stack([lib.centroid[p] for p in pids])
-    dist = np.linalg.norm(lib.y[rows][:, None, :] - cents[None, :, :], axis=2)  # faces x people
-    near = knn.owners(
-        rows, lib.owner, ATTACH_NEIGHBOURS, set(rows.tolist()) if len(rows) > 1 else set()
-    )
-    per_face = []
-    for i in range(len(rows)):
-        d = {p: float(v) for p, v in zip(pids, dist[i].tolist(), strict=True)}
-        per_face.append((d, near[i]))
-    med = {p: float(v) for p, v in zip(pids, np.median(dist, axis=0).tolist(), strict=True)}
-    top = _top(med)
-    if len(rows) == 1:
-        yv = lib.y[rows[0]]
-        return _features(
-            per_face[0][0],
-            lib.spread,
-            lib.size,
-            per_face[0][1],
-            top,
-            partial(lib.nearest_face, yv),
-        )
-    each = [
-        _features(d, lib.spread, lib.size, n, top, partial(lib.nearest_face, lib.y[r]))
-        for (d, n), r in zip(per_face, rows.tolist(), strict=True)
-    ]
-    out = []
-    for j, pid in enumerate(top):
-        f = np.median(np.stack([e[j].features for e in each]), axis=0)
-        out.append(_Row(pid, float(f[1]), float(f[0]), float(f[3]), f))
+    rows = np.concatenate([r for r, _u in subjects])
+    dist = lib.centroid_distances(rows)
+    found = knn.search(rows, ATTACH_NEIGHBOURS + SMALL_PERSON_FACES)
+    out: list[list[_Row]] = []
+    at = 0
+    for face_rows, _unnamed in subjects:
+        n = len(face_rows)
+        d = dist[at : at + n].copy()
+        d[:, _banned(lib, face_rows)] = np.inf
+        block = found[at : at + n]
+        ok = (block >= 0) & ~np.isin(block, face_rows)
+        near = [lib.owner[b[m]][:ATTACH_NEIGHBOURS] for b, m in zip(block, ok, strict=True)]
+        at += n
+        top = _top(lib, np.median(d, axis=0))
+        each = [
+            _features(
+                lib, [(i, float(d[j, i]), _runner(d[j], i)) for i, _d, _r in top], near[j], lib.y[r]
+            )
+            for j, r in enumerate(face_rows.tolist())
+        ]
+        if n == 1:
+            out.append(each[0])
+            continue
+        merged = []
+        for k, (i, _d, _r) in enumerate(top):
+            f = np.median(np.stack([e[k].features for e in each]), axis=0)
+            merged.append(_Row(int(lib.pids[i]), float(f[1]), float(f[0]), float(f[3]), f))
+        out.append(merged)
     return out
 
 
+def _runner(d: np.ndarray, i: int) -> float:
+    """Distance to the nearest candidate other than position ``i`` (+0.5 beyond it if none)."""
+    others = np.delete(d, i)
+    others = others[np.isfinite(others)]
+    return float(others.min()) if len(others) else float(d[i]) + 0.5
+
+
 class _Model:
-    """Logistic regression of 'right candidate' on the evidence, with its prior rescaled."""
+    """Logistic regression of 'right candidate' on the evidence."""
 
     def __init__(self, coef: np.ndarray, intercept: float, cal: Calibration) -> None:
         self.coef, self.intercept, self.calibration = coef, intercept, cal
@@ -363,70 +446,65 @@ class _Model:
         return [float(v) for v in 1.0 / (1.0 + np.exp(-z))]
 
 
-def _rejected_lookups(
-    lib: _Library, knn: _Neighbours, pids: list[int], cents: np.ndarray
-) -> list[np.ndarray]:
+def _rejected_lookups(lib: _Library, knn: _Neighbours) -> list[np.ndarray]:
     """Evidence of each face the user rejected from a named person, against that person: the
     user's own word that it is wrong (up to ``TRAIN_FACES`` of them, the newest rows last)."""
-    pairs = [(r, p) for r, ps in sorted(lib.rejected.items()) for p in sorted(ps) if p in lib.names]
+    pos = {int(p): i for i, p in enumerate(lib.pids.tolist())}
+    pairs = [(r, pos[p]) for r, ps in sorted(lib.rejected.items()) for p in sorted(ps) if p in pos]
     pairs = pairs[-TRAIN_FACES:]
     if not pairs:
         return []
-    rows = np.array([r for r, _p in pairs], dtype=np.int64)
-    near = knn.owners(rows, lib.owner, ATTACH_NEIGHBOURS, set())
+    rows = np.array([r for r, _i in pairs], dtype=np.int64)
+    near = knn.owners(rows, lib.owner, ATTACH_NEIGHBOURS)
+    dist = lib.centroid_distances(rows)
     out = []
-    for (row, pid), nbrs in zip(pairs, near, strict=True):
-        yv = lib.y[row]
-        dist = dict(zip(pids, np.linalg.norm(cents - yv, axis=1).tolist(), strict=True))
-        looked = _features(dist, lib.spread, lib.size, nbrs, [pid], partial(lib.nearest_face, yv))
-        out.append(looked[0].features)
+    for j, ((row, i), nbrs) in enumerate(zip(pairs, near, strict=True)):
+        top = [(i, float(dist[j, i]), _runner(dist[j], i))]
+        out.append(_features(lib, top, nbrs, lib.y[row])[0].features)
     return out
 
 
 def _fit(lib: _Library, knn: _Neighbours) -> _Model | None:
     """The calibration model fitted on the library's named faces (module docstring), or None
     when too few people are named to measure."""
-    if sum(1 for p in lib.names if lib.size[p] >= 2) < MIN_NAMED:
+    if int(np.sum(lib.size >= 2)) < MIN_NAMED:
         return None
-    named_rows = np.flatnonzero(np.isin(lib.owner, list(lib.names)))
+    pos = {int(p): i for i, p in enumerate(lib.pids.tolist())}
+    named_rows = np.flatnonzero(np.isin(lib.owner, lib.pids))
     rng = np.random.default_rng(0)  # a fixed sample: the same catalog gives the same scores
     if len(named_rows) > TRAIN_FACES:
         named_rows = np.sort(rng.choice(named_rows, TRAIN_FACES, replace=False))
-    near = knn.owners(named_rows, lib.owner, STRANGER_NEIGHBOURS, set())
-    pids = list(lib.names)
-    cents = np.stack([lib.centroid[p] for p in pids])
+    near = knn.owners(named_rows, lib.owner, STRANGER_NEIGHBOURS)
+    dist = lib.centroid_distances(named_rows)
     feats: list[np.ndarray] = []
     labels: list[int] = []
-    for row, wide in zip(named_rows.tolist(), near, strict=True):
-        own = int(lib.owner[row])
-        nbrs = wide[:ATTACH_NEIGHBOURS]
-        alone = wide[wide != own][:ATTACH_NEIGHBOURS]  # as a stranger: no mates around
+    for j, (row, wide) in enumerate(zip(named_rows.tolist(), near, strict=True)):
+        own_pid = int(lib.owner[row])
+        own = pos[own_pid]
         yv = lib.y[row]
-        dist = dict(zip(pids, np.linalg.norm(cents - yv, axis=1).tolist(), strict=True))
-
-        closest = partial(lib.nearest_face, yv)
-        # As if its person had never been named: every candidate is wrong.
-        gone = {p: v for p, v in dist.items() if p != own}
-        if gone:
-            for r in _features(gone, lib.spread, lib.size, alone, _top(gone), closest):
-                feats.append(r.features)
-                labels.append(0)
+        d = dist[j].copy()
+        # As a stranger would be: its person never named, its mates not around.
+        gone = d.copy()
+        gone[own] = np.inf
+        alone = wide[wide != own_pid][:ATTACH_NEIGHBOURS]
+        for r in _features(lib, _top(lib, gone), alone, yv):
+            feats.append(r.features)
+            labels.append(0)
         # As if the face were new: left out of its person.
-        n = lib.size[own]
+        n = int(lib.size[own])
         if n < 2:
             continue
-        spread, size = dict(lib.spread), dict(lib.size)
-        c = (lib.centroid[own] * n - yv) / (n - 1)
-        size[own] = n - 1
+        c = (lib.cents[own] * n - yv) / (n - 1)
+        spread = float(lib.spread[own])
         if n <= LOO_FACES:
-            members = lib.y[(lib.owner == own)]
+            members = lib.y[lib.owner == own_pid]
             members = members[np.any(members != yv, axis=1)] if n > 2 else members[:1]
-            spread[own] = float(np.median(np.linalg.norm(members - c, axis=1)))
-        dist[own] = float(np.linalg.norm(yv - c))
-        for r in _features(dist, spread, size, nbrs, _top(dist), closest):
+            spread = float(np.median(np.linalg.norm(members - c, axis=1)))
+        d[own] = float(np.linalg.norm(yv - c))
+        for r in _features(lib, _top(lib, d), wide[:ATTACH_NEIGHBOURS], yv, (own, spread, n - 1)):
             feats.append(r.features)
-            labels.append(int(r.pid == own))
-    rejected = _rejected_lookups(lib, knn, pids, cents)
+            labels.append(int(r.pid == own_pid))
+    rejected = _rejected_lookups(lib, knn)
     feats += rejected
     labels += [0] * len(rejected)
     y = np.array(labels)
@@ -437,12 +515,11 @@ def _fit(lib: _Library, knn: _Neighbours) -> _Model | None:
     model = LogisticRegression(C=1.0, max_iter=1000).fit(np.stack(feats), y)
     coef = model.coef_[0].astype(np.float64)
     intercept = float(model.intercept_[0])
-    prior = float(y.mean())
     cal = Calibration(
         len(y),
         len(lib.names),
-        int(np.isin(lib.owner, list(lib.names)).sum()),
-        prior,
+        int(np.isin(lib.owner, lib.pids).sum()),
+        float(y.mean()),
         tuple(float(v) for v in coef),
         intercept,
     )
