@@ -14,6 +14,7 @@ from photocluster.cli.common import (
     catalog_for,
     count,
     err,
+    help_with,
     make_settings,
     out,
 )
@@ -31,15 +32,16 @@ MinScore = Annotated[
 
 
 @app.command("suggestions")
+@help_with(small=SMALL_PERSON_FACES)
 def suggestions_command(
     db: DbOption = None,
     as_json_: JsonOption = False,
     min_score: MinScore = LIKELY,
 ) -> None:
-    """Who may each face in no person be, and each small unnamed person (up to {small} faces):
-    the named people it may be, best first, each with a score, the chance it is that person.
+    """Who each face in no person may be: the named people it may be, best first, each with a
+    score, the chance that it is that person.
 
-    Scores are measured on your own names (each named face looked up as if new, and as a
+    Small unnamed people (up to {small} faces) are suggested as a whole. Scores are measured on your own names (each named face looked up as if new, and as a
     stranger would be; every rejection counts too), so they sharpen as you name. Accept one
     with `assign FACE... --to NAME` (or `merge PERSON --into NAME`); refuse it with `reject
     FACE... --from NAME`, and that person is never suggested for those faces again. `name`
@@ -69,11 +71,6 @@ def suggestions_command(
             f"{count(result.unclustered, 'face')} not clustered yet (not suggested): run "
             "`photocluster cluster`."
         )
-
-
-suggestions_command.__doc__ = (suggestions_command.__doc__ or "").replace(
-    "{small}", str(SMALL_PERSON_FACES)
-)
 
 
 def _line(s: Suggestion) -> str:
