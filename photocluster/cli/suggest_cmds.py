@@ -41,11 +41,12 @@ def suggestions_command(
     """Who each face in no person may be: the named people it may be, best first, each with a
     score, the chance that it is that person.
 
-    Small unnamed people (up to {small} faces) are suggested as a whole. Scores are measured on your own names (each named face looked up as if new, and as a
-    stranger would be; every rejection counts too), so they sharpen as you name. Accept one
-    with `assign FACE... --to NAME` (or `merge PERSON --into NAME`); refuse it with `reject
-    FACE... --from NAME`, and that person is never suggested for those faces again. `name`
-    offers them after the unnamed people. Reads only.
+    Small unnamed people (up to {small} faces) are suggested as a whole. Scores are measured
+    on your own names (each named face looked up as if new, and as a stranger would be; every
+    rejection counts too), so they sharpen as you name. Accept one with `assign FACE... --to
+    NAME` (or `merge PERSON --into NAME`); refuse it with `reject FACE... --from NAME`, and that
+    person is never suggested for those faces again. `name` offers them after the unnamed
+    people. Reads only.
 
     Example: photocluster suggestions --min-score 0.8
     """
