@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -128,6 +129,42 @@ class Decision(Base):
     undone_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class LearnedProjection(Base):
+    """A projection of the embeddings learned from the user's decisions (people/projection.py),
+    what it was learned from and what cross-validation measured. The newest row is current."""
+
+    __tablename__ = "projections"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    model: Mapped[str] = mapped_column(String(255))  # the embedding model it was learned on
+    method: Mapped[str] = mapped_column(String(32))  # the best learned method ("raw": none)
+    dims: Mapped[int] = mapped_column(Integer)
+    # float32 (dims x 128) matrix and (128,) offset; NULL when nothing could be learned
+    matrix: Mapped[bytes | None] = mapped_column(LargeBinary)
+    offset: Mapped[bytes | None] = mapped_column(LargeBinary)
+    scale: Mapped[float] = mapped_column(Float, default=1.0)
+    normalize_input: Mapped[bool] = mapped_column(Boolean, default=False)
+    normalize_output: Mapped[bool] = mapped_column(Boolean, default=False)
+    # what it was learned from: a SHA-256 of the decisions, their counts and the face ids
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    named_faces: Mapped[int] = mapped_column(Integer)
+    people: Mapped[int] = mapped_column(Integer)
+    rejections: Mapped[int] = mapped_column(Integer)
+    left_out: Mapped[int] = mapped_column(Integer, default=0)  # faces of contradicting decisions
+    face_ids: Mapped[bytes] = mapped_column(LargeBinary)  # int64, sorted: the faces learned from
+    people_key: Mapped[str] = mapped_column(String(64))  # SHA-256 of the named people's ids
+    # cross-validation: the false-match rate scored, raw and learned TAR there, JSON per method
+    metric_far: Mapped[float | None] = mapped_column(Float)
+    raw_score: Mapped[float | None] = mapped_column(Float)
+    learned_score: Mapped[float | None] = mapped_column(Float)
+    gain: Mapped[float | None] = mapped_column(Float)
+    cv: Mapped[str] = mapped_column(Text)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class Meta(Base):
     """Small key/value facts about the catalog (e.g. the last clustering parameters)."""
 
@@ -141,6 +178,7 @@ __all__ = [
     "Base",
     "Decision",
     "Face",
+    "LearnedProjection",
     "Meta",
     "Person",
     "Photo",
