@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, func, select, text
 from photocluster.catalog.db import open_catalog, to_url
 from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.migrate import current_revision, head_revision, upgrade
-from photocluster.catalog.models import Face, Person, Photo, Rejection
+from photocluster.catalog.models import Face, LearnedProjection, Person, Photo, Rejection
 
 
 def _fill_revision_0001(db_path: str) -> None:
@@ -102,5 +102,43 @@ def test_upgrade_to_face_revisions_starts_every_face_at_zero(db_path: str) -> No
             assert conn.exec_driver_sql(
                 "SELECT id, revision FROM faces WHERE revision > 0"
             ).all() == [(2, 1)]
+    finally:
+        cat.close()
+
+
+def test_upgrade_from_0004_adds_an_empty_projections_table(db_path: str) -> None:
+    _fill_revision_0001(db_path)
+    engine = create_engine(to_url(db_path))
+    upgrade(engine, "0004")
+    engine.dispose()
+    cat = open_catalog(db_path)
+    try:
+        assert current_revision(cat.engine) == head_revision()
+        with cat.session() as s:
+            assert s.scalar(select(func.count()).select_from(Face)) == 3
+            assert s.scalars(select(LearnedProjection)).all() == []
+            s.add(
+                LearnedProjection(
+                    created_at=datetime(2026, 12, 3),
+                    model="m",
+                    method="raw",
+                    dims=128,
+                    scale=1.0,
+                    normalize_input=False,
+                    normalize_output=False,
+                    fingerprint="f",
+                    named_faces=0,
+                    people=0,
+                    rejections=0,
+                    left_out=0,
+                    face_ids=b"",
+                    people_key="k",
+                    cv="[]",
+                    used=False,
+                    reason="too few",
+                )
+            )
+        with cat.session() as s:
+            assert s.scalars(select(LearnedProjection.reason)).all() == ["too few"]
     finally:
         cat.close()

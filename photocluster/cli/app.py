@@ -21,7 +21,7 @@ JOURNEY: list[tuple[str, list[str]]] = [
         ["name", "review", "rename", "merge", "reject", "assign", "hide", "unhide", "undo", "log"],
     ),
     ("4. Export", ["export", "export-xmp", "import-xmp", "report"]),
-    ("Look up and measure", ["find", "index", "compare", "tune", "eval"]),
+    ("Look up and measure", ["find", "index", "compare", "tune", "learn", "eval"]),
 ]
 _METAVARS = {int: "INTEGER", float: "NUMBER", str: "TEXT"}
 

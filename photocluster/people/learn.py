@@ -235,8 +235,9 @@ def _fit_tpe(
 ) -> LinearMap:
     u = _unit(x)
     offset = np.zeros(x.shape[1])  # centring measured worse on both labelled sets
-    # PCA initialisation (all dimensions: dlib's 128 are already compact).
-    _, _, vt = np.linalg.svd(u, full_matrices=False)
+    # PCA initialisation, all dimensions (dlib's 128 are already compact; with fewer faces than
+    # dimensions the basis is completed, so held-out people keep their other directions).
+    _, _, vt = np.linalg.svd(u, full_matrices=True)
     w = vt.copy()
     velocity = np.zeros_like(w)
     people, inverse = np.unique(labels, return_inverse=True)
@@ -333,8 +334,9 @@ def fit(
 def tar_at_far(same: np.ndarray, different: np.ndarray, far: float) -> float | None:
     """Share of same-person distances accepted at the distance where a share ``far`` of the
     different-person distances is accepted; None when there are too few different pairs to
-    place that distance (fewer than 10 / far)."""
-    if len(same) == 0 or len(different) < 10 / far:
+    place that distance (fewer than 2 / far: at 2 / far pairs the threshold is the third
+    closest different pair)."""
+    if len(same) == 0 or len(different) < 2 / far:
         return None
     k = int(np.floor(far * len(different)))
     threshold = float(np.partition(different, k)[k])  # accept d < threshold: at most k pairs

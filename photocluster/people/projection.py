@@ -12,7 +12,9 @@ user's decisions, folds grouped by person (people held out whole), and stores a 
 ``projections`` (:class:`~photocluster.catalog.models.LearnedProjection`) with the figures. The
 best learned method is *used* only when its cross-validated gain over the raw embedding (share
 of held-out same-person pairs accepted at a 0.1 % false-match rate, or 1 % when there are too
-few pairs for 0.1 %) is positive; otherwise the row says why and callers get the raw embedding.
+few pairs for 0.1 %) is positive, by more than ``MIN_GAIN`` (half a point: the best of several
+methods beats raw by a hair by chance alone); otherwise the row says why and callers get the raw
+embedding.
 Refused (nothing learned, raw used, the reason stored): fewer than ``MIN_PEOPLE`` named people
 with 2+ confirmed faces; faces from more than one embedding model. Contradicting decisions (a
 face confirmed in a person that also rejected it) are left out of learning and named.
@@ -47,6 +49,9 @@ from photocluster.people.learn import METHODS, RAW, LinearMap, Negatives, cross_
 
 MIN_PEOPLE = 4  # named people with 2+ confirmed faces needed (two folds of two people each)
 RELEARN_SHARE = 0.10  # relearn when confirmed faces or rejections changed by this share
+# The gain (in TAR, 0-1) a learned method must exceed to be used: the best of five methods
+# measured on the same folds beats raw by a hair by chance alone.
+MIN_GAIN = 0.005
 CV_FOLDS = 5
 SEED = 0
 
@@ -389,7 +394,7 @@ def learn_projection(
             report.learned_score = best.score
             report.gain = best.gain
             far = f"{100 * cv.metric:g} %"
-            if best.gain is not None and best.gain > 0:
+            if best.gain is not None and best.gain > MIN_GAIN:
                 report.used = True
                 report.reason = (
                     f"{best.method} accepts {_pct(best.score)} of held-out same-person pairs at "
