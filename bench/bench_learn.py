@@ -15,7 +15,10 @@ Also times one `learn`-sized cross-validation on all named faces of each set.
         --set faces=/work/cat/faces.sqlite3:../shared/faces \\
         --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev --splits 5
 
-Catalogs are opened read-only (copied to a temporary folder first).
+Catalogs are read from a copy in a temporary folder. ``--named-copy DIR`` also writes
+``DIR/<set>.sqlite3``, a copy of each catalog where every labelled face of a person with 2+
+photos is confirmed in a person named after its label (what a user who named everyone would
+have), to try `photocluster learn --db DIR/<set>.sqlite3` on.
 """
 
 from __future__ import annotations
@@ -26,13 +29,18 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 
 import numpy as np
+from sqlalchemy import select, update
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tune_cluster import load
 
+from photocluster.catalog.db import open_catalog
+from photocluster.catalog.models import Face, Person
+from photocluster.evaluation.evaluate import labelled_faces
 from photocluster.people import learn
 from photocluster.people.projection import MIN_GAIN
 
@@ -50,6 +58,35 @@ def labelled(db: str, root: str) -> tuple[np.ndarray, np.ndarray]:
         shutil.copyfile(db, copy)
         x, _groups, idx, truth = load(copy, root)
     return x[idx].astype(np.float64), truth
+
+
+def named_copy(db: str, root: str, out: str) -> int:
+    """A copy of ``db`` at ``out`` with each labelled face of a label with 2+ photos confirmed
+    in a person named after the label; returns the number of people named."""
+    shutil.copyfile(db, out)
+    _x, _groups, idx, truth = load(out, root)
+    catalog = open_catalog(out)
+    try:
+        with catalog.session() as s:
+            ids = np.array(s.scalars(select(Face.id).order_by(Face.id)).all())
+            names = sorted(set(labelled_faces(s, root).labels))
+            labels, counts = np.unique(truth, return_counts=True)
+            named = 0
+            now = datetime.now()
+            for label in labels[counts >= 2]:
+                person = Person(name=names[label], hidden=False, created_at=now)
+                s.add(person)
+                s.flush()
+                face_ids = [int(i) for i in ids[idx[truth == label]]]
+                s.execute(
+                    update(Face)
+                    .where(Face.id.in_(face_ids))
+                    .values(person_id=person.id, confirmed=True)
+                )
+                named += 1
+        return named
+    finally:
+        catalog.close()
 
 
 def split_run(
@@ -94,10 +131,14 @@ def main() -> None:
         default="auto",
         help="one-photo strangers as extra test negatives (auto: when a set has 100+ of them)",
     )
+    ap.add_argument("--named-copy", metavar="DIR", help="also write named copies there")
     args = ap.parse_args()
     for spec in args.set or DEFAULT_SETS:
         name, rest = spec.split("=", 1)
         db, root = rest.split(":", 1)
+        if args.named_copy:
+            out = os.path.join(args.named_copy, f"{name}.sqlite3")
+            print(f"{out}: {named_copy(db, root, out)} people named")
         x, y = labelled(db, root)
         labels, counts = np.unique(y, return_counts=True)
         multi = np.isin(y, labels[counts >= 2])

@@ -4,6 +4,7 @@ one (`--report`). Parses, calls people.projection, prints."""
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Annotated
 
 import typer
@@ -55,9 +56,9 @@ def _print(report: LearnReport) -> None:
         out("  different-person pairs is; gain: points over raw at the rate compared.")
     state = "used" if report.usable_now else "not used: the raw embedding is used"
     out(f"Projection: {report.method if report.used else 'none'} ({state}).")
-    out(report.reason)
+    out(textwrap.fill(report.reason, 80))
     if report.note:
-        out(report.note)
+        out(textwrap.fill(report.note, 80))
 
 
 @app.command("learn")

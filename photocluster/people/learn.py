@@ -253,8 +253,10 @@ def _fit_tpe(
     offset = np.zeros(x.shape[1])  # centring measured worse on both labelled sets
     # PCA initialisation, all dimensions (dlib's 128 are already compact; with fewer faces than
     # dimensions the basis is completed, so held-out people keep their other directions).
-    _, _, vt = np.linalg.svd(u, full_matrices=True)
-    w = vt.copy()
+    # (eigenvectors of the 128 x 128 scatter: an SVD of u with the full basis would build an
+    # n x n matrix)
+    _, vecs = np.linalg.eigh(u.T @ u)
+    w = vecs[:, ::-1].T.copy()
     people = np.unique(labels)
     val_people = rng.choice(people, max(2, len(people) // 5), replace=False)
     val = np.isin(labels, val_people)
