@@ -5,9 +5,11 @@ labelled face of every photo (the face nearest its label's one-face photos, as `
 people with 2+ photos split at random into a training half and a test half, several splits.
 Each method of :mod:`photocluster.people.learn` is fitted on the training half and measured on
 the test half: the share of same-person pairs accepted at a 0.1 % false-match rate (and 1 %),
-rank-1. ``auto`` is what `photocluster learn` would do with the training half as the user's
-names: cross-validate there, use the best learned method only when its gain exceeds
-``projection.MIN_GAIN``, else raw. With ``--strangers`` (the default for lfw-dev), the test
+rank-1. ``--rejections K`` adds simulated rejections to the training half (the K faces of
+other people nearest each person's centroid, within 0.6 of it). ``auto`` is what
+`photocluster learn` would do with the training half as the user's names: cross-validate
+there, use the best learned method only when its gain exceeds ``projection.MIN_GAIN``, else
+raw. With ``--strangers`` (the default for lfw-dev), the test
 half's different-person pairs also include every one-photo stranger against the test people.
 Also times one `learn`-sized cross-validation on all named faces of each set.
 
@@ -44,6 +46,7 @@ from photocluster.evaluation.evaluate import labelled_faces
 from photocluster.people import learn
 from photocluster.people.projection import MIN_GAIN
 
+REJECT_WITHIN = 0.6  # dlib's same-person distance: a face this near a person's centre may join it
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SETS = [
     f"faces=/work/cat/faces.sqlite3:{os.path.join(HERE, '../../shared/faces')}",
@@ -89,8 +92,23 @@ def named_copy(db: str, root: str, out: str) -> int:
         catalog.close()
 
 
+def simulated_rejections(x: np.ndarray, y: np.ndarray, per_person: int) -> learn.Negatives:
+    """For each person, the ``per_person`` faces of other people nearest their centroid within
+    REJECT_WITHIN of it: the faces a user would have rejected from a person clustering made."""
+    xs, labels = [], []
+    for person in np.unique(y):
+        centroid = x[y == person].mean(axis=0)
+        others = np.flatnonzero(y != person)
+        d = np.linalg.norm(x[others] - centroid, axis=1)
+        near = others[np.argsort(d)[:per_person]]
+        near = near[np.linalg.norm(x[near] - centroid, axis=1) < REJECT_WITHIN]
+        xs.append(x[near])
+        labels.extend([person] * len(near))
+    return learn.Negatives(np.concatenate(xs), np.array(labels, dtype=np.int64))
+
+
 def split_run(
-    x: np.ndarray, y: np.ndarray, strangers: np.ndarray, seed: int
+    x: np.ndarray, y: np.ndarray, strangers: np.ndarray, seed: int, rejections: int = 0
 ) -> dict[str, tuple[float | None, float | None, float | None]]:
     people = np.unique(y)
     rng = np.random.default_rng(seed)
@@ -98,8 +116,9 @@ def split_run(
     train = np.isin(y, train_people)
     test = ~train
     out: dict[str, tuple[float | None, float | None, float | None]] = {}
-    maps = {m: learn.fit(m, x[train], y[train], seed=seed) for m in learn.METHODS}
-    cv = learn.cross_validate(x[train], y[train], seed=seed)
+    neg = simulated_rejections(x[train], y[train], rejections) if rejections else None
+    maps = {m: learn.fit(m, x[train], y[train], neg, seed=seed) for m in learn.METHODS}
+    cv = learn.cross_validate(x[train], y[train], neg, seed=seed)
     best = cv.best()
     auto = best.method if best is not None and (best.gain or 0) > MIN_GAIN else learn.RAW
     maps["auto"] = maps[auto]
@@ -109,9 +128,7 @@ def split_run(
         if len(strangers):
             yt = np.concatenate([yt, m.apply(strangers)])
             labels = np.concatenate([labels, -1 - np.arange(len(strangers))])
-        s = learn.score_held_out(
-            yt, labels, np.zeros((0, m.dims)), np.zeros(0), np.random.default_rng(seed), learn.FARS
-        )
+        s = learn.score_held_out(yt, labels, np.random.default_rng(seed))
         out[name] = (s.tar[0.001], s.tar[0.01], s.rank1)
     out["auto"] = (*out["auto"], auto)  # type: ignore[assignment]
     return out
@@ -130,6 +147,14 @@ def main() -> None:
         choices=["auto", "yes", "no"],
         default="auto",
         help="one-photo strangers as extra test negatives (auto: when a set has 100+ of them)",
+    )
+    ap.add_argument(
+        "--rejections",
+        type=int,
+        default=0,
+        metavar="K",
+        help="simulate rejections: per training person, the K nearest faces of other people "
+        f"within {REJECT_WITHIN} of its centroid",
     )
     ap.add_argument("--named-copy", metavar="DIR", help="also write named copies there")
     args = ap.parse_args()
@@ -165,7 +190,9 @@ def main() -> None:
         rows: dict[str, list[tuple[float | None, float | None, float | None]]] = {}
         chosen: list[str] = []
         for k in range(args.splits):
-            for method, figures in split_run(xm, ym, strangers, seed=k).items():
+            for method, figures in split_run(
+                xm, ym, strangers, seed=k, rejections=args.rejections
+            ).items():
                 rows.setdefault(method, []).append(figures[:3])
                 if method == "auto":
                     chosen.append(str(figures[3]))  # type: ignore[misc]

@@ -44,7 +44,7 @@ folds. Deterministic for a given seed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -194,10 +194,10 @@ def _scaled(m: LinearMap, x: np.ndarray, labels: np.ndarray, seed: int) -> Linea
     if not len(same):
         return m
     raw = float(np.median(_distances(x, same)))
-    mapped = float(np.median(_distances(LinearMap(**{**m.__dict__, "scale": 1.0}).apply(x), same)))
+    mapped = float(np.median(_distances(replace(m, scale=1.0).apply(x), same)))
     if mapped <= 0:
         return m
-    return LinearMap(**{**m.__dict__, "scale": raw / mapped})
+    return replace(m, scale=raw / mapped)
 
 
 # --- the methods -------------------------------------------------------------------------------
@@ -461,22 +461,11 @@ def _fold_of(labels: np.ndarray, folds: int, rng: np.random.Generator) -> np.nda
 
 
 def score_held_out(
-    y: np.ndarray,
-    labels: np.ndarray,
-    neg_y: np.ndarray,
-    neg_label: np.ndarray,
-    rng: np.random.Generator,
-    fars: Sequence[float],
+    y: np.ndarray, labels: np.ndarray, rng: np.random.Generator, fars: Sequence[float] = FARS
 ) -> FoldScore:
+    """Verification and rank-1 among faces ``y`` (already mapped) labelled ``labels``."""
     same, diff = _pairs(labels, rng, MAX_SAME_PAIRS_PER_PERSON, MAX_DIFFERENT_PAIRS)
     ds, dd = _distances(y, same), _distances(y, diff)
-    if len(neg_y):
-        # the user's rejections are different-person pairs too (the hardest ones)
-        extra = [
-            np.linalg.norm(y[labels == lab] - v, axis=1)
-            for v, lab in zip(neg_y, neg_label, strict=True)
-        ]
-        dd = np.concatenate([dd, *extra])
     return FoldScore(
         tar={f: tar_at_far(ds, dd, f) for f in fars},
         rank1=rank1(y, labels),
@@ -535,18 +524,16 @@ def _cross_validate(
     for k in range(folds):
         train, test = fold != k, fold == k
         train_people = np.unique(labels[train])
-        test_people = np.unique(labels[test])
-        neg_train, neg_test = negatives.of(train_people), negatives.of(test_people)
+        # Rejections teach, but are not measured on: the user rejected them because clustering,
+        # on raw distances, got them wrong, so any other metric would look better on them
+        # (with simulated rejections, bench_learn.py: CV gains of 8-11 points on lfw-dev that
+        # were 1.4 on the people held out).
+        neg_train = negatives.of(train_people)
         for m in methods:
             mapped = fit(m, x[train], labels[train], neg_train, seed=seed + k)
             # the same pair sample for every method on a fold
             score = score_held_out(
-                mapped.apply(x[test]),
-                labels[test],
-                mapped.apply(neg_test.x) if len(neg_test.x) else np.zeros((0, mapped.dims)),
-                neg_test.label,
-                np.random.default_rng(seed * 1000 + k),
-                fars,
+                mapped.apply(x[test]), labels[test], np.random.default_rng(seed * 1000 + k), fars
             )
             results[m].folds.append(score)
     for r in results.values():
