@@ -251,6 +251,12 @@ def test_relearn_when_decisions_change_by_a_tenth(catalog: Catalog) -> None:
         s.execute(update(Person).where(Person.name == "P29").values(name=None))
     with catalog.session() as s:
         assert needs_relearn(s)  # a named person fewer
+        s.execute(update(Person).where(Person.name.is_(None)).values(name="P29"))
+    with catalog.session() as s:
+        assert not needs_relearn(s)
+        s.execute(update(Person).where(Person.name == "P28").values(hidden=True))
+    with catalog.session() as s:
+        assert needs_relearn(s)  # hidden people are not learned from
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -275,4 +281,13 @@ def test_cli_learn_and_report(catalog: Catalog, db_path: str) -> None:
     assert got["used"] and got["usable_now"] and got["gain"] > 0.3
     assert {m["method"] for m in got["methods"]} == set(learn.METHODS)
     result = runner.invoke(app, ["learn", "--report", "--db", db_path])
-    assert result.exit_code == 0 and "Projection:" in result.stdout
+    assert result.exit_code == 0 and "(used)" in result.stdout
+    again = open_catalog(db_path)
+    with again.session() as s:
+        s.execute(update(Photo).values(encoder="new_model;hog;d1600"))
+    again.close()
+    result = runner.invoke(app, ["learn", "--report", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    assert "not used: the raw embedding is used" in result.stdout
+    assert "learned on embedding model fake_model" in " ".join(result.stdout.split())
+    assert "embedding model changed" in result.stderr
