@@ -163,7 +163,7 @@ def training_data(session: Session, *, embeddings: bool = True) -> TrainingData:
     contradictions = [(f, p) for f, p in rej_rows if person_of.get(f) == p]
     bad = {f for f, _ in contradictions}
     rows = [r for r in rows if r.id not in bad]
-    rejections = [(f, p) for f, p in rej_rows if (f, p) not in set(contradictions)]
+    rejections = [(f, p) for f, p in rej_rows if person_of.get(f) != p]
     # only rejections from people with faces to learn from
     learned_people = {r.person_id for r in rows}
     rejections = [(f, p) for f, p in rejections if p in learned_people]
@@ -447,5 +447,7 @@ def ensure_projection(session: Session) -> Projection | None:
     """Relearn when :func:`needs_relearn`, then :func:`current_projection`. The caller owns the
     session and commits (a relearn takes the write lock)."""
     if needs_relearn(session):
-        learn_projection(session)
+        hold_write_lock(session, "learn")
+        if needs_relearn(session):  # again under the lock: another process may have learned
+            learn_projection(session)
     return current_projection(session)
