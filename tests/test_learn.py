@@ -208,10 +208,13 @@ def test_contradicting_decisions_are_named_and_left_out(catalog: Catalog) -> Non
         bad_id = bad.id
     with catalog.session() as s:
         report = learn_projection(s)
-    assert report.left_out == [bad_id]
+    assert report.left_out == 1 and report.left_out_faces == [bad_id]
     assert f"face {bad_id} (person {people[0]})" in report.reason
     assert report.named_faces == len(x) - 1 and report.rejections == 1
     assert report.used  # the rest still teaches
+    with catalog.session() as s:
+        stored = stored_report(s)
+    assert stored is not None and stored.left_out == 1 and str(bad_id) in stored.reason
 
 
 def test_a_projection_learned_on_another_model_is_not_used_until_learned_again(

@@ -97,7 +97,9 @@ class LearnReport:
     named_faces: int
     people: int
     rejections: int
-    left_out: list[int] = field(default_factory=list)  # faces of contradicting decisions
+    left_out: int = 0  # faces of contradicting decisions, left out of learning
+    # their ids (a fresh report only; the stored reason names the first of them)
+    left_out_faces: list[int] = field(default_factory=list)
     methods: list[MethodFigures] = field(default_factory=list)
     projection_id: int | None = None
     seconds: float | None = None
@@ -303,7 +305,7 @@ def _report_of(row: LearnedProjection, session: Session) -> LearnReport:
         named_faces=row.named_faces,
         people=row.people,
         rejections=row.rejections,
-        left_out=[],
+        left_out=row.left_out,
         methods=_figures(row.cv),
         projection_id=row.id,
         usable_now=usable,
@@ -358,7 +360,8 @@ def learn_projection(
         named_faces=int(data.face_ids.size),
         people=data.people_with_two,
         rejections=data.rejections,
-        left_out=data.left_out,
+        left_out=len(data.left_out),
+        left_out_faces=data.left_out,
     )
     chosen: LinearMap | None = None
     if len(data.models) > 1:
