@@ -552,34 +552,85 @@ def merge_alike_clusters(
     ids, member_lists = members_by_label(labels)
     if len(ids) < 2:
         return labels
+    # one generator for every sample, drawn in a fixed order, so a run is repeatable
+    limit = _MergeLimit(x, distance, own_percentile, np.random.default_rng(0))
+    found = _alike_pairs(x, labels, member_lists, share, limit)
+    if not found:
+        return labels
+    members = _join_alike(x, found, member_lists, share, groups, limit)
+    for c, m in members.items():
+        labels[m] = ids[c]
+    return labels
+
+
+class _MergeLimit:
+    """:func:`merge_alike_clusters`' distance for the cross pairs of two clusters: the smaller
+    of the two clusters' own pair distances (``percentile``; a single face has none), never
+    beyond ``distance``. Each cluster's own is measured once and kept until :meth:`forget`."""
+
+    def __init__(
+        self, x: np.ndarray, distance: float, percentile: float | None, rng: np.random.Generator
+    ) -> None:
+        self.x, self.distance, self.percentile, self.rng = x, distance, percentile, rng
+        self._own: dict[int, float] = {}
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> float:
+        """The limit for clusters ``ka`` and ``kb`` with members ``a`` and ``b``."""
+        if self.percentile is None:
+            return self.distance
+        for key, m in ((ka, a), (kb, b)):
+            if key not in self._own:
+                self._own[key] = own_pairs(self.x, m, self.rng, self.percentile)
+        spreads_ = [self._own[k] for k in (ka, kb) if self._own[k] > 0]
+        return min([self.distance, *spreads_])
+
+    def share(self, a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> float:
+        """The share of cross pairs of the two clusters within their limit."""
+        return _cross_share(self.x, a, b, self(a, b, ka, kb), self.rng)
+
+    def forget(self, key: int) -> None:
+        """Cluster ``key`` grew: its own pairs are measured again when needed."""
+        self._own.pop(key, None)
+
+
+def _alike_pairs(
+    x: np.ndarray,
+    labels: np.ndarray,
+    member_lists: list[np.ndarray],
+    share: float,
+    limit: _MergeLimit,
+) -> list[tuple[float, int, int]]:
+    """The candidate pairs of :func:`merge_alike_clusters` (each cluster's ``_MERGE_NEIGHBOURS``
+    nearest clusters with a centroid within ``limit.distance``) with at least ``share`` of their
+    cross pairs within the limit: (share, cluster, cluster), clusters as positions in
+    ``member_lists``, each pair once."""
     from sklearn.neighbors import NearestNeighbors
 
     _, cents = centroids(x, labels)
-    k = min(_MERGE_NEIGHBOURS + 1, len(ids))
+    k = min(_MERGE_NEIGHBOURS + 1, len(member_lists))
     dist, near = NearestNeighbors(n_neighbors=k).fit(cents).kneighbors(cents)
-    rng = np.random.default_rng(0)
-    own: dict[int, float] = {}
-
-    def limit(a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> float:
-        if own_percentile is None:
-            return distance
-        for key, m in ((ka, a), (kb, b)):
-            if key not in own:
-                own[key] = own_pairs(x, m, rng, own_percentile)
-        spreads_ = [own[k] for k in (ka, kb) if own[k] > 0]  # a single face has none
-        return min([distance, *spreads_])
-
     found: list[tuple[float, int, int]] = []
-    for i, j in zip(*np.nonzero(dist <= distance), strict=True):
+    for i, j in zip(*np.nonzero(dist <= limit.distance), strict=True):
         a, b = int(i), int(near[i, j])
         if a < b or (a > b and a not in near[b]):  # each pair once
-            ma, mb = member_lists[a], member_lists[b]
-            s = _cross_share(x, ma, mb, limit(ma, mb, a, b), rng)
+            s = limit.share(member_lists[a], member_lists[b], a, b)
             if s >= share:
                 found.append((s, a, b))
-    if not found:
-        return labels
-    parent = list(range(len(ids)))
+    return found
+
+
+def _join_alike(
+    x: np.ndarray,
+    found: list[tuple[float, int, int]],
+    member_lists: list[np.ndarray],
+    share: float,
+    groups: np.ndarray | None,
+    limit: _MergeLimit,
+) -> dict[int, np.ndarray]:
+    """The pairs ``found`` joined, most alike first (union-find); a pair whose cluster already
+    grew is measured again as merged so far; clusters holding faces of one photo (``groups``)
+    never join. Each remaining cluster (position in ``member_lists``) with its members."""
+    parent = list(range(len(member_lists)))
 
     def root(c: int) -> int:
         while parent[c] != c:
@@ -587,7 +638,7 @@ def merge_alike_clusters(
             c = parent[c]
         return c
 
-    members = {c: member_lists[c] for c in range(len(ids))}
+    members = dict(enumerate(member_lists))
     photos: dict[int, set[int]] = {}
     if groups is not None:  # only for clusters that may join
         g = np.asarray(groups)
@@ -597,23 +648,15 @@ def merge_alike_clusters(
         if ra == rb or (groups is not None and photos[ra] & photos[rb]):
             continue
         grown = len(members[ra]) + len(members[rb]) > len(member_lists[a]) + len(member_lists[b])
-        # ``own`` holds each root's own pairs as merged so far
-        if (
-            grown
-            and _cross_share(
-                x, members[ra], members[rb], limit(members[ra], members[rb], ra, rb), rng
-            )
-            < share
-        ):
+        # the limit holds each root's own pairs as merged so far
+        if grown and limit.share(members[ra], members[rb], ra, rb) < share:
             continue  # measured again as merged so far
         parent[rb] = ra
         members[ra] = np.concatenate([members[ra], members.pop(rb)])
-        own.pop(ra, None)  # measured again when needed
+        limit.forget(ra)  # measured again when needed
         if groups is not None:
             photos[ra] |= photos.pop(rb)
-    for c, m in members.items():
-        labels[m] = ids[c]
-    return labels
+    return members
 
 
 def _exact_nearest(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -737,15 +780,7 @@ def attach_faces(
     if len(ids) == 0:
         return out
     limits = ratio * spread if ratio > 0 else None
-    theirs = None
-    todo = np.arange(len(rows))
-    if share > 0 and near is not None:
-        valid = near >= 0
-        theirs = np.where(valid, labels[np.where(valid, near, 0)], NOISE)
-        # Only a face whose nearest faces give some cluster enough votes can pass the share
-        # test below: the others (most strangers) need no centroid search, which is the cost
-        # of this step at a million faces.
-        todo = np.flatnonzero(_most_voted(theirs)[1] >= share * near.shape[1])
+    theirs, todo = _voted_rows(labels, len(rows), share, near)
 
     def assign(which: np.ndarray, caps: np.ndarray | None) -> np.ndarray:
         return assign_to_centroids(
@@ -766,6 +801,23 @@ def attach_faces(
         if mutual > 0 and nearest is not None and limits is not None and len(todo):
             out = _attach_mutual(out, todo, assign, rows, theirs, near, share, mutual, nearest)
     return out
+
+
+def _voted_rows(
+    labels: np.ndarray, n: int, share: float, near: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`attach_faces`' prefilter: the cluster of each of the faces' nearest faces
+    (``near``; -1 where none or noise), and the faces (of ``n``) that can pass the share test:
+    those whose nearest faces give some cluster at least ``share`` of their votes. Without the
+    share test (``share`` 0 or no ``near``): no labels, every face."""
+    if share <= 0 or near is None:
+        return None, np.arange(n)
+    valid = near >= 0
+    theirs = np.where(valid, labels[np.where(valid, near, 0)], NOISE)
+    # Only a face whose nearest faces give some cluster enough votes can pass the share test:
+    # the others (most strangers) need no centroid search, which is the cost of attaching at a
+    # million faces.
+    return theirs, np.flatnonzero(_most_voted(theirs)[1] >= share * near.shape[1])
 
 
 def _most_voted(theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
