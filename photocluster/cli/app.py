@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from photocluster import __version__
+from photocluster.cli.commands import command_docs
 from photocluster.errors import Interrupted, PhotoclusterError
 
 # `photocluster --help` lists commands in the order a user meets them, not in import order.
@@ -115,8 +116,6 @@ class _Group(TyperGroup):
         # their help is read from the source (cli/commands.py).
         docs: dict[str, str] = {}
         if any(name not in self.commands for _, names in JOURNEY for name in names):
-            from photocluster.cli.commands import command_docs
-
             docs = command_docs()
         sections = [*JOURNEY, ("Other commands", [*self.commands, *docs])]
         for title, names in sections:
