@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sys
-import types
 from datetime import datetime
 from pathlib import Path
 
@@ -384,9 +382,7 @@ def test_report_is_written_with_build_report(
         seen.append(session)
         return {"schema": "photocluster.report/2", "people": []}
 
-    fake = types.ModuleType("photocluster.export.report")
-    fake.build_report = fake_build_report  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "photocluster.export.report", fake)
+    monkeypatch.setattr(export_mod, "build_report", fake_build_report)
     dest = tmp_path / "People"
     summary = run(catalog, dest, report_path=str(tmp_path / "report.json"))
     assert summary.report_path == str(tmp_path / "report.json")
@@ -397,7 +393,6 @@ def test_report_is_written_with_build_report(
 def test_report_with_the_real_people_report(
     tmp_path: Path, catalog: Catalog, library: tuple[Path, dict[str, int]]
 ) -> None:
-    pytest.importorskip("photocluster.export.report")
     report = tmp_path / "People" / "people.json"
     run(catalog, tmp_path / "People", report_path=str(report))
     data = json.loads(report.read_text())
@@ -423,16 +418,19 @@ def test_cli_export_json_and_refusal(
     assert wrong.exit_code == 2
 
 
-def test_report_that_cannot_be_made_fails_before_any_change(
-    tmp_path: Path,
-    catalog: Catalog,
-    library: tuple[Path, dict[str, int]],
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_report_that_cannot_be_written_fails_before_any_change(
+    tmp_path: Path, catalog: Catalog, library: tuple[Path, dict[str, int]], where: str
 ) -> None:
-    monkeypatch.setitem(sys.modules, "photocluster.export.report", None)  # import fails
+    if where == "a folder":
+        report = tmp_path / "reports"
+        report.mkdir()
+    else:
+        (tmp_path / "afile").write_text("x")
+        report = tmp_path / "afile" / "sub" / "r.json"
     dest = tmp_path / "People"
-    with pytest.raises(PhotoclusterError, match="without --report"):
-        run(catalog, dest, report_path=str(tmp_path / "r.json"))
+    with pytest.raises(PhotoclusterError, match="Cannot write the report"):
+        run(catalog, dest, report_path=str(report))
     assert not dest.exists()
 
 

@@ -71,6 +71,7 @@ from photocluster.export.plan import (
     resolve_dest,
     select_people,
 )
+from photocluster.export.report import build_report
 from photocluster.progress import NoProgress, Progress
 
 MANIFEST_FLUSH_EVERY = 500
@@ -157,7 +158,7 @@ def export_people(
     if options.mode not in MODES:
         raise PhotoclusterError(f"Unknown mode {options.mode!r}; use one of {', '.join(MODES)}.")
     if options.report_path:
-        _build_report_function()  # fail before changing anything if the report cannot be made
+        _check_report_target(options.report_path)  # fail before changing anything
     dest = resolve_dest(options.dest)
     summary = ExportSummary(dest=str(dest), mode=options.mode, dry_run=options.dry_run)
     people, photos = _read_catalog(catalog, dest, options, summary.notes)
@@ -453,23 +454,28 @@ class _Apply:
             self.folders_made.discard(folder)
 
 
-def _build_report_function() -> Any:
-    try:
-        from photocluster.export.report import build_report
-    except ImportError as exc:  # the people report arrives with the clustering work
-        raise PhotoclusterError(
-            "This version of photocluster cannot write the people report yet; "
-            "run the export without --report."
-        ) from exc
-    return build_report
+def _report_target(path: str) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def _check_report_target(path: str) -> None:
+    """Refuse a report path that can never be written (a folder, or a path under a file) before
+    the export changes anything, with the message :func:`write_report` would give after it."""
+    target = _report_target(path)
+    if target.is_dir():
+        raise PhotoclusterError(f"Cannot write the report {target}: {os.strerror(errno.EISDIR)}")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PhotoclusterError(f"Cannot write the report {target}: {os.strerror(errno.ENOTDIR)}")
 
 
 def write_report(catalog: Catalog, path: str) -> str:
     """Write the people report (``photocluster.report/2``) as JSON to ``path``."""
-    build_report = _build_report_function()
     with catalog.session() as session:
         report = build_report(session)
-    target = Path(os.path.abspath(os.path.expanduser(path)))
+    target = _report_target(path)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
