@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,12 +29,18 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from photocluster.catalog.lock import FileLock, ServerLock, WaitReporter, WriteLock
+from photocluster.catalog.sqlite_file import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    check_sqlite_file,
+    damaged,
+    newest_revision,
+    not_a_catalog,
+    to_url,
+)
 from photocluster.errors import CatalogError
 
 # Values per IN (...) clause: stays far below every database's parameter limit.
 IN_LIST_CHUNK = 500
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-SQLITE_HEADER = b"SQLite format 3\x00"
 T = TypeVar("T")
 
 
@@ -43,14 +48,6 @@ def in_chunks(values: Sequence[T]) -> Iterator[list[T]]:
     """``values`` in lists of at most :data:`IN_LIST_CHUNK`, one per ``IN (...)`` clause."""
     for i in range(0, len(values), IN_LIST_CHUNK):
         yield list(values[i : i + IN_LIST_CHUNK])
-
-
-def to_url(db: str) -> str:
-    """A bare path becomes a SQLite URL; anything with ``://`` is taken as an SQLAlchemy URL."""
-    if "://" in db:
-        return db
-    path = Path(db).expanduser()
-    return f"sqlite:///{path.resolve()}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -160,31 +157,6 @@ class Catalog:
 
 # --- damaged, foreign, read-only and missing catalogs -------------------------------------------
 
-_MAGIC = {
-    b"\xff\xd8\xff": "a JPEG image",
-    b"\x89PNG": "a PNG image",
-    b"GIF8": "a GIF image",
-    b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a ZIP archive",
-}
-
-
-def _not_a_catalog(path: Path, start: bytes) -> CatalogError:
-    kind = next((k for magic, k in _MAGIC.items() if start.startswith(magic)), None)
-    looks = f"it looks like {kind}" if kind else "it does not start like one"
-    return CatalogError(
-        f"{path} is not a photocluster catalog: not an SQLite database ({looks}). "
-        "Check --db / PHOTOCLUSTER_DB; to start a new catalog, give a path that does not exist yet."
-    )
-
-
-def _damaged(path: Path | str, why: str) -> CatalogError:
-    return CatalogError(
-        f"The catalog {path} is damaged ({why}). Restore it from a backup; or recover what is "
-        f"readable with `sqlite3 {path} .recover | sqlite3 recovered.sqlite3` and use "
-        "--db recovered.sqlite3 (then `photocluster scan` your folders again)."
-    )
-
 
 def _read_only(path: Path | str, why: str, *, writer: bool = False) -> CatalogError:
     if writer:
@@ -199,58 +171,17 @@ def _read_only(path: Path | str, why: str, *, writer: bool = False) -> CatalogEr
     )
 
 
-def _read_head(path: Path) -> tuple[bytes, int]:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(100), os.fstat(fh.fileno()).st_size
-    except OSError as exc:
-        raise CatalogError(f"Cannot read the catalog {path}: {exc.strerror}.") from exc
-
-
-def _missing_bytes(head: bytes, size: int) -> tuple[int, int] | None:
-    """(size, expected) when the file is shorter than its header says (if the header's size is
-    valid: its change counter matches), else None."""
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(head[28:32], "big")
-    if head[24:28] == head[92:96] and pages and size < pages * page_size:
-        return size, pages * page_size
-    return None
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse a folder, a file that is not SQLite, and a file shorter than its own header says."""
-    if path.is_dir():
-        raise CatalogError(
-            f"{path} is a folder, not a catalog file. Pass --db FOLDER/catalog.sqlite3."
-        )
-    head, size = _read_head(path)
-    if not head:
-        return  # an empty file is an empty SQLite database: a new catalog
-    if not head.startswith(SQLITE_HEADER) or len(head) < 100:
-        raise _not_a_catalog(path, head)
-    # A checkpoint that grows the file writes the new header before the pages at its end: a
-    # short file is damage only if it stays the same for a moment.
-    deadline = time.monotonic() + 10
-    while (short := _missing_bytes(head, size)) is not None:
-        time.sleep(0.2)
-        again = _read_head(path)
-        if again == (head, size) or time.monotonic() > deadline:
-            raise _damaged(path, f"truncated: {short[0]} of its {short[1]} bytes are left")
-        head, size = again
-
-
 def _sqlite_error(path: Path, message: str) -> CatalogError | None:
     """The user-facing error for an SQLite error that is about the catalog file, if it is."""
     low = message.lower()
     if "not a database" in low:  # "file is not a database", "file is encrypted or is not ..."
         try:
             with path.open("rb") as fh:
-                return _not_a_catalog(path, fh.read(16))
+                return not_a_catalog(path, fh.read(16))
         except OSError:
-            return _not_a_catalog(path, b"")
+            return not_a_catalog(path, b"")
     if "malformed" in low or "corrupt" in low:
-        return _damaged(path, message)
+        return damaged(path, message)
     if "readonly" in low or "read-only" in low:
         return _read_only(path, message)
     if "database is locked" in low:
@@ -292,7 +223,7 @@ def create_catalog_engine(db: str, *, create_folder: bool = True) -> Engine:
         path = _sqlite_path(url)
         if path is not None:
             if path.exists():
-                _check_sqlite_file(path)
+                check_sqlite_file(path)
             elif not path.parent.is_dir():
                 if not create_folder:
                     raise CatalogError(
@@ -343,7 +274,7 @@ def _verify(catalog: Catalog) -> None:
     if problems != ["ok"]:
         lines = [ln for p in problems for ln in p.splitlines() if not ln.startswith("***")]
         first = (lines or problems)[0][:120]
-        raise _damaged(catalog.path, f"SQLite's check found: {first}")
+        raise damaged(catalog.path, f"SQLite's check found: {first}")
 
 
 def open_catalog(
@@ -416,19 +347,18 @@ def open_catalog(
 
 
 def _at_newest_revision(engine: Engine) -> bool:
-    """The catalog's schema is the newest migration's revision (its file's number, e.g.
-    ``0004_face_revision.py`` is ``0004``): known without importing alembic, which costs about
-    0.1 s at every command's start. Anything else (older, newer, unreadable) goes to alembic."""
-    versions = Path(__file__).parent / "migrations" / "versions"
-    numbers = [p.name.split("_", 1)[0] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py")]
-    if not numbers:
+    """The catalog's schema is the newest migration's revision (:func:`newest_revision`):
+    known without importing alembic, which costs about 0.1 s at every command's start. Anything
+    else (older, newer, unreadable) goes to alembic."""
+    newest = newest_revision()
+    if newest is None:
         return False
     try:
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
     except DBAPIError:
         return False
-    return [row[0] for row in rows] == [max(numbers)]
+    return [row[0] for row in rows] == [newest]
 
 
 def _migrate(catalog: Catalog) -> None:
