@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+from sqlalchemy import select
 
 from photocluster.ingest.scan import scan
 from tests.conftest import ROOT
@@ -60,6 +63,12 @@ def test_help_imports_no_numpy_nor_clustering_and_lists_every_command() -> None:
 def test_status_imports_no_numpy_nor_clustering(catalog) -> None:  # type: ignore[no-untyped-def]
     code, modules, text = _imports("status", "--db", catalog.url.removeprefix("sqlite:///"))
     assert code == 0 and "Photos: 0" in text
+    # an up-to-date SQLite catalog is read with sqlite3 alone
+    assert not modules & (HEAVY | {"sqlalchemy"}), modules & (HEAVY | {"sqlalchemy"})
+    code, modules, text = _imports(
+        "status", "--failed", "--db", catalog.url.removeprefix("sqlite:///")
+    )
+    assert code == 0 and "No failed photos." in text
     assert not modules & HEAVY, modules & HEAVY
 
 
@@ -74,3 +83,41 @@ def test_clustering_a_small_catalog_does_not_import_faiss(
     code, modules, text = _imports("cluster", "--db", db)
     assert code == 0 and "Clustering" in text
     assert "faiss" not in modules and "hdbscan" in modules
+
+
+def test_status_of_a_sqlite_file_reads_as_the_catalog_reads(
+    catalog, fake_options, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """`status` summarises an up-to-date SQLite catalog with sqlite3 alone: the same figures
+    as through the catalog's session (people named, hidden, emptied; failed photos); any
+    other catalog goes the usual way (None)."""
+    from sqlalchemy import update
+
+    from photocluster.catalog.models import Face, Person
+    from photocluster.catalog.status import catalog_status, session_rows, sqlite_file_status
+    from photocluster.people.assign import ClusterOptions, cluster_catalog
+
+    for i in range(16):
+        person = ("ada", "bob", "cyd", "dee")[i % 4]
+        make_photo(tmp_path / "lib" / f"p{i}.jpg", [(person, (20 + 5 * i, 30, 90))])
+    (tmp_path / "lib" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    scan(catalog, fake_options(tmp_path / "lib"))
+    cluster_catalog(catalog, ClusterOptions())
+    with catalog.session() as session:
+        ids = sorted(session.scalars(select(Person.id)))
+        assert len(ids) >= 3
+        session.execute(update(Person).where(Person.id == ids[0]).values(name="Ada"))
+        session.execute(update(Person).where(Person.id == ids[1]).values(hidden=True))
+        session.execute(update(Face).where(Face.person_id == ids[2]).values(person_id=None))
+        session.commit()
+        expected = catalog_status(session_rows(session))
+    db = catalog.url.removeprefix("sqlite:///")
+    quick = sqlite_file_status(db)
+    assert quick == {**expected, "catalog": catalog.url}
+    assert (quick["photos_failed"], quick["named_people"], quick["hidden_people"]) == (1, 1, 1)
+    assert quick["people"] == len(ids) - 1  # the emptied person is not counted
+    assert sqlite_file_status(catalog.url) is None  # a URL: opened as usual
+    assert sqlite_file_status(str(tmp_path / "new.sqlite3")) is None  # a new catalog
+    with sqlite3.connect(db) as conn:  # an older schema: open_catalog upgrades it
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    assert sqlite_file_status(db) is None

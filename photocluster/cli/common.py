@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.settings import ENV_DB, Settings, default_db, demo_db, resolve_db
+
+if TYPE_CHECKING:
+    from photocluster.catalog.db import Catalog
 
 DbOption = Annotated[
     str | None,
@@ -57,6 +59,10 @@ def catalog_for(
     folder that does not exist is refused (a typo or an unmounted drive must not silently start
     an empty catalog). A new catalog is announced on stderr.
     """
+    # imported here: SQLAlchemy is the bulk of a command's start-up, and `status` on an
+    # up-to-date SQLite catalog does without it (catalog.status)
+    from photocluster.catalog.db import open_catalog
+
     catalog = open_catalog(
         settings.db,
         create_folder=settings.db in (default_db(), demo_db()),

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from photocluster.catalog.status import catalog_status, failed_photos
+from photocluster.catalog.status import (
+    catalog_status,
+    failed_photos,
+    session_rows,
+    sqlite_file_status,
+)
 from photocluster.cli.app import app
 from photocluster.cli.common import (
     DbOption,
@@ -333,19 +338,16 @@ def status_command(
     Example: photocluster status --failed
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as session:
-        if failed:
-            rows = failed_photos(session)
-            if as_json:
-                out(json.dumps([{"path": p, "error": e} for p, e in rows], indent=2))
+    # An up-to-date SQLite catalog file is summarised with sqlite3 alone (start-up time: no
+    # SQLAlchemy); anything else is opened as every command opens it.
+    status = None if failed else sqlite_file_status(settings.db)
+    if status is None:
+        with catalog_for(settings) as catalog, catalog.session() as session:
+            if failed:
+                _print_failed(failed_photos(session), as_json)
                 return
-            if not rows:
-                out("No failed photos.")
-            for path, error in rows:
-                out(f"{path}\t{error}")
-            return
-        status = catalog_status(session)
-    status["catalog"] = catalog.url
+            status = catalog_status(session_rows(session))
+        status["catalog"] = catalog.url
     if as_json:
         out(json.dumps(status, indent=2, default=str))
         return
@@ -366,3 +368,14 @@ def status_command(
         out(f"Encoder settings: {key} ({n} photos)")
     if status["photos"] == 0:
         out("The catalog is empty: run `photocluster scan DIR` first.")
+
+
+def _print_failed(rows: list[tuple[str, str]], as_json: bool) -> None:
+    """`status --failed`: each failed photo with its reason."""
+    if as_json:
+        out(json.dumps([{"path": p, "error": e} for p, e in rows], indent=2))
+        return
+    if not rows:
+        out("No failed photos.")
+    for path, error in rows:
+        out(f"{path}\t{error}")
