@@ -368,3 +368,37 @@ def test_merge_share_must_be_a_share() -> None:
         ClusterParams(merge_share=1.5)
     with pytest.raises(ValueError, match="merge share"):
         ClusterParams(merge_share=-0.1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hdbscan_core_gives_hdbscans_own_labels(seed: int) -> None:
+    """HDBSCAN without the hdbscan package's scikit-learn import (people.hdbscan_core): the
+    labels of hdbscan.HDBSCAN's generic algorithm, over the parameters `cluster` takes."""
+    import warnings
+
+    import hdbscan
+    from sklearn.metrics import pairwise_distances
+
+    from photocluster.people import hdbscan_core
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 12, size=int(rng.integers(3, 15))).tolist()
+    x, _ = blobs(sizes, spread=float(rng.uniform(0.05, 0.6)), seed=seed)
+    x = np.vstack([x, x[:3]])  # exact copies too
+    assert np.array_equal(hdbscan_core.euclidean_distances(x), pairwise_distances(x))
+    for mcs, ms, method, eps in [(2, 1, "eom", 0.0), (4, 3, "eom", 0.0), (3, 2, "leaf", 0.2)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for single in (False, True):
+                expected = hdbscan.HDBSCAN(
+                    min_cluster_size=mcs,
+                    min_samples=ms,
+                    cluster_selection_epsilon=eps,
+                    cluster_selection_method=method,
+                    algorithm="generic",
+                    allow_single_cluster=single,
+                ).fit_predict(x)
+                (got,) = hdbscan_core.hdbscan_labels(
+                    x, mcs, ms, method=method, epsilon=eps, allow_single_cluster=(single,)
+                )
+                assert np.array_equal(got, expected)

@@ -1,6 +1,7 @@
 """Commands import only what they use: `--help` and `status` start without numpy or any
-clustering code, and clustering a small catalog does without faiss. Each check runs the real
-entry point in a fresh interpreter and looks at ``sys.modules``."""
+clustering code (`status` on an up-to-date SQLite catalog without SQLAlchemy either), and
+clustering a small catalog does without faiss. Each check runs the real entry
+point in a fresh interpreter and looks at ``sys.modules``."""
 
 from __future__ import annotations
 

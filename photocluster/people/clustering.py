@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photocluster.people import knn_hdbscan
+from photocluster.people import hdbscan_core, knn_hdbscan
 from photocluster.people.params import ClusterParams
 from photocluster.people.thresholds import (
     ATTACH_NEIGHBOURS,
@@ -113,29 +113,25 @@ def hdbscan_labels(
         return np.full(n, NOISE, dtype=np.int64)
     if n > _BIG:
         return knn_hdbscan.knn_hdbscan_labels(x, params, single, neighbours=neighbours)
-    import hdbscan  # heavy import, only when clustering
-
-    algorithm = "generic"
-    clusterer = hdbscan.HDBSCAN(
-        min_cluster_size=params.min_cluster_size,
-        min_samples=min(params.min_samples, n - 1),
-        cluster_selection_epsilon=params.epsilon,
-        cluster_selection_method=params.method,
-        metric="euclidean",
-        algorithm=algorithm,
-        core_dist_n_jobs=1,
-    )
+    # hdbscan's exact ("generic") algorithm through its compiled steps alone: the same labels
+    # as hdbscan.HDBSCAN, without its import of scikit-learn (hdbscan_core)
+    tries = (False, True) if single else (False,)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
-        if single and (labels < 0).all():
-            # HDBSCAN never returns its root as a cluster unless told to, so a catalog of one
-            # person comes back as all noise. Accept the single cluster only if it is tight.
-            clusterer.set_params(allow_single_cluster=True)
-            one = np.asarray(clusterer.fit_predict(x), dtype=np.int64)
-            members = x[one >= 0]
-            if len(members) >= 2 and _spread(members) <= SAME_PERSON:
-                labels = one
+        labels, *one = hdbscan_core.hdbscan_labels(
+            x,
+            params.min_cluster_size,
+            params.min_samples,
+            method=params.method,
+            epsilon=params.epsilon,
+            allow_single_cluster=tries,
+        )
+    if one and (labels < 0).all():
+        # HDBSCAN never returns its root as a cluster unless told to, so a catalog of one
+        # person comes back as all noise. Accept the single cluster only if it is tight.
+        members = x[one[0] >= 0]
+        if len(members) >= 2 and _spread(members) <= SAME_PERSON:
+            labels = one[0]
     return labels
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photocluster.index.ann import knn
+from photocluster.people import hdbscan_core
 from photocluster.people.thresholds import SAME_PERSON
 
 if TYPE_CHECKING:
@@ -163,19 +164,10 @@ def tree_labels(
     allow_single_cluster: bool = False,
 ) -> np.ndarray:
     """hdbscan's cluster extraction (condensed tree, stability, selection) on an MST."""
-    from hdbscan._hdbscan_linkage import label
-    from hdbscan.hdbscan_ import _tree_to_labels
-
-    single_linkage = label(mst)
-    labels = _tree_to_labels(
-        None,
-        single_linkage,
-        min_cluster_size=min_cluster_size,
-        cluster_selection_method=method,
-        allow_single_cluster=allow_single_cluster,
-        cluster_selection_epsilon=epsilon,
-    )[0]
-    return np.asarray(labels, dtype=np.int64)
+    linkage, _ = hdbscan_core.compiled_steps()
+    return hdbscan_core.tree_to_labels(
+        np.asarray(linkage.label(mst)), min_cluster_size, method, allow_single_cluster, epsilon
+    )
 
 
 def knn_hdbscan_labels(
