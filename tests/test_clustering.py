@@ -402,3 +402,17 @@ def test_hdbscan_core_gives_hdbscans_own_labels(seed: int) -> None:
                     x, mcs, ms, method=method, epsilon=eps, allow_single_cluster=(single,)
                 )
                 assert np.array_equal(got, expected)
+
+
+def test_nearest_centroids_are_scikit_learns() -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    from photocluster.people.clustering import _nearest_centroids
+
+    x, _ = blobs([1] * 300, spread=0.0, seed=3)
+    x += np.random.default_rng(3).normal(scale=0.1, size=x.shape)
+    for k in (1, 2, 9):
+        dist, near = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+        got_dist, got_near = _nearest_centroids(x, k)
+        assert np.array_equal(got_near, near)
+        assert np.allclose(got_dist, dist, rtol=0, atol=1e-7)  # itself: 0 here, ~1e-8 there

@@ -600,11 +600,8 @@ def _alike_pairs(
     nearest clusters with a centroid within ``limit.distance``) with at least ``share`` of their
     cross pairs within the limit: (share, cluster, cluster), clusters as positions in
     ``member_lists``, each pair once."""
-    from sklearn.neighbors import NearestNeighbors
-
     _, cents = centroids(x, labels)
-    k = min(_MERGE_NEIGHBOURS + 1, len(member_lists))
-    dist, near = NearestNeighbors(n_neighbors=k).fit(cents).kneighbors(cents)
+    dist, near = _nearest_centroids(cents, min(_MERGE_NEIGHBOURS + 1, len(member_lists)))
     found: list[tuple[float, int, int]] = []
     for i, j in zip(*np.nonzero(dist <= limit.distance), strict=True):
         a, b = int(i), int(near[i, j])
@@ -613,6 +610,26 @@ def _alike_pairs(
             if s >= share:
                 found.append((s, a, b))
     return found
+
+
+def _nearest_centroids(cents: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each centroid's distances to its ``k`` nearest centroids (itself first, at 0) and their
+    indices, nearest first, by exact search in blocks: the neighbours scikit-learn's
+    ``NearestNeighbors`` finds, without importing scikit-learn (~1 s); a distance may differ
+    from its by about 1e-14 (the same sums in another order)."""
+    near = np.empty((len(cents), k), dtype=np.int64)
+    dist = np.empty((len(cents), k))
+    step = max(1, _BLOCK_ENTRIES // len(cents))
+    for start in range(0, len(cents), step):
+        d = _distances(cents[start : start + step], cents)
+        rows = np.arange(len(d))
+        d[rows, rows + start] = -1.0  # each centroid its own nearest, as scikit-learn finds it
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, 1)
+        order = np.argsort(np.take_along_axis(d, part, axis=1), axis=1, kind="stable")
+        near[start : start + len(d)] = np.take_along_axis(part, order, axis=1)
+        dist[start : start + len(d)] = np.take_along_axis(d, near[start : start + len(d)], 1)
+    dist[:, 0] = 0.0
+    return dist, near
 
 
 def _join_alike(
@@ -1151,7 +1168,6 @@ def pair_close_noise(
         return labels
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    from sklearn.neighbors import NearestNeighbors
 
     xn = x[noise]
     g = np.asarray(groups)[noise] if groups is not None else None
@@ -1170,6 +1186,8 @@ def pair_close_noise(
         close = np.linalg.norm(xn[rows] - xn[cols], axis=1) <= distance
         keep = back & close & (rows != cols)
     else:
+        from sklearn.neighbors import NearestNeighbors  # heavy (~1 s): only without `nearest`
+
         nn = NearestNeighbors(radius=distance).fit(xn)
         neighbours = nn.radius_neighbors(xn, return_distance=False)
         rows = np.repeat(np.arange(len(xn)), [len(n) for n in neighbours])
