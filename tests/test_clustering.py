@@ -416,3 +416,30 @@ def test_nearest_centroids_are_scikit_learns() -> None:
         got_dist, got_near = _nearest_centroids(x, k)
         assert np.array_equal(got_near, near)
         assert np.allclose(got_dist, dist, rtol=0, atol=1e-7)  # itself: 0 here, ~1e-8 there
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scipy_lite_gives_scipys_numbers(seed: int) -> None:
+    """Small catalogs cluster without importing SciPy (people.scipy_lite): its pair
+    distances, average linkage and connected components, bit for bit, ties and copies too."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import pdist, squareform
+
+    from photocluster.people import scipy_lite
+
+    rng = np.random.default_rng(seed)
+    x, _ = blobs(rng.integers(1, 9, size=6).tolist(), spread=0.3, seed=seed)
+    for points in (x, np.round(x, 1), np.vstack([x[:4], x[:4]]), x[:2]):
+        pairs = pdist(points)
+        assert np.array_equal(scipy_lite.pdist(points), pairs)
+        assert np.array_equal(scipy_lite.squareform(pairs, len(points)), squareform(pairs))
+        assert np.array_equal(
+            scipy_lite.average_linkage(pairs, len(points)), linkage(pairs, "average")
+        )
+    n = 40
+    rows, cols = rng.integers(0, n, 30), rng.integers(0, n, 30)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    expected = connected_components(graph, directed=False)[1]
+    assert np.array_equal(scipy_lite.components(n, rows, cols), expected)

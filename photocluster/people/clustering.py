@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photocluster.people import hdbscan_core, knn_hdbscan
+from photocluster.people import hdbscan_core, knn_hdbscan, scipy_lite
 from photocluster.people.params import ClusterParams
 from photocluster.people.thresholds import (
     ATTACH_NEIGHBOURS,
@@ -159,12 +159,16 @@ def centroids(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The cluster ids (sorted) and the mean embedding (float64) of each. ``mask``: the faces
     that count (default: ``labels >= 0``)."""
-    from scipy.sparse import csr_matrix
-
     mask = labels >= 0 if mask is None else mask
     ids, inverse, counts = np.unique(labels[mask], return_inverse=True, return_counts=True)
     if len(ids) == 0:
         return ids, np.zeros((0, x.shape[1]))
+    if len(x) <= _BIG:  # no SciPy import: the members added in the same order, the same sums
+        sums = np.zeros((len(ids), x.shape[1]), dtype=x.dtype)
+        np.add.at(sums, inverse.reshape(-1), x[mask])
+        return ids, np.asarray(sums, dtype=np.float64) / counts[:, None]
+    from scipy.sparse import csr_matrix
+
     # clusters x faces indicator times the embeddings: one pass over the members only
     indicator = csr_matrix(
         (np.ones(len(inverse), dtype=x.dtype), (inverse.reshape(-1), np.flatnonzero(mask))),
@@ -262,6 +266,45 @@ def _first_half(z: np.ndarray, n: int) -> np.ndarray:
     return first
 
 
+# SciPy's pair distances, average linkage and connected components, or, in a catalog of up to
+# _BIG faces, the same numbers from scipy_lite: importing SciPy (~0.2 s) would cost more than
+# the work there; above, SciPy's compiled code is the faster.
+
+
+def _pdist(x: np.ndarray, small: bool) -> np.ndarray:
+    if small:
+        return scipy_lite.pdist(np.asarray(x, dtype=np.float64))
+    from scipy.spatial.distance import pdist
+
+    return np.asarray(pdist(x))
+
+
+def _squareform(pairs: np.ndarray, n: int, small: bool) -> np.ndarray:
+    if small:
+        return scipy_lite.squareform(pairs, n)
+    from scipy.spatial.distance import squareform
+
+    return np.asarray(squareform(pairs))
+
+
+def _average_linkage(pairs: np.ndarray, n: int, small: bool) -> np.ndarray:
+    if small:
+        return scipy_lite.average_linkage(pairs, n)
+    from scipy.cluster.hierarchy import linkage
+
+    return np.asarray(linkage(pairs, "average"))
+
+
+def _components(n: int, rows: np.ndarray, cols: np.ndarray, small: bool) -> np.ndarray:
+    if small:
+        return scipy_lite.components(n, rows, cols)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return np.asarray(connected_components(graph, directed=False)[1])
+
+
 def split_mixed_clusters(
     x: np.ndarray,
     labels: np.ndarray,
@@ -292,9 +335,7 @@ def split_mixed_clusters(
     labels = labels.copy()
     if share <= 0 or distance <= 0:
         return labels
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import pdist, squareform
-
+    small = len(x) <= _BIG
     rng = np.random.default_rng(0)
     next_label = int(labels.max()) + 1 if len(labels) else 0
     todo = list(members_by_label(labels)[1])
@@ -305,11 +346,11 @@ def split_mixed_clusters(
         sample = members
         if len(members) > _SPLIT_SAMPLE:
             sample = np.sort(rng.choice(members, _SPLIT_SAMPLE, replace=False))
-        pairs = pdist(x[sample])
-        first = _first_half(linkage(pairs, "average"), len(sample))
+        pairs = _pdist(x[sample], small)
+        first = _first_half(_average_linkage(pairs, len(sample), small), len(sample))
         if first.all() or not first.any():
             continue  # identical faces: nothing to cut
-        square = squareform(pairs)
+        square = _squareform(pairs, len(sample), small)
         cross = square[np.ix_(first, ~first)]
         alike = (cross <= distance).mean() >= share
         if alike and own_percentile is not None and min(first.sum(), (~first).sum()) >= min_half:
@@ -509,9 +550,7 @@ def own_pairs(
     how far apart this person's photos are; 0 for a single face."""
     if len(members) < 2:
         return 0.0
-    from scipy.spatial.distance import pdist
-
-    return float(np.percentile(pdist(x[_sample(members, rng)]), percentile))
+    return float(np.percentile(_pdist(x[_sample(members, rng)], len(x) <= _BIG), percentile))
 
 
 def merge_alike_clusters(
@@ -1179,9 +1218,6 @@ def pair_close_noise(
     noise = np.flatnonzero(labels < 0)
     if distance <= 0 or len(noise) < 2:
         return labels
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     xn = x[noise]
     g = np.asarray(groups)[noise] if groups is not None else None
     if nearest is not None:
@@ -1209,8 +1245,7 @@ def pair_close_noise(
     if g is not None:
         keep &= g[rows] != g[cols]
     rows, cols = rows[keep], cols[keep]
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(xn), len(xn)))
-    _, component = connected_components(graph, directed=False)
+    component = _components(len(xn), rows, cols, len(x) <= _BIG)
     next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
     for members in members_by_label(component)[1]:
         if len(members) < 2:
