@@ -2,7 +2,6 @@
 
     uv run python bench/bench_scan.py speed   [--photos 24] [--baseline-photos 12]
                                               [--groups-every 3] [--encoders dlib,onnx]
-    uv run python bench/bench_scan.py startup [--faces-photos 100]
     uv run python bench/bench_scan.py rescan  [--photos 10000]
     uv run python bench/bench_scan.py rss     [--sizes 500,2000,8000]
 
@@ -17,8 +16,7 @@ loop's faces photocluster also finds (box IoU >= 0.3), split at 100 px wide. The
 time per 150x150 chip, dlib against ONNX Runtime, on the chips of those photos (each photo's
 faces and mirror images in one batch, one thread, as a scan worker runs them).
 
-startup: `python -c "import typer"` against `photocluster --help`, `status` (on a catalog of
-the labelled photos) and `cluster --full` on a catalog of about 100 faces (median of 5 runs).
+(Start-up, `--help`, `status` and `cluster` on 100 faces against `import typer`: bench_startup.py.)
 """
 
 from __future__ import annotations
@@ -278,38 +276,6 @@ def speed(args: argparse.Namespace) -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
-def _median_wall(cmd: list[str], runs: int = 5) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, env=USER_ENV, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
-
-
-def startup(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="pc-startup-"))
-    lib = work / "photos"
-    lib.mkdir()
-    for p in labelled_photos()[:: max(1, len(labelled_photos()) // args.faces_photos)][
-        : args.faces_photos
-    ]:
-        (lib / f"{p.parent.name}_{p.name}").symlink_to(p)
-    db = work / "cat.sqlite3"
-    run_scan(lib, db, 2)
-    faces = sum(map(len, catalog_faces(db).values()))
-    pc = [sys.executable, "-m", "photocluster"]
-    typer_s = _median_wall([sys.executable, "-c", "import typer"])
-    help_s = _median_wall([*pc, "--help"])
-    status_s = _median_wall([*pc, "status", "--db", str(db)])
-    cluster_s = _median_wall([*pc, "cluster", "--full", "--db", str(db), "-q"])
-    print(f"median of 5, whole processes; catalog of {faces} faces from {args.faces_photos} photos")
-    print(f'python -c "import typer": {typer_s:.2f} s')
-    print(f"photocluster --help: {help_s:.2f} s (+{help_s - typer_s:.2f} s)")
-    print(f"photocluster status: {status_s:.2f} s (+{status_s - typer_s:.2f} s)")
-    print(f"photocluster cluster --full ({faces} faces): {cluster_s:.2f} s")
-
-
 def make_tiny_tree(root: Path, n: int) -> None:
     img = Image.new("RGB", (48, 36), (120, 120, 120))
     for i in range(n):
@@ -358,8 +324,6 @@ def main() -> None:
     p.add_argument("--groups-every", type=int, default=2, help="every Nth photo a group photo")
     p.add_argument("--encoders", default="dlib,onnx", help="face descriptors to time")
     p.add_argument("--no-cluster", action="store_true", help="time the scan without clustering")
-    p = sub.add_parser("startup")
-    p.add_argument("--faces-photos", type=int, default=100)
     p = sub.add_parser("rescan")
     p.add_argument("--photos", type=int, default=10_000)
     p = sub.add_parser("rss")
@@ -367,7 +331,7 @@ def main() -> None:
     args = parser.parse_args()
     if not SHARED.exists() and args.what != "rescan":
         raise SystemExit(f"{SHARED} is missing: this benchmark needs the labelled photos")
-    {"speed": speed, "startup": startup, "rescan": rescan, "rss": rss}[args.what](args)
+    {"speed": speed, "rescan": rescan, "rss": rss}[args.what](args)
 
 
 if __name__ == "__main__":
