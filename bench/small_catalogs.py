@@ -48,6 +48,72 @@ def mixes(truth: np.ndarray, labels: np.ndarray) -> bool:
     return len(pairs) > len(np.unique(labels[held]))
 
 
+Score = tuple[float, float, bool, int, int]  # F, P, mixed at all, strangers, left alone
+
+
+def settings_to_try(param: str, values: list[float]) -> dict[str, ClusterParams]:
+    """The defaults, ``param`` off (0) where 0 turns its step off, and ``param`` at ``values``."""
+    base = ClusterParams()
+    settings: dict[str, ClusterParams] = {}
+    try:
+        off = {param: type(getattr(base, param))(0)}
+        settings[f"{param} off"] = dataclasses.replace(base, **off)
+    except ValueError:
+        pass  # not a step that 0 turns off (e.g. min_samples)
+    settings[f"default ({getattr(base, param):g})"] = base
+    kind = type(getattr(base, param))
+    for value in values:
+        settings[f"{param} {value:g}"] = dataclasses.replace(base, **{param: kind(value)})
+    return settings
+
+
+def score_cell(
+    xl: np.ndarray,
+    truth: np.ndarray,
+    people: np.ndarray,
+    k: int,
+    n: int,
+    args: argparse.Namespace,
+    settings: dict[str, ClusterParams],
+) -> dict[str, list[Score]]:
+    """``args.trials`` catalogs of ``k`` of ``people`` x ``n`` photos (plus ``args.strangers``
+    one-photo strangers), each clustered with every setting: the scores per setting."""
+    rng = np.random.default_rng(1000 * k + n)
+    per = np.bincount(truth)
+    cell: dict[str, list[Score]] = {name: [] for name in settings}
+    for _ in range(args.trials):
+        chosen = rng.choice(people, k, replace=False)
+        pick = [rng.choice(np.flatnonzero(truth == p), n, replace=False) for p in chosen]
+        if args.strangers:
+            others = np.setdiff1d(np.arange(len(per)), chosen)
+            for s in rng.choice(others, args.strangers, replace=False).tolist():
+                pick.append(rng.choice(np.flatnonzero(truth == s), 1))
+        faces = np.concatenate(pick)
+        t = truth[faces]
+        for name, params in settings.items():
+            labels = cluster_embeddings(xl[faces], params, np.arange(len(faces)))
+            q = pairwise_prf(t, labels)
+            _, strangers = people_and_strangers(t, labels)
+            cell[name].append(
+                (q.f, q.precision, mixes(t, labels), strangers.count, strangers.left_alone)
+            )
+    return cell
+
+
+def print_summary(scores: dict[str, list[Score]]) -> None:
+    print("all (mixed: catalogs with a cluster holding two identities; badly: pairwise P < 0.9):")
+    for name, got in scores.items():
+        a = np.array(got, dtype=float)
+        alone = (
+            f"  strangers left alone {a[:, 4].sum() / a[:, 3].sum():.1%}" if a[:, 3].sum() else ""
+        )
+        print(
+            f"  {name:<20} mean F {a[:, 0].mean():.3f}  mean P {a[:, 1].mean():.3f}"
+            f"  mixed in {int(a[:, 2].sum())} of {len(a)} (badly {int((a[:, 1] < 0.9).sum())})"
+            + alone
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", default=DEFAULT_DB)
@@ -67,20 +133,8 @@ def main() -> None:
     lab = labelled_set(args.db, os.path.abspath(args.root))
     xl, truth = lab.x[lab.idx], lab.truth
     per = np.bincount(truth)
-    base = ClusterParams()
-    settings: dict[str, ClusterParams] = {}
-    try:
-        off = {args.param: type(getattr(base, args.param))(0)}
-        settings[f"{args.param} off"] = dataclasses.replace(base, **off)
-    except ValueError:
-        pass  # not a step that 0 turns off (e.g. min_samples)
-    settings[f"default ({getattr(base, args.param):g})"] = base
-    kind = type(getattr(base, args.param))
-    for value in args.values:
-        step = {args.param: kind(value)}
-        settings[f"{args.param} {value:g}"] = dataclasses.replace(base, **step)
-    # per setting: (F, P, mixed at all, strangers, strangers left alone) per catalog
-    scores: dict[str, list[tuple[float, float, bool, int, int]]] = {name: [] for name in settings}
+    settings = settings_to_try(args.param, args.values)
+    scores: dict[str, list[Score]] = {name: [] for name in settings}
     eligible = np.flatnonzero(per >= args.min_photos)
     print(
         f"{os.path.basename(os.path.normpath(args.root))}: {len(eligible)} people with >="
@@ -90,32 +144,12 @@ def main() -> None:
     print(f"{'people x photos':<16}" + "".join(f"{name:>32}" for name in settings))
     for k in args.people:
         for n in args.photos:
-            rng = np.random.default_rng(1000 * k + n)
             people = np.flatnonzero(per >= max(n, args.min_photos))
             if len(people) < k:
                 print(f"{k:>3} x {n:<10}   (only {len(people)} people with {n} photos)")
                 continue
-            cell: dict[str, list[tuple[float, float, bool, int, int]]] = {
-                name: [] for name in settings
-            }
-            for _ in range(args.trials):
-                chosen = rng.choice(people, k, replace=False)
-                pick = [rng.choice(np.flatnonzero(truth == p), n, replace=False) for p in chosen]
-                if args.strangers:
-                    others = np.setdiff1d(np.arange(len(per)), chosen)
-                    for s in rng.choice(others, args.strangers, replace=False).tolist():
-                        pick.append(rng.choice(np.flatnonzero(truth == s), 1))
-                faces = np.concatenate(pick)
-                t = truth[faces]
-                for name, params in settings.items():
-                    labels = cluster_embeddings(xl[faces], params, np.arange(len(faces)))
-                    q = pairwise_prf(t, labels)
-                    _, strangers = people_and_strangers(t, labels)
-                    cell[name].append(
-                        (q.f, q.precision, mixes(t, labels), strangers.count, strangers.left_alone)
-                    )
             line = f"{k:>3} x {n:<10}"
-            for name, got in cell.items():
+            for name, got in score_cell(xl, truth, people, k, n, args, settings).items():
                 a = np.array(got, dtype=float)
                 line += (
                     f"   F {a[:, 0].mean():.3f} P {a[:, 1].mean():.3f}"
@@ -123,17 +157,7 @@ def main() -> None:
                 )
                 scores[name].extend(got)
             print(line, flush=True)
-    print("all (mixed: catalogs with a cluster holding two identities; badly: pairwise P < 0.9):")
-    for name, got in scores.items():
-        a = np.array(got, dtype=float)
-        alone = (
-            f"  strangers left alone {a[:, 4].sum() / a[:, 3].sum():.1%}" if a[:, 3].sum() else ""
-        )
-        print(
-            f"  {name:<20} mean F {a[:, 0].mean():.3f}  mean P {a[:, 1].mean():.3f}"
-            f"  mixed in {int(a[:, 2].sum())} of {len(a)} (badly {int((a[:, 1] < 0.9).sum())})"
-            + alone
-        )
+    print_summary(scores)
 
 
 if __name__ == "__main__":
