@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,19 +64,44 @@ _PAINT = """() => {
 def build(folder: Path, faces: int, big: int, seed: int = 0) -> tuple[str, int]:
     """The synthetic catalog in ``folder``; returns (its path, the big person's id)."""
     db = folder / "catalog.sqlite3"
-    photos_dir = folder / "photos"
     rng = np.random.default_rng(seed)
+    sources = source_photos(folder / "sources", rng)
+    sizes, owner, x = synthetic_people(faces, big, rng)
+    catalog = open_catalog(str(db))
+    now = datetime.now()
+    with catalog.session() as s:
+        s.execute(
+            insert(Person),
+            [
+                {"id": i + 1, "name": None, "hidden": False, "created_at": now}
+                for i in range(len(sizes))
+            ],
+        )
+        write_photos(s, folder / "photos", sources, -(-faces // PER_PHOTO), now)
+        write_faces(s, x, owner)
+        s.add(Meta(key="cluster.last_face_id", value=str(faces)))
+    catalog.close()
+    return str(db), 1
+
+
+def source_photos(folder: Path, rng: np.random.Generator) -> list[Path]:
+    """``SOURCES`` distinct 800x600 JPEGs of smooth noise, the files behind every photo."""
+    folder.mkdir(parents=True, exist_ok=True)
     sources = []
-    (folder / "sources").mkdir(parents=True, exist_ok=True)
     for k in range(SOURCES):
         pixels = rng.integers(0, 255, size=(60, 80, 3), dtype=np.uint8)
         img = Image.fromarray(pixels).resize((800, 600), Image.Resampling.BICUBIC)
-        path = folder / "sources" / f"s{k:02d}.jpg"
+        path = folder / f"s{k:02d}.jpg"
         img.save(path, quality=85)
         sources.append(path)
-    n_photos = -(-faces // PER_PHOTO)
-    photos_dir.mkdir(parents=True, exist_ok=True)
-    # people: the big one, then sizes 5..80 until the assigned faces are used up
+    return sources
+
+
+def synthetic_people(
+    faces: int, big: int, rng: np.random.Generator
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """People's sizes (the big one first, then 5..80 faces each, a twentieth of the faces in no
+    person), each face's person (0: none) and the embeddings around each person's centre."""
     unassigned = faces // 20
     sizes = [big]
     left = faces - unassigned - big
@@ -90,65 +116,64 @@ def build(folder: Path, faces: int, big: int, seed: int = 0) -> tuple[str, int]:
     centres = rng.normal(size=(len(sizes) + 1, 128)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True) / 0.7
     x = centres[owner] + rng.normal(scale=0.04, size=(faces, 128)).astype(np.float32)
-    catalog = open_catalog(str(db))
-    now = datetime.now()
+    return sizes, owner, x
+
+
+def write_photos(
+    s: Session, photos_dir: Path, sources: list[Path], n_photos: int, now: datetime
+) -> None:
+    """``n_photos`` photo rows, each a symlink to one of ``sources``, in batches."""
+    photos_dir.mkdir(parents=True, exist_ok=True)
     encoder = EncoderParams().key()
+    for start in range(0, n_photos, 5000):
+        stop = min(n_photos, start + 5000)
+        rows = []
+        for i in range(start, stop):
+            link = photos_dir / f"{i // 1000:03d}" / f"p{i:06d}.jpg"
+            link.parent.mkdir(exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(sources[i % SOURCES])
+            rows.append(
+                {
+                    "id": i + 1,
+                    "path": str(link),
+                    "size": 1,
+                    "mtime_ns": 0,
+                    "content_hash": f"{i % SOURCES:064x}",
+                    "width": 800,
+                    "height": 600,
+                    "status": "ok",
+                    "encoder": encoder,
+                    "scanned_at": now,
+                }
+            )
+        s.execute(insert(Photo), rows)
+
+
+def write_faces(s: Session, x: np.ndarray, owner: np.ndarray) -> None:
+    """One face row per embedding, ``PER_PHOTO`` to a photo at fixed boxes, in batches."""
     boxes = [(60, 80, 220, 240), (300, 90, 450, 240), (520, 70, 700, 250), (200, 330, 360, 490)]
-    with catalog.session() as s:
+    for start in range(0, len(x), 20000):
+        stop = min(len(x), start + 20000)
         s.execute(
-            insert(Person),
+            insert(Face),
             [
-                {"id": i + 1, "name": None, "hidden": False, "created_at": now}
-                for i in range(len(sizes))
+                {
+                    "id": i + 1,
+                    "photo_id": i // PER_PHOTO + 1,
+                    "left": boxes[i % PER_PHOTO][0],
+                    "top": boxes[i % PER_PHOTO][1],
+                    "right": boxes[i % PER_PHOTO][2],
+                    "bottom": boxes[i % PER_PHOTO][3],
+                    "size": 160,
+                    "embedding": x[i].astype("<f4").tobytes(),
+                    "person_id": int(owner[i]) or None,
+                    "confirmed": False,
+                }
+                for i in range(start, stop)
             ],
         )
-        for start in range(0, n_photos, 5000):
-            stop = min(n_photos, start + 5000)
-            rows = []
-            for i in range(start, stop):
-                link = photos_dir / f"{i // 1000:03d}" / f"p{i:06d}.jpg"
-                link.parent.mkdir(exist_ok=True)
-                if not link.is_symlink():
-                    link.symlink_to(sources[i % SOURCES])
-                rows.append(
-                    {
-                        "id": i + 1,
-                        "path": str(link),
-                        "size": 1,
-                        "mtime_ns": 0,
-                        "content_hash": f"{i % SOURCES:064x}",
-                        "width": 800,
-                        "height": 600,
-                        "status": "ok",
-                        "encoder": encoder,
-                        "scanned_at": now,
-                    }
-                )
-            s.execute(insert(Photo), rows)
-        for start in range(0, faces, 20000):
-            stop = min(faces, start + 20000)
-            s.execute(
-                insert(Face),
-                [
-                    {
-                        "id": i + 1,
-                        "photo_id": i // PER_PHOTO + 1,
-                        "left": boxes[i % PER_PHOTO][0],
-                        "top": boxes[i % PER_PHOTO][1],
-                        "right": boxes[i % PER_PHOTO][2],
-                        "bottom": boxes[i % PER_PHOTO][3],
-                        "size": 160,
-                        "embedding": x[i].astype("<f4").tobytes(),
-                        "person_id": int(owner[i]) or None,
-                        "confirmed": False,
-                    }
-                    for i in range(start, stop)
-                ],
-            )
-            print(f"  wrote {stop} faces", file=sys.stderr, flush=True)
-        s.add(Meta(key="cluster.last_face_id", value=str(faces)))
-    catalog.close()
-    return str(db), 1
+        print(f"  wrote {stop} faces", file=sys.stderr, flush=True)
 
 
 def serve(db: str) -> tuple[subprocess.Popen[str], str]:
