@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 from photocluster.index import store as face_index
 from photocluster.index.store import FaceIndex, Fingerprint, exact_search
 from photocluster.people.find import FaceAnswer, neighbour_share, own_spread
+
+if TYPE_CHECKING:
+    from photocluster.catalog.db import Catalog
 
 K = 10
 
@@ -131,12 +135,7 @@ class Lookup:
 def verdict_lookups(db: str, root: str, strangers: int) -> tuple[list[Lookup], str]:
     """Split a labelled catalog (a copy of ``db``) by photo, cluster and name one half, look the
     other half up. Returns the lookups and a line saying what was measured."""
-    from sqlalchemy import delete, select, update
-
     from photocluster.catalog.db import open_catalog
-    from photocluster.catalog.embeddings import blob_to_embedding
-    from photocluster.catalog.models import Face, Person, Photo
-    from photocluster.evaluation.evaluate import label_of
     from photocluster.index.store import sync_index
     from photocluster.people.assign import ClusterOptions, cluster_catalog
     from photocluster.people.find import match_faces
@@ -148,48 +147,9 @@ def verdict_lookups(db: str, root: str, strangers: int) -> tuple[list[Lookup], s
             if os.path.exists(db + suffix):
                 shutil.copy(db + suffix, work + suffix)
         catalog = open_catalog(work)
-        with catalog.session() as s:
-            rows = s.execute(select(Photo.id, Photo.path, Photo.content_hash)).all()
-        labels = {pid: label_of(path, root) for pid, path, _ in rows}
-        photos_of = Counter(v for v in labels.values() if v)
-        # people left out are drawn among those with several photos (one-photo people whose
-        # photo falls in the query half are strangers already)
-        people = sorted(v for v, n in photos_of.items() if n > 1)
-        rng = np.random.default_rng(0)
-        absent = set(rng.choice(people, size=strangers, replace=False).tolist())
-        # photos go to the query half by content hash; left-out people's photos all leave
-        query_half = {pid for pid, _, h in rows if h and int(h[:8], 16) % 2}
-        gone = query_half | {pid for pid, lab in labels.items() if lab in absent}
-        in_catalog = {lab for pid, lab in labels.items() if lab and pid not in gone}
-        with catalog.session() as s:
-            largest: dict[int, tuple[int, bytes]] = {}
-            for photo_id, size, blob in s.execute(
-                select(Face.photo_id, Face.size, Face.embedding).where(Face.photo_id.in_(gone))
-            ):
-                if photo_id not in largest or size > largest[photo_id][0]:
-                    largest[photo_id] = (size, blob)
-            s.execute(delete(Photo).where(Photo.id.in_(gone)))
-        queries = [
-            (str(labels[p]), blob_to_embedding(b)) for p, (_, b) in largest.items() if labels[p]
-        ]
+        labels, absent, in_catalog, queries = split_catalog(catalog, root, strangers)
         cluster_catalog(catalog, ClusterOptions(), full=True)
-        with catalog.session() as s:  # a user names each person after most of their faces
-            owners = s.execute(
-                select(Face.person_id, Photo.id)
-                .join(Photo, Photo.id == Face.photo_id)
-                .where(Face.person_id.is_not(None))
-            ).all()
-            votes: dict[int, Counter[str]] = {}
-            for pid, photo_id in owners:
-                if labels.get(photo_id):
-                    votes.setdefault(pid, Counter())[str(labels[photo_id])] += 1
-            names = {pid: c.most_common(1)[0][0] for pid, c in votes.items()}
-            s.execute(update(Person).values(name=None))
-            used: set[str] = set()
-            for pid, name in names.items():
-                if name not in used:  # names are unique: a split person keeps one name
-                    s.execute(update(Person).where(Person.id == pid).values(name=name))
-                    used.add(name)
+        votes, names = name_people(catalog, labels)
         index, _ = sync_index(catalog, tmp / "cache")
         x = np.stack([v for _, v in queries])
         t = time.perf_counter()
@@ -214,6 +174,73 @@ def verdict_lookups(db: str, root: str, strangers: int) -> tuple[list[Lookup], s
         f"{len(index.ids)} catalog faces; {took / len(x) * 1000:.1f} ms per face"
     )
     return lookups, about
+
+
+def split_catalog(
+    catalog: Catalog, root: str, strangers: int
+) -> tuple[dict[int, str | None], set[str], set[str], list[tuple[str, np.ndarray]]]:
+    """Photos leave the catalog by content hash (the query half), and every photo of
+    ``strangers`` people drawn among those with several photos. Returns each photo's label, the
+    people left out, the labels still in the catalog and the query faces (label, embedding:
+    each query photo's largest face)."""
+    from sqlalchemy import delete, select
+
+    from photocluster.catalog.embeddings import blob_to_embedding
+    from photocluster.catalog.models import Face, Photo
+    from photocluster.evaluation.evaluate import label_of
+
+    with catalog.session() as s:
+        rows = s.execute(select(Photo.id, Photo.path, Photo.content_hash)).all()
+    labels = {pid: label_of(path, root) for pid, path, _ in rows}
+    photos_of = Counter(v for v in labels.values() if v)
+    # people left out are drawn among those with several photos (one-photo people whose
+    # photo falls in the query half are strangers already)
+    people = sorted(v for v, n in photos_of.items() if n > 1)
+    rng = np.random.default_rng(0)
+    absent = set(rng.choice(people, size=strangers, replace=False).tolist())
+    # photos go to the query half by content hash; left-out people's photos all leave
+    query_half = {pid for pid, _, h in rows if h and int(h[:8], 16) % 2}
+    gone = query_half | {pid for pid, lab in labels.items() if lab in absent}
+    in_catalog = {lab for pid, lab in labels.items() if lab and pid not in gone}
+    with catalog.session() as s:
+        largest: dict[int, tuple[int, bytes]] = {}
+        for photo_id, size, blob in s.execute(
+            select(Face.photo_id, Face.size, Face.embedding).where(Face.photo_id.in_(gone))
+        ):
+            if photo_id not in largest or size > largest[photo_id][0]:
+                largest[photo_id] = (size, blob)
+        s.execute(delete(Photo).where(Photo.id.in_(gone)))
+    queries = [(str(labels[p]), blob_to_embedding(b)) for p, (_, b) in largest.items() if labels[p]]
+    return labels, absent, in_catalog, queries
+
+
+def name_people(
+    catalog: Catalog, labels: dict[int, str | None]
+) -> tuple[dict[int, Counter[str]], dict[int, str]]:
+    """Each person named as a user would: after most of their faces' labels (names are unique:
+    a split person keeps one name). Returns the label votes per person and the names."""
+    from sqlalchemy import select, update
+
+    from photocluster.catalog.models import Face, Person, Photo
+
+    with catalog.session() as s:
+        owners = s.execute(
+            select(Face.person_id, Photo.id)
+            .join(Photo, Photo.id == Face.photo_id)
+            .where(Face.person_id.is_not(None))
+        ).all()
+        votes: dict[int, Counter[str]] = {}
+        for pid, photo_id in owners:
+            if labels.get(photo_id):
+                votes.setdefault(pid, Counter())[str(labels[photo_id])] += 1
+        names = {pid: c.most_common(1)[0][0] for pid, c in votes.items()}
+        s.execute(update(Person).values(name=None))
+        used: set[str] = set()
+        for pid, name in names.items():
+            if name not in used:
+                s.execute(update(Person).where(Person.id == pid).values(name=name))
+                used.add(name)
+    return votes, names
 
 
 def _rule(
