@@ -35,7 +35,7 @@ from photocluster.settings import demo_db, is_sample_library
 if TYPE_CHECKING:  # imported where used: `status` starts without the scanning machinery
     from photocluster.index.store import SyncReport
     from photocluster.ingest.executors import EncoderFactory
-    from photocluster.ingest.scan import ScanSummary
+    from photocluster.ingest.scan import ScanOptions, ScanSummary
     from photocluster.people.assign import ClusterChanges
 
 SMALL_FACES_DETECT_SIZE = 2400
@@ -227,35 +227,13 @@ def scan_command(
     """
     # imported when this command runs: the module's other commands start without it
     from photocluster.ingest.dask import DaskCluster
-    from photocluster.ingest.scan import ScanOptions
     from photocluster.usecases import scan_library
 
     demo = db is None and is_sample_library(folder)
     settings = make_settings(demo_db() if demo else db, quiet)
-    try:
-        params = EncoderParams(
-            detector=detector,
-            detect_size=SMALL_FACES_DETECT_SIZE if small_faces else detect_size,
-            upsample=upsample,
-        )
-    except ValueError as exc:
-        raise PhotoclusterError(str(exc)) from exc
-    if encoder not in ENCODERS:
-        raise PhotoclusterError(f"unknown encoder {encoder!r} (choose {', '.join(ENCODERS)})")
-    if executor not in ("local", "dask"):
-        raise PhotoclusterError(f"unknown executor {executor!r} (choose local or dask)")
-    if executor == "dask" and not scheduler:
-        raise PhotoclusterError(
-            f"--executor dask needs --scheduler ADDRESS (or {ENV_SCHEDULER}), e.g. tcp://HOST:8786."
-        )
-    options = ScanOptions(
-        root=folder,
-        params=params,
-        jobs=jobs,
-        batch_size=batch_size,
-        include_hidden=include_hidden,
-        retry_failed=retry_failed,
-    )
+    params = _encoder_params(detector, detect_size, upsample, small_faces)
+    _check_backends(encoder, executor, scheduler)
+    options = _scan_options(folder, params, jobs, batch_size, include_hidden, retry_failed)
     with contextlib.ExitStack() as stack:
         if executor == "dask":
             assert scheduler is not None
@@ -293,6 +271,53 @@ def scan_command(
             f"Look at the demo with --db: `{prog} people --db {settings.db}`, then "
             f"`{prog} name --db {settings.db}`."
         )
+
+
+def _encoder_params(
+    detector: str, detect_size: int, upsample: int, small_faces: bool
+) -> EncoderParams:
+    """The face finder's settings (the cache key), or the reason they cannot be used."""
+    try:
+        return EncoderParams(
+            detector=detector,
+            detect_size=SMALL_FACES_DETECT_SIZE if small_faces else detect_size,
+            upsample=upsample,
+        )
+    except ValueError as exc:
+        raise PhotoclusterError(str(exc)) from exc
+
+
+def _check_backends(encoder: str, executor: str, scheduler: str | None) -> None:
+    """Refuse an unknown encoder or executor, and Dask without a scheduler."""
+    if encoder not in ENCODERS:
+        raise PhotoclusterError(f"unknown encoder {encoder!r} (choose {', '.join(ENCODERS)})")
+    if executor not in ("local", "dask"):
+        raise PhotoclusterError(f"unknown executor {executor!r} (choose local or dask)")
+    if executor == "dask" and not scheduler:
+        raise PhotoclusterError(
+            f"--executor dask needs --scheduler ADDRESS (or {ENV_SCHEDULER}), e.g. tcp://HOST:8786."
+        )
+
+
+def _scan_options(
+    folder: str,
+    params: EncoderParams,
+    jobs: int,
+    batch_size: int,
+    include_hidden: bool,
+    retry_failed: bool,
+) -> ScanOptions:
+    # imported when `scan` runs: the module's other commands start without it
+    from photocluster.ingest.scan import ScanOptions
+
+    return ScanOptions(
+        root=folder,
+        params=params,
+        jobs=jobs,
+        batch_size=batch_size,
+        include_hidden=include_hidden,
+        retry_failed=retry_failed,
+    )
 
 
 def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
