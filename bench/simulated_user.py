@@ -60,6 +60,7 @@ from photocluster.decisions.log import (
 )
 from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
 from photocluster.people.assign import ClusterOptions, cluster_catalog
+from photocluster.people.projection import ensure_projection
 from photocluster.people.suggestions import LIKELY, suggest
 
 ACTOR = "simulated user"
@@ -159,12 +160,14 @@ def answer_sheets(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
     whose best named candidate scores ``--min-score`` or more, most likely first, DEFAULT_COUNT
     to a sheet): per sheet, one action refuses the wrong ones (``x 3 7``), one accepts the rest
     (Enter). How many suggestions were answered."""
-    transform, space = None, "raw"
     with catalog.session() as s:
         if learn:
-            transform, space = _projection(s, run)
+            proj = ensure_projection(s)
             s.commit()
-        result = suggest(s, transform=transform, space=space)
+            run.learn_notes.append(
+                "raw kept" if proj is None else f"{proj.method} (gain {proj.gain:+.3f})"
+            )
+        result = suggest(s, learned=learn)
     offered: list[tuple[int, int, bool]] = []  # (face, person, right)
     for item in result.items:
         best = item.best
@@ -194,18 +197,6 @@ def answer_sheets(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
             s.commit()
         run.touched.update(f for f, _p, _r in sheet)
     return len(offered)
-
-
-def _projection(s, run: Run):  # type: ignore[no-untyped-def]
-    try:
-        from photocluster.people.learn import ensure_projection
-    except ImportError:
-        return None, "raw"
-    proj = ensure_projection(s)
-    if proj is None:
-        return None, "raw"
-    run.learn_notes.append(f"{proj.method} gain {proj.gain:+.3f}")
-    return proj.transform, f"learned ({proj.method})"
 
 
 def finish_by_hand(catalog: Catalog, truth: Truth, run: Run) -> None:

@@ -14,13 +14,14 @@ from typer.testing import CliRunner
 
 from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.embeddings import embedding_to_blob
-from photocluster.catalog.models import Face, Meta, Person, Photo, Rejection
+from photocluster.catalog.models import Face, LearnedProjection, Meta, Person, Photo, Rejection
 from photocluster.cli import app
 from photocluster.decisions.log import history, reject_faces, rename_person, set_hidden
 from photocluster.decisions.prompter import FacesItem, ScriptedPrompter
 from photocluster.decisions.session import NamingOptions, run_naming
 from photocluster.ingest.encoder import EncoderParams
 from photocluster.people.assign import META_LAST_FACE
+from photocluster.people.projection import learn_projection
 from photocluster.people.suggestions import (
     LIKELY,
     SCHEMA,
@@ -282,3 +283,45 @@ def test_name_offers_the_likely_faces_on_one_captioned_sheet_and_answers_them_at
     with catalog.session() as s:
         still = dict(s.execute(select(Face.id, Face.person_id).where(Face.id.in_(accepted))).all())
     assert all(p is None for p in still.values())
+
+
+def test_suggestions_measure_in_the_learned_projection_only_while_it_is_in_use(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    face = named["odd2"]
+    with catalog.session() as s:
+        report = learn_projection(s)  # whatever cross-validation chose on this small library
+        s.commit()
+        raw = _by_face(catalog)[face].best.distance  # type: ignore[attr-defined]
+        raw_only = suggest(s, learned=False)
+        assert raw_only.space == "raw"
+        # a projection in use that doubles every distance (as a learned one would rescale)
+        row = LearnedProjection(
+            created_at=datetime.now(),
+            model=report.model,
+            method="unit",
+            dims=128,
+            matrix=np.eye(128, dtype="<f4").tobytes(),
+            offset=np.zeros(128, dtype="<f4").tobytes(),
+            scale=2.0,
+            fingerprint="x",
+            named_faces=0,
+            people=0,
+            rejections=0,
+            face_ids=b"",
+            people_key="x",
+            cv="[]",
+            used=True,
+            reason="test",
+        )
+        s.add(row)
+        s.commit()
+        learned = suggest(s)
+        item = next(i for i in learned.items if i.face_ids == (face,))
+        assert learned.space == "learned (unit)"
+        assert item.best.distance == pytest.approx(2 * raw, rel=1e-4)  # type: ignore[union-attr]
+        assert item.best.person_id == named["person2"]  # type: ignore[union-attr]
+        # learned on another embedding model: not used, raw again
+        row.model = "another-model"
+        s.commit()
+        assert suggest(s).space == "raw"

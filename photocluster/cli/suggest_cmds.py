@@ -18,6 +18,7 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
+from photocluster.people.projection import relearn_reason
 from photocluster.people.suggestions import LIKELY, SMALL_PERSON_FACES, Suggestion, as_json, suggest
 
 MinScore = Annotated[
@@ -53,6 +54,7 @@ def suggestions_command(
     settings = make_settings(db)
     with catalog_for(settings) as catalog, catalog.session() as session:
         result = suggest(session)
+        relearn = relearn_reason(session)
         if as_json_:
             out(json.dumps(as_json(session, result, min_score), indent=2))
             return
@@ -67,6 +69,12 @@ def suggestions_command(
         + (f"; {left} more below it (--min-score 0 lists them)" if left else "")
         + f"; distances in the {result.space} embedding."
     )
+    if relearn:
+        err(
+            f"Learning from your decisions is due ({relearn}): `photocluster learn` (or "
+            "`photocluster name`) does it; until then distances are in the "
+            f"{result.space} embedding."
+        )
     if result.unclustered:
         err(
             f"{count(result.unclustered, 'face')} not clustered yet (not suggested): run "

@@ -84,6 +84,7 @@ from photocluster.decisions.prompter import (
 )
 from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import PhotoclusterError
+from photocluster.people.projection import ensure_projection
 from photocluster.people.queries import list_people, resolve_person
 from photocluster.people.suggestions import review_with_suggestions, suggested_group
 from photocluster.people.unassigned import FaceGroup, unclustered_faces
@@ -340,6 +341,9 @@ def _review(
     """Group the faces in no person (afresh: earlier groups leave the queue) and queue them,
     followed by a marker that groups again what answers sent back (``x``, undo)."""
     queue = deque(e for e in queue if e[0] != "faces")
+    with catalog.session() as s:  # names since the last look teach: relearn when due
+        ensure_projection(s)
+        s.commit()
     with catalog.session() as s:
         review = suggested_group(review_with_suggestions(s, exclude=st.skipped_faces))
     if not st.reviewed:

@@ -23,8 +23,9 @@ the fit's share of right answers to the one among the faces asked about (EM, Sae
 than ``MIN_NAMED`` named people with two faces or more), candidates are ranked without a score
 and the note says so.
 
-With a projection learned from the user's decisions in use (:mod:`photocluster.people.learn`),
-every distance above is measured in the projected space; the calibration is fitted there too.
+With a projection learned from the user's decisions in use (:mod:`photocluster.people.projection`:
+only when it measurably helps on the user's own held-out names), every distance above is
+measured in the projected space; the calibration is fitted there too.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.index.ann import EXACT_KNN, KNN_EF_SEARCH, hnsw_search_from, new_hnsw
 from photocluster.people.find import Candidate as FindCandidate
+from photocluster.people.projection import current_projection
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.people.unassigned import (
     FaceGroup,
@@ -174,11 +176,21 @@ class _Library:
 
 
 def suggest(
-    session: Session, *, transform: Transform | None = None, space: str = "raw"
+    session: Session,
+    *,
+    learned: bool = True,
+    transform: Transform | None = None,
+    space: str = "raw",
 ) -> Suggestions:
     """Suggestions for every clustered face in no person and every small unnamed person, most
-    likely first (see the module docstring). ``transform`` maps raw embeddings to the space to
-    measure in (a learned projection); ``space`` names it."""
+    likely first (see the module docstring). ``learned``: measure in the projection learned
+    from the user's decisions when one is in use (:func:`projection.current_projection`; this
+    never relearns). ``transform`` maps raw embeddings to another space to measure in instead;
+    ``space`` names it."""
+    if transform is None and learned:
+        proj = current_projection(session)
+        if proj is not None:
+            transform, space = proj.transform, f"learned ({proj.method})"
     out = Suggestions(space=space, unclustered=unclustered_faces(session))
     last = last_clustered_face(session)
     lib = _load(session, transform)
@@ -578,13 +590,13 @@ def suggested_group(review: UnassignedReview) -> UnassignedReview:
 
 
 def review_with_suggestions(
-    session: Session, *, exclude: Collection[int] = (), transform: Transform | None = None
+    session: Session, *, exclude: Collection[int] = (), learned: bool = True
 ) -> UnassignedReview:
     """:func:`review_unassigned` with the scored suggestions (:func:`with_scores`)."""
     review = review_unassigned(session, exclude=exclude)
     if not review.groups:
         return review
-    return with_scores(review, suggest(session, transform=transform))
+    return with_scores(review, suggest(session, learned=learned))
 
 
 SCHEMA = "photocluster.suggestions/1"
