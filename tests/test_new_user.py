@@ -299,14 +299,14 @@ def test_tune_explains_its_columns(tmp_path: Path, db_path: str, catalog: Catalo
     assert result.exit_code == 0, result.stderr
     text = " ".join(result.stdout.split())
     for column in (
-        "size, samples, attach =",
+        "size, samples, spread =",
         "unassigned =",
         "precision =",
         "recall =",
         "purity =",
     ):
         assert column in text
-    assert "* = the current setting" in text
+    assert "* = the setting this catalog clusters with" in text
 
 
 def _help(*args: str) -> str:
