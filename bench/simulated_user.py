@@ -10,11 +10,12 @@ a person does, through the same core calls the commands make (actor "simulated u
    face, is skipped (no action: the user looks and moves on). A round is one `name` session:
    every unnamed person in the queue (``--batch`` caps how many), then step 2.
 2. With suggestions on: answers `name`'s sheets of suggestions (faces in no person whose best
-   named candidate scores ``--min-score``, default ``LIKELY``, or more; 24 to a sheet, each
-   captioned with its person): one action refuses the wrong ones (``x 3 7``), one accepts the
-   rest (Enter). With learning on, the projection is relearned first when decisions changed
-   enough (:func:`people.projection.ensure_projection`). Small unnamed people are named or merged
-   in step 1, as `name` queues them.
+   named candidate scores ``--min-score``, default ``MAYBE``, or more; 24 to a sheet, each
+   captioned with its person; the likely ones, ``LIKELY`` or more, on sheets of their own): one
+   action refuses the wrong ones (``x 3 7``), one accepts the right ones (Enter on a likely
+   sheet, ``y 3 7`` on a sheet of maybes). With learning on, the projection is relearned first
+   when decisions changed enough (:func:`people.projection.ensure_projection`), as `name` does.
+   Small unnamed people are named or merged in step 1, as `name` queues them.
 3. Re-clusters incrementally between rounds (``cluster_catalog``), as after a scan.
 4. When no unnamed person is left to name, assigns by hand (one action per face) every labelled
    face of a person with two or more photos that is not in its named person.
@@ -61,10 +62,10 @@ from photocluster.decisions.log import (
 from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
 from photocluster.people.assign import ClusterOptions, cluster_catalog
 from photocluster.people.projection import ensure_projection
-from photocluster.people.suggestions import LIKELY, suggest
+from photocluster.people.suggestions import LIKELY, MAYBE, suggest
 
 ACTOR = "simulated user"
-MIN_SCORE = LIKELY  # suggestions the oracle answers (--min-score)
+MIN_SCORE = MAYBE  # suggestions the oracle answers (--min-score)
 BANDS = [(0.5, 0.7), (0.7, 0.85), (0.85, 0.95), (0.95, 1.01)]
 
 
@@ -169,6 +170,7 @@ def answer_sheets(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
             )
         result = suggest(s, learned=learn)
     offered: list[tuple[int, int, bool]] = []  # (face, person, right)
+    scores: dict[int, float] = {}
     for item in result.items:
         best = item.best
         if best is None or best.score is None or item.person_id is not None:
@@ -183,8 +185,15 @@ def answer_sheets(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
         run.answered.add((face, best.person_id))
         # a face without a label is not somebody named here: the oracle refuses it
         offered.append((face, best.person_id, right))
-    for start in range(0, len(offered), DEFAULT_COUNT):
-        sheet = offered[start : start + DEFAULT_COUNT]
+        scores[face] = best.score
+    likely = [o for o in offered if scores[o[0]] >= LIKELY]
+    maybe = [o for o in offered if scores[o[0]] < LIKELY]
+    sheets = [
+        part[start : start + DEFAULT_COUNT]
+        for part in (likely, maybe)
+        for start in range(0, len(part), DEFAULT_COUNT)
+    ]
+    for sheet in sheets:
         no = {f: p for f, p, right in sheet if not right}
         yes = {f: p for f, p, right in sheet if right}
         with catalog.session() as s:
@@ -278,7 +287,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", required=True, help="NAME=CATALOG:ROOT")
     ap.add_argument("--mode", choices=["off", "suggestions", "learn", "all"], default="all")
     ap.add_argument("--batch", type=int, default=1_000_000, help="people named per round")
-    ap.add_argument("--min-score", type=float, default=LIKELY, help="suggestions answered")
+    ap.add_argument("--min-score", type=float, default=MAYBE, help="suggestions answered")
     args = ap.parse_args()
     global MIN_SCORE
     MIN_SCORE = args.min_score

@@ -17,10 +17,19 @@ from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.models import Face, LearnedProjection, Meta, Person, Photo, Rejection
 from photocluster.cli import app
 from photocluster.decisions.log import history, reject_faces, rename_person, set_hidden
-from photocluster.decisions.prompter import FacesItem, ScriptedPrompter
+from photocluster.decisions.prompter import (
+    Answer,
+    AnswerKind,
+    FacesItem,
+    ScriptedPrompter,
+    parse_answer,
+)
 from photocluster.decisions.session import NamingOptions, run_naming
+from photocluster.errors import PhotoclusterError
 from photocluster.ingest.encoder import EncoderParams
+from photocluster.people import suggestions
 from photocluster.people.assign import META_LAST_FACE
+from photocluster.people.find import Candidate as FindCandidate
 from photocluster.people.projection import learn_projection
 from photocluster.people.suggestions import (
     LIKELY,
@@ -28,8 +37,10 @@ from photocluster.people.suggestions import (
     as_json,
     review_with_suggestions,
     suggest,
+    suggested_group,
     suggestions_schema,
 )
+from photocluster.people.unassigned import FaceGroup, UnassignedFace, UnassignedReview
 
 PEOPLE = 6
 PHOTOS = 8
@@ -325,3 +336,45 @@ def test_suggestions_measure_in_the_learned_projection_only_while_it_is_in_use(
         row.model = "another-model"
         s.commit()
         assert suggest(s).space == "raw"
+
+
+def test_the_maybe_sheet_accepts_only_the_faces_said_to_be_right(
+    catalog: Catalog, named: dict[str, int], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below LIKELY (here raised above every score) the suggestions are maybes: their sheet's
+    Enter accepts nothing, `y 2` accepts face 2 alone, as its caption says."""
+    monkeypatch.setattr(suggestions, "LIKELY", 0.99)
+    prompter = ScriptedPrompter(["y 2", "", "q"])
+    run_naming(catalog, prompter, tmp_path / "cache", NamingOptions())
+    sheets = [i for i in prompter.shown if isinstance(i, FacesItem) and i.group.suggested]
+    assert len(sheets) == 2 and all(i.group.suggested == "maybe" for i in sheets)
+    first, again = sheets
+    assert first.suggestion is None  # Enter leaves them (the second answer)
+    chosen = first.sheet.numbers[2][0]
+    assert chosen not in again.sheet.current  # accepted: off the sheet drawn again
+    offered = {f.face_id: f.best.person_id for f in first.group.faces}  # type: ignore[union-attr]
+    with catalog.session() as s:
+        placed = dict(
+            s.execute(select(Face.id, Face.person_id).where(Face.id.in_(list(offered)))).all()
+        )
+    assert placed[chosen] == offered[chosen]
+    assert all(placed[f] is None for f in offered if f != chosen)
+
+
+def test_suggested_group_splits_likely_and_maybe_and_keeps_the_rest() -> None:
+    def face(fid: int, score: float | None) -> UnassignedFace:
+        best = FindCandidate(7, "Ada", False, 0.5, 0.4)
+        return UnassignedFace(fid, f"/p/{fid}.jpg", (0, 0, 1, 1), "probably", best, None, score)
+
+    likely = FaceGroup(7, "Ada", False, True, [face(1, 0.7), face(2, 0.95)])
+    far = FaceGroup(7, "Ada", False, False, [face(3, 0.3), face(4, 0.05)])
+    review = suggested_group(UnassignedReview([likely, far], 0))
+    kinds = [(g.suggested, [f.face_id for f in g.faces]) for g in review.groups]
+    assert kinds == [("likely", [2, 1]), ("maybe", [3]), ("", [4])]
+
+
+def test_y_names_the_faces_that_are_who_their_captions_say() -> None:
+    assert parse_answer("y 3-4 7") == Answer(AnswerKind.YES, numbers=(3, 4, 7))
+    assert parse_answer("=y 3") == Answer(AnswerKind.NAME, name="y 3")  # a name after all
+    with pytest.raises(PhotoclusterError, match="y 3 7"):
+        parse_answer("y")

@@ -173,10 +173,15 @@ class TerminalPrompter:
         )
         out(f"  {describe_group(g)}")
         self._show_sheet(item.sheet.path, item)
-        if item.group.suggested:
+        if item.group.suggested == "likely":
             out(
                 "Enter: each is who its caption says; x 3 7: those are not (they come back "
                 "with their next guess); 3 7 = NAME: those are NAME."
+            )
+        elif item.group.suggested:
+            out(
+                "y 3 7: those are who their captions say; x 3 7: those are not; Enter leaves "
+                "them all in no person."
             )
         elif item.suggestion:
             out(f"Enter: they are {item.suggestion.name}; a name: they are that person.")
@@ -232,9 +237,9 @@ class TerminalPrompter:
 def describe_group(g: FaceGroup) -> str:
     """Who a group of faces in no person probably is, and `find`'s evidence, in one line."""
     if g.suggested:
+        who = "probably is" if g.suggested == "likely" else "may be (less likely)"
         return (
-            "Under each face: who it probably is and the chance (its score, measured on your "
-            "own names)."
+            f"Under each face: who it {who} and the chance (its score, measured on your own names)."
         )
     e = g.evidence()
     if e is None:

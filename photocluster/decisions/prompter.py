@@ -32,9 +32,11 @@ HELP = """\
 
 FACES_HELP = """\
   These faces are in no person. They are grouped by the person each looks most like; first a
-  sheet of the likely ones, each captioned with who it probably is and the chance.
-  Enter      they are the suggested person (on that first sheet: each is who its caption
+  sheet of the likely ones, each captioned with who it probably is and the chance, then a sheet
+  of the maybes (less likely: Enter leaves them).
+  Enter      they are the suggested person (on the likely sheet: each is who its caption
              says), or skip when there is none
+  y 3 7      on a sheet of suggestions: faces 3 and 7 are who their captions say
   NAME       the faces on this page are NAME (an existing person, after asking, or a new one)
   3 7 = NAME faces 3 and 7 are NAME
   x 3 7      faces 3 and 7 are not the suggested person (they come back with another guess)
@@ -126,6 +128,7 @@ class AnswerKind(StrEnum):
     SKIP = "skip"
     HIDE = "hide"
     REJECT = "reject"  # x 3 7: these faces are not this person
+    YES = "yes"  # y 3 7: on a sheet of suggestions, these faces are who their captions say
     UNDO = "undo"
     HELP = "help"
     QUIT = "quit"
@@ -176,6 +179,11 @@ def parse_answer(text: str) -> Answer:
         return Answer(_COMMANDS[low])
     if low == "h" or low == "help":
         return Answer(AnswerKind.HELP)
+    if low == "y" or re.fullmatch(r"y[\s\d,\-]+", low):
+        numbers = _numbers(low[1:])
+        if not numbers:
+            raise PhotoclusterError("Say which faces are who their captions say, e.g. y 3 7")
+        return Answer(AnswerKind.YES, numbers=numbers)
     if low == "x" or re.fullmatch(r"x[\s\d,\-]+", low):
         numbers = _numbers(low[1:])
         if not numbers:

@@ -389,13 +389,15 @@ def _person_item(
 
 def _subject(group: FaceGroup) -> str:
     if group.suggested:
-        return "unassigned-suggested"
+        return f"unassigned-suggested-{group.suggested}"
     return f"unassigned-{group.person_id or 'nobody'}-{'likely' if group.likely else 'far'}"
 
 
 def _title(group: FaceGroup) -> str:
-    if group.suggested:
+    if group.suggested == "likely":
         return "In no person: who each probably is, and the chance"
+    if group.suggested:
+        return "In no person: who each may be, and the chance (y 3 7: those are)"
     if group.likely:
         score = group.score
         scored = f" (score {score:.2f})" if score is not None else ""
@@ -450,7 +452,7 @@ def _show_faces(
         )
         photos = s.scalar(select(func.count(func.distinct(Face.photo_id))).where(Face.id.in_(left)))
     suggestion = None
-    if group.suggested:
+    if group.suggested == "likely":
         suggestion = Suggestion(0, "who their captions say", 0.0)
     elif group.likely and group.person_id is not None:
         distance = float(np.median([d for _f, d in ranked]))
@@ -665,8 +667,11 @@ def _decide_faces(
     faces = _face_ids(prompter, sheet, answer.numbers) if answer.numbers else _on_page(sheet)
     if faces is None:
         return None
-    if group.suggested and answer.kind in (AnswerKind.ACCEPT, AnswerKind.REJECT):
+    if group.suggested and answer.kind in (AnswerKind.ACCEPT, AnswerKind.REJECT, AnswerKind.YES):
         return _answer_suggested(catalog, prompter, item, faces, answer, options, summary, st)
+    if answer.kind == AnswerKind.YES:
+        prompter.say("y 3 7 is for a sheet of suggestions: say who these faces are, or skip (s).")
+        return None
     if answer.kind == AnswerKind.ACCEPT:
         assert item.suggestion is not None
         with catalog.session() as s:
@@ -698,11 +703,12 @@ def _answer_suggested(
     summary: NamingSummary,
     st: _State,
 ) -> tuple[int, list[int]]:
-    """Enter on a sheet of suggestions: each face is who its caption says; ``x 3 7``: those
-    faces are not (they come back with their next guess). One decision either way."""
+    """Enter on the likely sheet, or ``y 3 7`` on either sheet of suggestions: each face is who
+    its caption says; ``x 3 7``: those faces are not (they come back with their next guess). One
+    decision either way."""
     offered = {f.face_id: f.best.person_id for f in item.group.faces if f.best is not None}
     pairs = {f: offered[f] for f in faces if f in offered}
-    accept = answer.kind == AnswerKind.ACCEPT
+    accept = answer.kind in (AnswerKind.ACCEPT, AnswerKind.YES)
     with catalog.session() as s:
         d = answer_suggestions(s, pairs, accept=accept, actor=options.actor)
     if accept:
@@ -766,6 +772,9 @@ def _decide_person(
     """Act on an answer about an unnamed person: (decision id, where the queue goes), or None
     when nothing was decided (said why)."""
     pid = item.person_id
+    if answer.kind == AnswerKind.YES:
+        prompter.say("y 3 7 is for a sheet of suggestions: name this person, or x 3 7.")
+        return None
     if answer.kind == AnswerKind.ACCEPT:
         assert item.suggestion is not None
         with catalog.session() as s:

@@ -62,6 +62,9 @@ from photocluster.people.unassigned import (
 SMALL_PERSON_FACES = 10  # unnamed people up to this size are suggested as a whole
 CANDIDATES = 3  # named people ranked per face or small person
 LIKELY = 0.5  # from this score a suggestion is offered as that person; below: probably nobody
+# From this score a face is still shown as maybe that person (`name`'s second sheet, where Enter
+# accepts nothing): a chance of one in five that it is them (bench/simulated_user.py --min-score).
+MAYBE = 0.2
 MIN_NAMED = 2  # named people with 2+ faces needed to measure scores
 TRAIN_FACES = 4_000  # named faces looked up to fit the calibration (a fixed sample)
 MEMBER_FACES = 1_000  # faces of a person searched for the one nearest a face
@@ -565,28 +568,49 @@ def with_scores(review: UnassignedReview, result: Suggestions) -> UnassignedRevi
                 )
                 faces.append(replace(f, verdict="probably", best=cand, score=best.score))
             elif f.best is not None and f.best.name is not None and not f.best.hidden:
-                faces.append(replace(f, verdict="unknown", score=best.score))
+                cand = f.best
+                if best.score >= MAYBE and best.person_id != cand.person_id:
+                    cand = FindCandidate(
+                        best.person_id, best.name, False, best.distance, best.distance
+                    )
+                faces.append(replace(f, verdict="unknown", best=cand, score=best.score))
             else:
                 faces.append(f)
     return UnassignedReview(group_faces(faces), review.unclustered)
 
 
 def suggested_group(review: UnassignedReview) -> UnassignedReview:
-    """``review`` (from :func:`with_scores`) with every face offered as a named person by its
-    score gathered into one group, most likely first, each face offered as its own best: one
-    sheet answers many suggestions (`name`). Other groups stay as they are."""
-    scored = [
-        g for g in review.groups if g.likely and g.score is not None and g.name and not g.hidden
+    """``review`` (from :func:`with_scores`) with the faces offered as a named person by their
+    score gathered into two groups, most likely first, each face offered as its own best: the
+    likely ones (``LIKELY`` or more), then the maybes (``MAYBE`` or more). One sheet answers many
+    suggestions (`name`). Other groups, and their other faces, stay as they are."""
+    likely: list[UnassignedFace] = []
+    maybe: list[UnassignedFace] = []
+    rest: list[FaceGroup] = []
+    for g in review.groups:
+        named = g.person_id is not None and g.name is not None and not g.hidden
+        keep: list[UnassignedFace] = []
+        for f in g.faces:
+            if not named or f.score is None:
+                keep.append(f)
+            elif g.likely and f.score >= LIKELY:
+                likely.append(f)
+            elif not g.likely and f.score >= MAYBE:
+                maybe.append(f)
+            else:
+                keep.append(f)
+        if keep:
+            rest.append(g if len(keep) == len(g.faces) else replace(g, faces=keep))
+
+    def order(f: UnassignedFace) -> tuple[float, int]:
+        return (-(f.score or 0.0), f.face_id)
+
+    groups = [
+        FaceGroup(None, None, False, likely_, sorted(faces, key=order), suggested=kind)
+        for kind, likely_, faces in (("likely", True, likely), ("maybe", False, maybe))
+        if faces
     ]
-    if not scored:
-        return review
-    faces = sorted(
-        (f for g in scored for f in g.faces),
-        key=lambda f: (-(f.score or 0.0), f.face_id),
-    )
-    rest = [g for g in review.groups if not any(g is h for h in scored)]
-    group = FaceGroup(None, None, False, True, faces, suggested=True)
-    return UnassignedReview([group, *rest], review.unclustered)
+    return UnassignedReview([*groups, *rest], review.unclustered)
 
 
 def review_with_suggestions(

@@ -68,9 +68,9 @@ class FaceGroup:
     hidden: bool
     likely: bool  # the verdict is known/probably: offer them as this person
     faces: list[UnassignedFace]  # most likely first (nearest that person's mean face)
-    # Scored suggestions of several named people: each face is offered as its own ``best``
-    # (person_id is None then); see people.suggestions.suggested_group.
-    suggested: bool = False
+    # Scored suggestions of several named people, "likely" or "maybe": each face is offered as
+    # its own ``best`` (person_id is None then); see people.suggestions.suggested_group.
+    suggested: str = ""
 
     @property
     def score(self) -> float | None:
@@ -82,7 +82,7 @@ class FaceGroup:
     def label(self) -> str:
         """Who the group is, in words: 'Ada Lovelace', 'person 7', 'Rex (hidden)', 'nobody'."""
         if self.suggested:
-            return "who each probably is"
+            return "who each probably is" if self.suggested == "likely" else "who each may be"
         if self.person_id is None:
             return "nobody"
         who = self.name or f"person {self.person_id}"
