@@ -323,32 +323,41 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f} %"
 
 
-def learn_projection(
-    session: Session,
-    *,
-    methods: tuple[str, ...] = METHODS,
-    folds: int = CV_FOLDS,
-    seed: int = SEED,
-    now: datetime | None = None,
-) -> LearnReport:
-    """Learn, cross-validate and store a projection from the user's decisions (module
-    docstring). Holds the write lock from its reads to the caller's commit; the caller owns
-    the session and commits. Never raises for bad decisions: the report says what was done."""
-    hold_write_lock(session, "learn")
-    started = time.perf_counter()
-    data = training_data(session)
-    model = data.models[0] if len(data.models) == 1 else _catalog_model(session)
-    notes: list[str] = []
-    if data.contradictions:
-        shown = ", ".join(f"face {f} (person {p})" for f, p in data.contradictions[:12])
-        more = " ..." if len(data.contradictions) > 12 else ""
-        notes.append(
-            f"Left out {len(data.left_out)} face(s) confirmed in a person that also rejected "
-            f"them: {shown}{more}. Assign each to its person again (`photocluster assign`) or "
-            "reject it (`photocluster reject`) to settle it."
+def _contradictions_note(data: TrainingData) -> str | None:
+    """The faces left out for contradicting decisions and how to settle them (None: none)."""
+    if not data.contradictions:
+        return None
+    shown = ", ".join(f"face {f} (person {p})" for f, p in data.contradictions[:12])
+    more = " ..." if len(data.contradictions) > 12 else ""
+    return (
+        f"Left out {len(data.left_out)} face(s) confirmed in a person that also rejected "
+        f"them: {shown}{more}. Assign each to its person again (`photocluster assign`) or "
+        "reject it (`photocluster reject`) to settle it."
+    )
+
+
+def _refusal(data: TrainingData) -> str | None:
+    """Why nothing is learned from these decisions (embedding models mixed, too few named
+    people), or None when learning goes ahead."""
+    if len(data.models) > 1:
+        return (
+            f"Faces come from different embedding models ({', '.join(data.models)}), whose "
+            "distances cannot be compared: nothing learned, the raw embedding is used. Scan "
+            "again (`photocluster scan DIR`), then `photocluster learn`."
         )
-    report = LearnReport(
-        created_at=now or _now(),
+    if data.people_with_two < MIN_PEOPLE:
+        return (
+            f"Too few decisions to learn from: {data.people_with_two} named people with 2 or "
+            f"more confirmed faces (at least {MIN_PEOPLE} needed): the raw embedding is used. "
+            "Name more people (`photocluster name`), then `photocluster learn`."
+        )
+    return None
+
+
+def _blank_report(data: TrainingData, model: str, created_at: datetime) -> LearnReport:
+    """The report before anything is measured: what is learned from, the raw embedding used."""
+    return LearnReport(
+        created_at=created_at,
         model=model,
         method=RAW,
         used=False,
@@ -363,58 +372,59 @@ def learn_projection(
         left_out=len(data.left_out),
         left_out_faces=data.left_out,
     )
-    chosen: LinearMap | None = None
-    if len(data.models) > 1:
+
+
+def _cross_validate_and_choose(
+    report: LearnReport,
+    data: TrainingData,
+    *,
+    methods: tuple[str, ...],
+    folds: int,
+    seed: int,
+) -> LinearMap | None:
+    """Cross-validate ``methods`` on held-out people and write the figures, the best method
+    and the decision with its reason into ``report``. Returns the best method fitted on all
+    the decisions when its gain exceeds ``MIN_GAIN``, else None (the raw embedding is used)."""
+    cv = cross_validate(
+        data.x, data.person_ids, data.negatives, methods=methods, folds=folds, seed=seed
+    )
+    report.methods = [
+        MethodFigures(r.method, r.tar.get(0.01), r.tar.get(0.001), r.rank1, r.gain)
+        for r in cv.results.values()
+    ]
+    report.metric_far = cv.metric
+    report.raw_score = cv.results[RAW].score
+    best = cv.best()
+    if best is None or cv.metric is None:
         report.reason = (
-            f"Faces come from different embedding models ({', '.join(data.models)}), whose "
-            "distances cannot be compared: nothing learned, the raw embedding is used. Scan "
-            "again (`photocluster scan DIR`), then `photocluster learn`."
+            "Not enough different-person pairs among the named people to measure a gain: "
+            "the raw embedding is used. Name more people, then `photocluster learn`."
         )
-    elif data.people_with_two < MIN_PEOPLE:
+        return None
+    report.method = best.method
+    report.learned_score = best.score
+    report.gain = best.gain
+    far = f"{100 * cv.metric:g} %"
+    if best.gain is not None and best.gain > MIN_GAIN:
+        report.used = True
         report.reason = (
-            f"Too few decisions to learn from: {data.people_with_two} named people with 2 or "
-            f"more confirmed faces (at least {MIN_PEOPLE} needed): the raw embedding is used. "
-            "Name more people (`photocluster name`), then `photocluster learn`."
+            f"{best.method} accepts {_pct(best.score)} of held-out same-person pairs at "
+            f"a {far} false-match rate, the raw embedding {_pct(report.raw_score)}: "
+            "used."
         )
-    else:
-        cv = cross_validate(
-            data.x, data.person_ids, data.negatives, methods=methods, folds=folds, seed=seed
-        )
-        report.methods = [
-            MethodFigures(r.method, r.tar.get(0.01), r.tar.get(0.001), r.rank1, r.gain)
-            for r in cv.results.values()
-        ]
-        report.metric_far = cv.metric
-        report.raw_score = cv.results[RAW].score
-        best = cv.best()
-        if best is None or cv.metric is None:
-            report.reason = (
-                "Not enough different-person pairs among the named people to measure a gain: "
-                "the raw embedding is used. Name more people, then `photocluster learn`."
-            )
-        else:
-            report.method = best.method
-            report.learned_score = best.score
-            report.gain = best.gain
-            far = f"{100 * cv.metric:g} %"
-            if best.gain is not None and best.gain > MIN_GAIN:
-                report.used = True
-                report.reason = (
-                    f"{best.method} accepts {_pct(best.score)} of held-out same-person pairs at "
-                    f"a {far} false-match rate, the raw embedding {_pct(report.raw_score)}: "
-                    "used."
-                )
-                chosen = fit(best.method, data.x, data.person_ids, data.negatives, seed=seed)
-            else:
-                report.reason = (
-                    f"No gain: the best learned method ({best.method}) accepts "
-                    f"{_pct(best.score)} of held-out same-person pairs at a {far} false-match "
-                    f"rate, the raw embedding {_pct(report.raw_score)}: the raw embedding is used."
-                )
-    if notes:
-        report.reason = " ".join([*notes, report.reason])
-    report.seconds = round(time.perf_counter() - started, 2)
-    row = LearnedProjection(
+        return fit(best.method, data.x, data.person_ids, data.negatives, seed=seed)
+    report.reason = (
+        f"No gain: the best learned method ({best.method}) accepts "
+        f"{_pct(best.score)} of held-out same-person pairs at a {far} false-match "
+        f"rate, the raw embedding {_pct(report.raw_score)}: the raw embedding is used."
+    )
+    return None
+
+
+def _row_of(report: LearnReport, data: TrainingData, chosen: LinearMap | None) -> LearnedProjection:
+    """The ``projections`` row for ``report``: the chosen map (none: the identity, no matrix
+    stored), what was learned from (to tell later when to relearn) and the figures."""
+    return LearnedProjection(
         created_at=report.created_at,
         model=report.model,
         method=report.method,
@@ -439,6 +449,35 @@ def learn_projection(
         used=report.used,
         reason=report.reason,
     )
+
+
+def learn_projection(
+    session: Session,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    folds: int = CV_FOLDS,
+    seed: int = SEED,
+    now: datetime | None = None,
+) -> LearnReport:
+    """Learn, cross-validate and store a projection from the user's decisions (module
+    docstring). Holds the write lock from its reads to the caller's commit; the caller owns
+    the session and commits. Never raises for bad decisions: the report says what was done."""
+    hold_write_lock(session, "learn")
+    started = time.perf_counter()
+    data = training_data(session)
+    model = data.models[0] if len(data.models) == 1 else _catalog_model(session)
+    report = _blank_report(data, model, now or _now())
+    chosen: LinearMap | None = None
+    refusal = _refusal(data)
+    if refusal is not None:
+        report.reason = refusal
+    else:
+        chosen = _cross_validate_and_choose(report, data, methods=methods, folds=folds, seed=seed)
+    note = _contradictions_note(data)
+    if note is not None:
+        report.reason = f"{note} {report.reason}"
+    report.seconds = round(time.perf_counter() - started, 2)
+    row = _row_of(report, data, chosen)
     session.add(row)
     session.flush()
     report.projection_id = row.id
