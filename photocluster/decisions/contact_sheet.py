@@ -492,6 +492,79 @@ def build_contact_sheet(
     )
 
 
+def _page_plan(tiles: int, count: int, page: int) -> tuple[list[list[int]], int, set[int]]:
+    """The pages of ``tiles`` ranked tiles (:func:`plan_pages`), ``page`` clamped to them, and
+    the tiles marked least typical: the last ``count // 3`` on a first page of several."""
+    pages = plan_pages(tiles, count)
+    page = min(max(page, 0), len(pages) - 1)
+    tail: set[int] = set()
+    if page == 0 and len(pages) > 1:
+        tail = set(range(tiles - count // 3, tiles))
+    return pages, page, tail
+
+
+def _page_faces(
+    session: Session,
+    data: _Ranked,
+    groups: Sequence[Sequence[int]],
+    on_page: Sequence[int],
+    tail: set[int],
+    numbers: SheetNumbers,
+    cache: CropCache,
+) -> tuple[list[tuple[int, int, Image.Image]], list[SheetFace]]:
+    """The tiles of the groups ``on_page`` (each drawn as its most typical face, numbered by
+    ``numbers``, its crop from ``cache``) and what each stands for."""
+    leaders = [data.ids[groups[g][0]] for g in on_page]
+    requests = {r.face_id: r for r in crop_requests(session, leaders)}
+    tiles: list[tuple[int, int, Image.Image]] = []
+    faces: list[SheetFace] = []
+    for g in on_page:
+        members = tuple(data.ids[i] for i in groups[g])
+        leader = members[0]
+        number = numbers.number(leader, members)
+        img, problem = cache.get(requests[leader])
+        tiles.append((number, leader, img))
+        dist = float(data.distance[groups[g][0]])
+        faces.append(SheetFace(number, leader, dist, problem, members, g in tail))
+    return tiles, faces
+
+
+def _sheet_path(cache_dir: Path, subject: str, drawn: object) -> Path:
+    """``cache_dir/sheets/<subject>-<digest>.jpg``, the digest of what is ``drawn``; the folder
+    is made and older drawings of the same subject are removed."""
+    digest = hashlib.sha1(repr(drawn).encode()).hexdigest()[:10]
+    folder = Path(cache_dir) / "sheets"
+    path = folder / f"{subject}-{digest}.jpg"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"{subject}-*.jpg"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def _draw(
+    tiles: Sequence[tuple[int, int, Image.Image]],
+    faces: Sequence[SheetFace],
+    tile: int,
+    columns: int,
+    heading: str | None,
+    captions: Mapping[int, str] | None,
+) -> Image.Image:
+    """The sheet's image: the tiles composed (least typical marked, near duplicates counted),
+    or a placeholder when there is no face."""
+    if not tiles:
+        return _placeholder(tile, "no faces")
+    return compose(
+        tiles,
+        tile,
+        columns,
+        title=heading,
+        marked=[f.number for f in faces if f.least_typical],
+        extra={f.number: len(f.faces) - 1 for f in faces},
+        captions=captions,
+    )
+
+
 def build_faces_sheet(
     session: Session,
     ranked: Sequence[tuple[int, float]],
@@ -517,58 +590,21 @@ def build_faces_sheet(
     numbers = numbers if numbers is not None else SheetNumbers()
     data = _load_ranked(session, ranked)
     groups = near_duplicate_groups(data.x, data.photo, data.taken)
-    pages = plan_pages(len(groups), count)
-    page = min(max(page, 0), len(pages) - 1)
-    on_page = pages[page]
-    tail: set[int] = set()
-    if page == 0 and len(pages) > 1:
-        tail = set(range(len(groups) - count // 3, len(groups)))
-    leaders = [data.ids[groups[g][0]] for g in on_page]
-    requests = {r.face_id: r for r in crop_requests(session, leaders)}
+    pages, page, tail = _page_plan(len(groups), count, page)
     cache = cache or CropCache(cache_dir, tile)
-    tiles: list[tuple[int, int, Image.Image]] = []
-    faces: list[SheetFace] = []
-    for g in on_page:
-        members = tuple(data.ids[i] for i in groups[g])
-        leader = members[0]
-        number = numbers.number(leader, members)
-        img, problem = cache.get(requests[leader])
-        tiles.append((number, leader, img))
-        dist = float(data.distance[groups[g][0]])
-        faces.append(SheetFace(number, leader, dist, problem, members, g in tail))
+    tiles, faces = _page_faces(session, data, groups, pages[page], tail, numbers, cache)
     heading = _heading(title, len(data.ids), len(groups), page, len(pages), count)
-    marked = [f.number for f in faces if f.least_typical]
-    extra = {f.number: len(f.faces) - 1 for f in faces}
-    digest = hashlib.sha1(
-        repr(
-            (
-                heading,
-                cache.tile,
-                columns,
-                [(f.number, f.faces, f.problem) for f in faces],
-                sorted((captions or {}).items()),
-            )
-        ).encode()
-    ).hexdigest()[:10]
-    folder = Path(cache_dir) / "sheets"
-    path = folder / f"{subject}-{digest}.jpg"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob(f"{subject}-*.jpg"):
-        if old != path:
-            old.unlink(missing_ok=True)
-    if tiles:
-        image = compose(
-            tiles,
-            cache.tile,
-            columns,
-            title=heading,
-            marked=marked,
-            extra=extra,
-            captions=captions,
-        )
-    else:
-        image = _placeholder(cache.tile, "no faces")
-    image.save(path, format="JPEG", quality=88)
+    drawn = (
+        heading,
+        cache.tile,
+        columns,
+        [(f.number, f.faces, f.problem) for f in faces],
+        sorted((captions or {}).items()),
+    )
+    path = _sheet_path(cache_dir, subject, drawn)
+    _draw(tiles, faces, cache.tile, columns, heading, captions).save(
+        path, format="JPEG", quality=88
+    )
     return ContactSheet(
         person_id,
         path,
