@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,7 @@ from photocluster.people.thresholds import ATTACH_NEIGHBOURS, SAME_PERSON
 from photocluster.settings import Settings
 
 if TYPE_CHECKING:
+    from photocluster.catalog.db import Catalog
     from photocluster.evaluation.evaluate import EvalResult
 
 _D = ClusterParams()
@@ -294,32 +295,42 @@ def _print_named_leaving(c: ClusterChanges) -> None:
             out(f"      -> {dest}: face{'s' if len(ids) != 1 else ''} {', '.join(map(str, ids))}")
 
 
+# `cluster`'s other options
+_ClusterFull = Annotated[
+    bool,
+    typer.Option(
+        "--full",
+        help="Re-cluster every face, not only new ones: unnamed people follow the new "
+        "clustering as a fresh catalog would (clusters and people are matched one to one "
+        "by their members, so ids and hidden flags stay; other pieces become new people). "
+        "Named people keep their faces; confirmed faces and rejections are kept.",
+    ),
+]
+_ClusterReassignNamed = Annotated[
+    bool,
+    typer.Option(
+        "--reassign-named",
+        help="With --full: named people's unconfirmed faces follow the new clustering too "
+        "(the name stays on the best-matching cluster). Try it with --dry-run first: it "
+        "lists the faces that would leave each named person.",
+    ),
+]
+_ClusterDryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print what would change; write nothing.")
+]
+_ClusterDefaults = Annotated[
+    bool,
+    typer.Option("--defaults", help="Forget remembered parameters and use the built-in defaults."),
+]
+
+
 @app.command("cluster")
 @help_with(d=_D, merge_distance=_D.merge_distance or "off")
 def cluster_command(
     db: DbOption = None,
-    full: Annotated[
-        bool,
-        typer.Option(
-            "--full",
-            help="Re-cluster every face, not only new ones: unnamed people follow the new "
-            "clustering as a fresh catalog would (clusters and people are matched one to one "
-            "by their members, so ids and hidden flags stay; other pieces become new people). "
-            "Named people keep their faces; confirmed faces and rejections are kept.",
-        ),
-    ] = False,
-    reassign_named: Annotated[
-        bool,
-        typer.Option(
-            "--reassign-named",
-            help="With --full: named people's unconfirmed faces follow the new clustering too "
-            "(the name stays on the best-matching cluster). Try it with --dry-run first: it "
-            "lists the faces that would leave each named person.",
-        ),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print what would change; write nothing.")
-    ] = False,
+    full: _ClusterFull = False,
+    reassign_named: _ClusterReassignNamed = False,
+    dry_run: _ClusterDryRun = False,
     min_cluster_size: _MinClusterSizeR = None,
     min_samples: _MinSamplesR = None,
     epsilon: _EpsilonR = None,
@@ -332,12 +343,7 @@ def cluster_command(
     spread_ratio: _SpreadRatioR = None,
     attach_share: _AttachShareR = None,
     attach_mutual: _AttachMutualR = None,
-    defaults: Annotated[
-        bool,
-        typer.Option(
-            "--defaults", help="Forget remembered parameters and use the built-in defaults."
-        ),
-    ] = False,
+    defaults: _ClusterDefaults = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -365,22 +371,13 @@ def cluster_command(
 
     Example: photocluster cluster --full --reassign-named --dry-run
     """
-    if reassign_named and not full:
-        raise PhotoclusterError(
-            "--reassign-named only applies to a full re-cluster: add --full "
-            "(see first with `photocluster cluster --full --reassign-named --dry-run`)."
-        )
+    _check_reassign_named(full, reassign_named)
     settings = make_settings(db, quiet)
     given = {k: v for k, v in locals().items() if k in _PARAMS and v is not None}  # options given
     with catalog_for(settings, write=not dry_run, verify=True) as catalog:
-        base = (None if defaults else saved_params(catalog)) or ClusterParams()
-        try:
-            params = dataclasses.replace(base, **given)
-        except ValueError as exc:
-            raise PhotoclusterError(str(exc)) from exc
         changes = cluster_catalog(
             catalog,
-            ClusterOptions(params=params),
+            ClusterOptions(params=_cluster_params(catalog, defaults, given)),
             full=full,
             reassign_named=reassign_named,
             dry_run=dry_run,
@@ -391,6 +388,25 @@ def cluster_command(
         out(json.dumps(changes.as_dict(), indent=2))
     else:
         print_changes(changes)
+
+
+def _check_reassign_named(full: bool, reassign_named: bool) -> None:
+    """Refuse --reassign-named without --full."""
+    if reassign_named and not full:
+        raise PhotoclusterError(
+            "--reassign-named only applies to a full re-cluster: add --full "
+            "(see first with `photocluster cluster --full --reassign-named --dry-run`)."
+        )
+
+
+def _cluster_params(catalog: Catalog, defaults: bool, given: dict[str, Any]) -> ClusterParams:
+    """The parameters remembered in the catalog (the built-in defaults with --defaults or when
+    none are), with the options given on top; a bad value is the user's error."""
+    base = (None if defaults else saved_params(catalog)) or ClusterParams()
+    try:
+        return dataclasses.replace(base, **given)
+    except ValueError as exc:
+        raise PhotoclusterError(str(exc)) from exc
 
 
 @app.command("people")
@@ -593,23 +609,30 @@ def report_command(
     )
 
 
+# `eval`'s options besides the clustering parameters
+_EvalLabelledDir = Annotated[
+    str, typer.Argument(help="Folder of <person>/<photos> (nested sources allowed).")
+]
+_EvalCatalog = Annotated[
+    str | None,
+    typer.Option(
+        "--catalog",
+        help="Scan into this catalog and keep it (re-runs only cluster). Default: a "
+        "throw-away catalog.",
+    ),
+]
+_EvalJobs = Annotated[int, typer.Option("--jobs", "-j", help="Scan workers (0 = all).", min=0)]
+_EvalTargetFmr = Annotated[
+    float, typer.Option(help="False-match rate for the verification threshold.", min=0.0)
+]
+
+
 @app.command("eval")
 def eval_command(
-    labelled_dir: Annotated[
-        str, typer.Argument(help="Folder of <person>/<photos> (nested sources allowed).")
-    ],
-    catalog: Annotated[
-        str | None,
-        typer.Option(
-            "--catalog",
-            help="Scan into this catalog and keep it (re-runs only cluster). Default: a "
-            "throw-away catalog.",
-        ),
-    ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Scan workers (0 = all).", min=0)] = 0,
-    target_fmr: Annotated[
-        float, typer.Option(help="False-match rate for the verification threshold.", min=0.0)
-    ] = 0.001,
+    labelled_dir: _EvalLabelledDir,
+    catalog: _EvalCatalog = None,
+    jobs: _EvalJobs = 0,
+    target_fmr: _EvalTargetFmr = 0.001,
     min_cluster_size: MinClusterSize = _D.min_cluster_size,
     min_samples: MinSamples = _D.min_samples,
     epsilon: Epsilon = _D.epsilon,
@@ -649,13 +672,6 @@ def eval_command(
 
     Example: photocluster eval ../shared/faces --catalog /tmp/faces-eval.sqlite3
     """
-    import tempfile
-
-    # imported when this command runs: the module's other commands start without it
-    from photocluster.catalog.db import open_catalog
-    from photocluster.evaluation.evaluate import evaluate_catalog
-    from photocluster.ingest.scan import ScanOptions, scan
-
     params = build_params(
         min_cluster_size,
         min_samples,
@@ -670,18 +686,37 @@ def eval_command(
         attach_share,
         attach_mutual,
     )
+    result = _scan_and_evaluate(labelled_dir, catalog, jobs, params, target_fmr, quiet)
+    if as_json:
+        out(json.dumps(result.as_dict(), indent=2))
+    else:
+        _print_eval(result)
+
+
+def _scan_and_evaluate(
+    labelled_dir: str,
+    catalog: str | None,
+    jobs: int,
+    params: ClusterParams,
+    target_fmr: float,
+    quiet: bool,
+) -> EvalResult:
+    """Scan ``labelled_dir`` into ``catalog`` (a throw-away one when None) and measure."""
+    import tempfile
+
+    # imported when this command runs: the module's other commands start without it
+    from photocluster.catalog.db import open_catalog
+    from photocluster.evaluation.evaluate import evaluate_catalog
+    from photocluster.ingest.scan import ScanOptions, scan
+
     with tempfile.TemporaryDirectory(prefix="photocluster-eval-") as tmp:
         path = catalog or str(Path(tmp) / "eval.sqlite3")
         cat = open_catalog(path)
         try:
             scan(cat, ScanOptions(root=labelled_dir, jobs=jobs), TqdmProgress(quiet))
-            result = evaluate_catalog(cat, labelled_dir, params, target_fmr)
+            return evaluate_catalog(cat, labelled_dir, params, target_fmr)
         finally:
             cat.close()
-    if as_json:
-        out(json.dumps(result.as_dict(), indent=2))
-    else:
-        _print_eval(result)
 
 
 def _print_eval(result: EvalResult) -> None:
