@@ -294,3 +294,19 @@ def test_cli_learn_and_report(catalog: Catalog, db_path: str) -> None:
     assert "not used: the raw embedding is used" in result.stdout
     assert "learned on embedding model fake_model" in " ".join(result.stdout.split())
     assert "embedding model changed" in result.stderr
+
+
+def test_a_large_library_learns_from_a_fixed_sample() -> None:
+    from photocluster.people.projection import MAX_FACES_PER_PERSON, MAX_LEARN_FACES, _sample
+
+    rng = np.random.default_rng(1)
+    small = rng.normal(size=(300, 128))
+    labels = np.repeat(np.arange(3), 100)
+    x, lab = _sample(small, labels, 0)
+    assert x is small and lab is labels  # everything while there are few faces
+    big = rng.normal(size=(MAX_LEARN_FACES + 4_000, 128))
+    labels = np.arange(len(big)) % 150  # 150 people of ~80 faces
+    x, lab = _sample(big, labels, 0)
+    assert len(x) <= MAX_LEARN_FACES and np.bincount(lab).max() <= MAX_FACES_PER_PERSON
+    x2, lab2 = _sample(big, labels, 0)
+    assert np.array_equal(x, x2) and np.array_equal(lab, lab2)  # the same decisions, same sample
