@@ -702,6 +702,7 @@ def _scan_and_evaluate(
     quiet: bool,
 ) -> EvalResult:
     """Scan ``labelled_dir`` into ``catalog`` (a throw-away one when None) and measure."""
+    # imported when eval runs: the module's other commands start without the scan's code
     import tempfile
 
     # imported when this command runs: the module's other commands start without it

@@ -32,6 +32,7 @@ it differs. No sync reads all embeddings, however many faces the catalog holds.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -496,7 +497,6 @@ def _saved_kind(folder: Path, index: FaceIndex) -> str:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
 
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
@@ -505,7 +505,6 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def _npy_view(data: bytes) -> np.ndarray:
     """The array in .npy bytes as a read-only view of them (no copy: 0.5 GB at 10⁶ faces)."""
-    import io
 
     from numpy.lib import format as npy
 
@@ -520,7 +519,6 @@ def _npy_view(data: bytes) -> np.ndarray:
 
 
 def _bytes_io(data: bytes) -> Any:
-    import io
 
     return io.BytesIO(data)
 

@@ -170,6 +170,7 @@ def check_session(session: Any, expected: np.ndarray) -> float:
 def convert(dat: Path, cache: Path, dat_bytes: bytes | None = None) -> ModelInfo:
     """Read the .dat, build the ONNX graph, check it against dlib, store it. Raises
     :class:`ConversionError` with a one-line reason."""
+    # the .dat reader and the onnx package are needed once per machine, when converting
     from photocluster.ingest.dlib_dat import DatError, read_face_resnet
 
     try:
@@ -180,7 +181,7 @@ def convert(dat: Path, cache: Path, dat_bytes: bytes | None = None) -> ModelInfo
         net = read_face_resnet(data)
     except DatError as exc:
         raise ConversionError(f"{dat.name} is not the expected dlib model ({exc})") from exc
-    try:
+    try:  # the onnx package may be missing: the caller then falls back to dlib
         from photocluster.ingest.onnx_build import build_face_resnet
 
         blob = build_face_resnet(net)

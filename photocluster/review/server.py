@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import ipaddress
 import json
 import logging
@@ -312,7 +313,6 @@ def _store(path: Path, img: Image.Image) -> None:
 
 
 def _jpeg(img: Image.Image, headers: dict[str, str]) -> Response:
-    import io
 
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
