@@ -64,11 +64,12 @@ def suggestions_command(
     for s in shown:
         out(_line(s))
     left = len(result.items) - len(shown)
-    err(
-        f"{count(len(shown), 'suggestion')} (best score {min_score} or more)"
-        + (f"; {left} more below it (--min-score 0 lists them)" if left else "")
-        + f"; distances in the {result.space} embedding."
-    )
+    if result.items or not result.note:
+        err(
+            f"{count(len(shown), 'suggestion')} (best score {min_score} or more)"
+            + (f"; {left} more below it (--min-score 0 lists them)" if left else "")
+            + f"; distances in the {result.space} embedding."
+        )
     if relearn:
         err(
             f"Learning from your decisions is due ({relearn}): `photocluster learn` (or "
