@@ -378,3 +378,27 @@ def test_y_names_the_faces_that_are_who_their_captions_say() -> None:
     assert parse_answer("=y 3") == Answer(AnswerKind.NAME, name="y 3")  # a name after all
     with pytest.raises(PhotoclusterError, match="y 3 7"):
         parse_answer("y")
+
+
+def test_the_face_index_graph_finds_the_same_people(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    """With the face index's HNSW graph (what a large library has) the nearest faces come
+    from it instead of a search built here; the suggestions are the same people."""
+    from photocluster.catalog.embeddings import blobs_to_matrix
+    from photocluster.index.store import FaceIndex
+
+    with catalog.session() as s:
+        rows = s.execute(select(Face.id, Face.embedding).order_by(Face.id)).all()
+        index = FaceIndex.build(
+            np.array([r[0] for r in rows]), blobs_to_matrix([r[1] for r in rows]), ann=True
+        )
+        assert index.hnsw is not None
+        plain = {i.face_ids: (i.best.person_id, i.best.share) for i in suggest(s).items if i.best}
+        graph = {
+            i.face_ids: (i.best.person_id, i.best.share)
+            for i in suggest(s, index=index).items
+            if i.best
+        }
+    assert graph == plain
+    assert any(share > 0 for _p, share in graph.values())  # neighbours were found

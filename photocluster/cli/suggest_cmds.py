@@ -18,6 +18,7 @@ from photocluster.cli.common import (
     make_settings,
     out,
 )
+from photocluster.index.store import FaceIndex, sync_index
 from photocluster.people.projection import relearn_reason
 from photocluster.people.suggestions import LIKELY, SMALL_PERSON_FACES, Suggestion, as_json, suggest
 
@@ -52,12 +53,17 @@ def suggestions_command(
     Example: photocluster suggestions --min-score 0.8
     """
     settings = make_settings(db)
-    with catalog_for(settings) as catalog, catalog.session() as session:
-        result = suggest(session)
-        relearn = relearn_reason(session)
-        if as_json_:
-            out(json.dumps(as_json(session, result, min_score), indent=2))
-            return
+    with catalog_for(settings) as catalog:
+        try:  # the face index's graph (a large library has one, from `scan`) finds neighbours
+            index: FaceIndex | None = sync_index(catalog, settings.cache_dir)[0]
+        except OSError:  # a cache folder that cannot be written: search without it
+            index = None
+        with catalog.session() as session:
+            result = suggest(session, index=index)
+            relearn = relearn_reason(session)
+            if as_json_:
+                out(json.dumps(as_json(session, result, min_score), indent=2))
+                return
     if result.note:
         err(result.note)
     shown = [s for s in result.items if s.score >= min_score] if min_score > 0 else result.items

@@ -84,6 +84,7 @@ from photocluster.decisions.prompter import (
 )
 from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import PhotoclusterError
+from photocluster.index.store import FaceIndex, sync_index
 from photocluster.people.projection import ensure_projection
 from photocluster.people.queries import list_people, resolve_person
 from photocluster.people.suggestions import review_with_suggestions, suggested_group
@@ -344,8 +345,12 @@ def _review(
     with catalog.session() as s:  # names since the last look teach: relearn when due
         ensure_projection(s)
         s.commit()
+    try:  # the face index's graph finds nearest faces without building one
+        index: FaceIndex | None = sync_index(catalog, st.cache_dir)[0]
+    except OSError:  # a cache folder that cannot be written: search without it
+        index = None
     with catalog.session() as s:
-        review = suggested_group(review_with_suggestions(s, exclude=st.skipped_faces))
+        review = suggested_group(review_with_suggestions(s, exclude=st.skipped_faces, index=index))
     if not st.reviewed:
         summary.faces_queued = review.faces
     st.reviewed, st.dirty = True, False

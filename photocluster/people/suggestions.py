@@ -46,6 +46,7 @@ from photocluster.catalog.db import in_chunks
 from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.index.ann import EXACT_KNN, KNN_EF_SEARCH, hnsw_search_from, new_hnsw
+from photocluster.index.store import FaceIndex
 from photocluster.people.find import Candidate as FindCandidate
 from photocluster.people.projection import current_projection
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
@@ -184,12 +185,14 @@ def suggest(
     learned: bool = True,
     transform: Transform | None = None,
     space: str = "raw",
+    index: FaceIndex | None = None,
 ) -> Suggestions:
     """Suggestions for every clustered face in no person and every small unnamed person, most
     likely first (see the module docstring). ``learned``: measure in the projection learned
     from the user's decisions when one is in use (:func:`projection.current_projection`; this
     never relearns). ``transform`` maps raw embeddings to another space to measure in instead;
-    ``space`` names it."""
+    ``space`` names it. ``index``: the face index (`index.store.sync_index`), whose graph, when
+    it has one, finds each face's nearest faces in the raw embedding without building one."""
     if transform is None and learned:
         proj = current_projection(session)
         if proj is not None:
@@ -204,7 +207,7 @@ def suggest(
         out.note = "Nobody is named yet: name people first (`photocluster name`)."
         return out
     subjects = _subjects(session, lib, last)
-    knn = _Neighbours(lib.y)
+    knn = _Neighbours(lib.y, lib.ids, index if transform is None else None)
     model = _fit(lib, knn)
     looked = _evidence(lib, knn, subjects)
     if model is None:
@@ -301,13 +304,24 @@ def _subjects(session: Session, lib: _Library, last: int) -> list[tuple[np.ndarr
 
 
 class _Neighbours:
-    """Nearest faces in the space used: exact up to ``ann.EXACT_KNN`` faces, else an HNSW graph
+    """Nearest faces in the space used: the face index's HNSW graph when it is given, holds every
+    face and the space is the raw embedding (no graph to build: what a large library has, from
+    `scan`); else exact up to ``ann.EXACT_KNN`` faces, else an HNSW graph built here. Graphs are
     searched from each face's own row (as `cluster` builds its k-NN graph)."""
 
-    def __init__(self, y: np.ndarray) -> None:
+    def __init__(self, y: np.ndarray, ids: np.ndarray, index: FaceIndex | None = None) -> None:
         import faiss  # heavy import, only when there is something to suggest
 
         self.data = np.ascontiguousarray(y, dtype=np.float32)
+        self.ids = ids
+        self.graph: FaceIndex | None = None
+        if index is not None and index.hnsw is not None:
+            alive = np.flatnonzero(index.ids >= 0)
+            by_id = alive[np.argsort(index.ids[alive], kind="stable")]
+            at = np.minimum(np.searchsorted(index.ids[by_id], ids), max(len(by_id) - 1, 0))
+            if len(by_id) and np.array_equal(index.ids[by_id[at]], ids):
+                self.graph, self.own_row = index, by_id[at]
+                return
         self.exact = len(self.data) <= EXACT_KNN
         if self.exact:
             self.index = faiss.IndexFlatL2(self.data.shape[1])
@@ -323,6 +337,13 @@ class _Neighbours:
         for start in range(0, len(rows), 16_384):
             block = rows[start : start + 16_384]
             q = self.data[block]
+            if self.graph is not None:
+                d, face = self.graph._search_hnsw(q, want, self.own_row[block])
+                at = np.minimum(np.searchsorted(self.ids, face), len(self.ids) - 1)
+                found = np.where((face >= 0) & (self.ids[at] == face), at, -1)
+                found[(d <= 1e-6) | (found == block[:, None])] = -1
+                out[start : start + len(block)] = found
+                continue
             if self.exact:
                 d2, found = self.index.search(q, want)
             else:
@@ -614,13 +635,17 @@ def suggested_group(review: UnassignedReview) -> UnassignedReview:
 
 
 def review_with_suggestions(
-    session: Session, *, exclude: Collection[int] = (), learned: bool = True
+    session: Session,
+    *,
+    exclude: Collection[int] = (),
+    learned: bool = True,
+    index: FaceIndex | None = None,
 ) -> UnassignedReview:
     """:func:`review_unassigned` with the scored suggestions (:func:`with_scores`)."""
     review = review_unassigned(session, exclude=exclude)
     if not review.groups:
         return review
-    return with_scores(review, suggest(session, learned=learned))
+    return with_scores(review, suggest(session, learned=learned, index=index))
 
 
 SCHEMA = "photocluster.suggestions/1"
