@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, func, select
@@ -22,6 +23,7 @@ from photocluster.decisions.contact_sheet import typical_faces
 from photocluster.decisions.log import LogEntry, history
 from photocluster.decisions.suggest import NamedIndex, suggest
 from photocluster.errors import NotFound
+from photocluster.index.store import FaceIndex
 from photocluster.people.assign import META_LAST_FACE
 from photocluster.people.queries import unassigned_count
 from photocluster.people.suggestions import review_with_suggestions
@@ -361,17 +363,18 @@ class ReviewCache:
     """The last weighing of the unassigned faces (seconds at 100 000 faces), kept while
     :func:`catalog_state` stays the same: paging and coming back cost one state read."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: Callable[[], FaceIndex | None] | None = None) -> None:
         self._lock = threading.Lock()
         self._state: tuple[int, ...] | None = None
         self._review: UnassignedReview | None = None
+        self._index = index  # the face index, when weighing again (its graph finds neighbours)
 
     def review(self, session: Session) -> UnassignedReview:
         state = catalog_state(session)
         with self._lock:
             if state == self._state and self._review is not None:
                 return self._review
-        review = review_with_suggestions(session)
+        review = review_with_suggestions(session, index=self._index() if self._index else None)
         with self._lock:
             self._state, self._review = state, review
         return review

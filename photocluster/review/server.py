@@ -29,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -51,6 +52,7 @@ from photocluster.catalog.models import Photo
 from photocluster.decisions.contact_sheet import DEFAULT_TILE, CropCache, crop_requests
 from photocluster.decisions.log import NameConflict
 from photocluster.errors import NotFound, PhotoclusterError
+from photocluster.index.store import FaceIndex, sync_index
 from photocluster.ingest.imaging import UnreadableImage, load_view
 from photocluster.review import actions, queries
 
@@ -79,6 +81,15 @@ class ReviewConfig:
     token: str
     actor: str
     read_only: bool = False
+
+
+def _face_index(cfg: ReviewConfig) -> FaceIndex | None:
+    """The face index, up to date (its graph finds nearest faces for suggestions); None when
+    its cache folder cannot be written."""
+    try:
+        return sync_index(cfg.catalog, cfg.cache_dir)[0]
+    except OSError:
+        return None
 
 
 def new_token() -> str:
@@ -482,7 +493,7 @@ def create_app(cfg: ReviewConfig) -> Starlette:
     app.state.templates = templates
     app.state.write_lock = threading.Lock()
     app.state.ranks = queries.RankCache()
-    app.state.unassigned = queries.ReviewCache()
+    app.state.unassigned = queries.ReviewCache(partial(_face_index, cfg))
     return app
 
 
