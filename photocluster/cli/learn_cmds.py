@@ -106,5 +106,5 @@ def learn_command(
     _print(report)
     if report_only and why:
         err(f"Decisions changed since: `photocluster learn` would learn again ({why}).")
-    elif report.seconds is not None:
+    elif report.seconds is not None and report.methods:  # nothing to time when refused
         err(f"Learned in {report.seconds:.1f} s.")
