@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,12 +51,26 @@ def in_chunks(values: Sequence[T]) -> Iterator[list[T]]:
         yield list(values[i : i + IN_LIST_CHUNK])
 
 
+def _to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again for up to the busy timeout while the file is
+    locked: switching a brand-new file to WAL needs it to itself, and SQLite answers "database
+    is locked" at once, without waiting, while another process is creating the same catalog
+    (2 of 120 concurrent first opens failed so before)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # The wait first: switching a new file to WAL needs it to itself for a moment, and a
-    # process opening it at the same time as another must wait as long as any other statement.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
