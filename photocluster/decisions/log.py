@@ -187,6 +187,39 @@ def _rejections_in_scope(
     return list(found.values())
 
 
+def _put_into(session: Session, faces: dict[int, Face], pairs: Sequence[tuple[int, int]]) -> None:
+    """Each (face, person): the face goes into that person, confirmed; a rejection of it by
+    that person is lifted (the user now says it is them)."""
+    by_person: dict[int, list[int]] = {}
+    for fid, pid in pairs:
+        by_person.setdefault(pid, []).append(fid)
+    for pid, fids in by_person.items():
+        for chunk in in_chunks(fids):
+            session.execute(
+                delete(Rejection).where(Rejection.person_id == pid, Rejection.face_id.in_(chunk))
+            )
+    for fid, pid in pairs:
+        faces[fid].person_id, faces[fid].confirmed = pid, True
+    session.flush()
+
+
+def _mark_not(session: Session, faces: dict[int, Face], pairs: Sequence[tuple[int, int]]) -> None:
+    """Each (face, person): recorded as not that person (once); a face in it leaves it."""
+    existing = {(r.face_id, r.person_id) for r in _rejections_in_scope(session, [], sorted(faces))}
+    now = _now()
+    for fid, pid in pairs:
+        if (fid, pid) not in existing:
+            session.add(Rejection(face_id=fid, person_id=pid, created_at=now))
+        if faces[fid].person_id == pid:
+            faces[fid].person_id, faces[fid].confirmed = None, False
+    session.flush()
+
+
+def _id_list(face_ids: Sequence[int]) -> str:
+    """The first dozen face ids for a decision's summary."""
+    return ", ".join(str(f) for f in face_ids[:12]) + (" ..." if len(face_ids) > 12 else "")
+
+
 def _record(
     session: Session, snap: _Snapshot, *, actor: str, action: str, summary: str
 ) -> Decision:
@@ -435,18 +468,9 @@ def reject_faces(
         pairs.append((fid, pid))
     people = sorted({pid for _f, pid in pairs})
     snap = _Snapshot(session, people, sorted(faces))
-    existing = {(r.face_id, r.person_id) for r in _rejections_in_scope(session, [], sorted(faces))}
-    now = _now()
-    for fid, pid in pairs:
-        if (fid, pid) not in existing:
-            session.add(Rejection(face_id=fid, person_id=pid, created_at=now))
-        face = faces[fid]
-        if face.person_id == pid:
-            face.person_id = None
-            face.confirmed = False
-    session.flush()
+    _mark_not(session, faces, pairs)
     whom = ", ".join(f"person {pid}" for pid in people)
-    ids = ", ".join(str(f) for f, _p in pairs[:12]) + (" ..." if len(pairs) > 12 else "")
+    ids = _id_list([f for f, _p in pairs])
     return _record(
         session,
         snap,
@@ -489,15 +513,8 @@ def assign_faces(
         session.add(target)
         session.flush()
         snap.created.append(target.id)
-    for chunk in in_chunks(sorted(faces)):
-        session.execute(
-            delete(Rejection).where(Rejection.person_id == target.id, Rejection.face_id.in_(chunk))
-        )
-    for face in faces.values():
-        face.person_id = target.id
-        face.confirmed = True
-    session.flush()
-    ids = ", ".join(str(f) for f in sorted(faces)[:12]) + (" ..." if len(faces) > 12 else "")
+    _put_into(session, faces, [(fid, target.id) for fid in sorted(faces)])
+    ids = _id_list(sorted(faces))
     made = " (new)" if new_name else ""
     return _record(
         session,
@@ -530,23 +547,10 @@ def answer_suggestions(
             raise NotFound(f"No person {pid}.")
     previous = {f.person_id for f in faces.values() if f.person_id is not None}
     snap = _Snapshot(session, sorted(people | previous), sorted(faces))
-    existing = {(r.face_id, r.person_id) for r in _rejections_in_scope(session, [], sorted(faces))}
-    now = _now()
-    for fid, face in sorted(faces.items()):
-        pid = int(pairs[fid])
-        if accept:
-            session.execute(
-                delete(Rejection).where(Rejection.person_id == pid, Rejection.face_id == fid)
-            )
-            face.person_id, face.confirmed = pid, True
-        else:
-            if (fid, pid) not in existing:
-                session.add(Rejection(face_id=fid, person_id=pid, created_at=now))
-            if face.person_id == pid:
-                face.person_id, face.confirmed = None, False
-    session.flush()
+    rows = [(fid, int(pairs[fid])) for fid in sorted(faces)]
+    (_put_into if accept else _mark_not)(session, faces, rows)
     whom = ", ".join(f"person {pid}" for pid in sorted(people))
-    ids = ", ".join(str(f) for f in sorted(faces)[:12]) + (" ..." if len(faces) > 12 else "")
+    ids = _id_list(sorted(faces))
     verb = "accepted" if accept else "refused"
     return _record(
         session,
