@@ -71,13 +71,6 @@ TRAIN_FACES = 4_000  # named faces looked up to fit the calibration (a fixed sam
 MEMBER_FACES = 1_000  # faces of a person searched for the one nearest a face
 LOO_FACES = 500  # people larger than this are not recomputed without the face left out
 STRANGER_NEIGHBOURS = 64  # nearest faces searched to find 5 that are not a face's own person's
-FEATURES = (
-    "relative distance",
-    "distance",
-    "gap to next",
-    "neighbour share",
-    "nearest face",
-)
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -133,9 +126,6 @@ class Suggestions:
     space: str = "raw"  # the embedding the distances are in: raw, or the learned projection
     unclustered: int = 0  # faces no clustering has seen yet (not suggested)
     note: str | None = None  # why there are no scores, or no suggestions at all
-
-    def likely(self, min_score: float = LIKELY) -> list[Suggestion]:
-        return [s for s in self.items if s.best is not None and s.score >= min_score]
 
 
 @dataclass
@@ -352,17 +342,10 @@ class _Neighbours:
             out[start : start + len(block)] = found
         return out
 
-    def owners(
-        self, rows: np.ndarray, owner: np.ndarray, k: int, skip: Collection[int] = ()
-    ) -> list[np.ndarray]:
-        """Owners of each row's ``k`` nearest other faces (the face itself, exact copies of it
-        and rows in ``skip`` left out)."""
-        found = self.search(rows, k + len(skip))
-        out = []
-        for f_row in found:
-            keep = [int(owner[f]) for f in f_row.tolist() if f >= 0 and f not in skip][:k]
-            out.append(np.array(keep, dtype=np.int64))
-        return out
+    def owners(self, rows: np.ndarray, owner: np.ndarray, k: int) -> list[np.ndarray]:
+        """Owners of each row's ``k`` nearest other faces (the face itself and exact copies of
+        it left out)."""
+        return [owner[f[f >= 0]][:k] for f in self.search(rows, k)]
 
 
 @dataclass
@@ -579,25 +562,23 @@ def with_scores(review: UnassignedReview, result: Suggestions) -> UnassignedRevi
             if best is None or best.score is None:
                 faces.append(f)
             elif best.score >= LIKELY:
-                cand = next(
-                    (
-                        c
-                        for c in (f.best, f.runner_up)
-                        if c is not None and c.person_id == best.person_id
-                    ),
-                    FindCandidate(best.person_id, best.name, False, best.distance, best.distance),
-                )
+                cand = _as_candidate(f, best)
                 faces.append(replace(f, verdict="probably", best=cand, score=best.score))
             elif f.best is not None and f.best.name is not None and not f.best.hidden:
-                cand = f.best
-                if best.score >= MAYBE and best.person_id != cand.person_id:
-                    cand = FindCandidate(
-                        best.person_id, best.name, False, best.distance, best.distance
-                    )
+                cand = _as_candidate(f, best) if best.score >= MAYBE else f.best
                 faces.append(replace(f, verdict="unknown", best=cand, score=best.score))
             else:
                 faces.append(f)
     return UnassignedReview(group_faces(faces), review.unclustered)
+
+
+def _as_candidate(face: UnassignedFace, best: SuggestedPerson) -> FindCandidate:
+    """The suggested person as `find` weighed them for this face (its nearest or runner-up
+    person), or with the suggestion's distance when `find` did not weigh them."""
+    for c in (face.best, face.runner_up):
+        if c is not None and c.person_id == best.person_id:
+            return c
+    return FindCandidate(best.person_id, best.name, False, best.distance, best.distance)
 
 
 def suggested_group(review: UnassignedReview) -> UnassignedReview:
