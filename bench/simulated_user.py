@@ -48,8 +48,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import select
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from synth_faces import labelled_set
+
 from photocluster.catalog.db import Catalog, open_catalog
-from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person
 from photocluster.decisions.contact_sheet import DEFAULT_COUNT
 from photocluster.decisions.log import (
@@ -59,7 +62,6 @@ from photocluster.decisions.log import (
     reject_faces,
     rename_person,
 )
-from photocluster.evaluation.evaluate import labelled_faces, nearest_to_label
 from photocluster.people.assign import ClusterOptions, cluster_catalog
 from photocluster.people.projection import ensure_projection
 from photocluster.people.suggestions import LIKELY, MAYBE, suggest
@@ -75,19 +77,15 @@ class Truth:
     people: set[str]  # labels with 2+ labelled photos
 
 
-def truth_of(catalog: Catalog, root: str) -> Truth:
-    with catalog.session() as s:
-        rows = s.execute(select(Face.id, Face.photo_id, Face.embedding).order_by(Face.id)).all()
-        lab = labelled_faces(s, root)
-    x = blobs_to_matrix([r.embedding for r in rows])
-    groups = np.array([r.photo_id for r in rows])
-    pos = {r.id: i for i, r in enumerate(rows)}
-    idx = np.array([pos[i] for i in lab.face_ids], dtype=np.int64)
-    names = sorted(set(lab.labels))
-    code = np.array([names.index(label) for label in lab.labels])
-    chosen = nearest_to_label(x, groups, idx, code)
-    label = {int(rows[r].id): lab.labels[j] for j, r in enumerate(chosen.tolist())}
-    counts = Counter(lab.labels)
+def truth_of(db: str, root: str) -> Truth:
+    """The label of each scored face (as `eval` scores: ``synth_faces.labelled_set``)."""
+    lab = labelled_set(db, root)
+    assert lab.face_ids is not None
+    label = {
+        int(lab.face_ids[r]): lab.names[t]
+        for r, t in zip(lab.idx.tolist(), lab.truth.tolist(), strict=True)
+    }
+    counts = Counter(label.values())
     return Truth(label, {n for n, c in counts.items() if c >= 2})
 
 
@@ -228,8 +226,8 @@ def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) 
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "catalog.sqlite3")
         shutil.copy(db, copy)
+        truth = truth_of(copy, root)
         catalog = open_catalog(copy)
-        truth = truth_of(catalog, root)
         run = Run()
         t0 = time.perf_counter()
         while True:

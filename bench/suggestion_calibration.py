@@ -42,8 +42,8 @@ def calibrate(db: str, root: str, holdout: float, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "catalog.sqlite3")
         shutil.copy(db, copy)
+        truth = truth_of(copy, root)
         catalog = open_catalog(copy)
-        truth = truth_of(catalog, root)
         while name_round(catalog, truth, Run(), 1_000_000):
             pass
         rng = np.random.default_rng(seed)

@@ -74,6 +74,8 @@ class LabelledSet:
     groups: np.ndarray
     idx: np.ndarray
     truth: np.ndarray
+    face_ids: np.ndarray | None = None  # the catalog's face id of each row of x
+    names: tuple[str, ...] = ()  # the label of each truth code
 
 
 def labelled_set(db: str, root: str) -> LabelledSet:
@@ -89,7 +91,9 @@ def labelled_set(db: str, root: str) -> LabelledSet:
     largest = np.array([pos[i] for i in lab.face_ids], dtype=np.int64)
     names = sorted(set(lab.labels))
     truth = np.array([names.index(label) for label in lab.labels])
-    return LabelledSet(x, groups, nearest_to_label(x, groups, largest, truth), truth)
+    chosen = nearest_to_label(x, groups, largest, truth)
+    ids = np.array([r.id for r in rows], dtype=np.int64)
+    return LabelledSet(x, groups, chosen, truth, ids, tuple(names))
 
 
 # A real person is drawn from (synthetic faces around their centroid) only with at least this
