@@ -256,6 +256,10 @@ class _State:
     skipped_faces: set[int] = field(default_factory=set)  # faces in no person skipped (s)
     reviewed: bool = False  # the faces in no person were grouped at least once
     dirty: bool = False  # since then, faces may have left or rejoined "no person"
+    # The face index, synced at the first look (answers change people, not faces; a face a scan
+    # adds meanwhile is not in it, and suggestions then search without it).
+    index: FaceIndex | None = None
+    index_synced: bool = False
 
     def sheet_numbers(self, subject: str) -> SheetNumbers:
         return self.numbers.setdefault(subject, SheetNumbers())
@@ -345,12 +349,16 @@ def _review(
     with catalog.session() as s:  # names since the last look teach: relearn when due
         ensure_projection(s)
         s.commit()
-    try:  # the face index's graph finds nearest faces without building one
-        index: FaceIndex | None = sync_index(catalog, st.cache_dir)[0]
-    except OSError:  # a cache folder that cannot be written: search without it
-        index = None
+    if not st.index_synced:  # its graph finds nearest faces without building one
+        try:
+            st.index = sync_index(catalog, st.cache_dir)[0]
+        except OSError:  # a cache folder that cannot be written: search without it
+            st.index = None
+        st.index_synced = True
     with catalog.session() as s:
-        review = suggested_group(review_with_suggestions(s, exclude=st.skipped_faces, index=index))
+        review = suggested_group(
+            review_with_suggestions(s, exclude=st.skipped_faces, index=st.index)
+        )
     if not st.reviewed:
         summary.faces_queued = review.faces
     st.reviewed, st.dirty = True, False
