@@ -163,6 +163,10 @@ class LearnedProjection(Base):
     cv: Mapped[str] = mapped_column(Text)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(Text)
+    # placing held-out confirmed faces raw vs learned (JSON of learn.PlacementScore; NULL: not
+    # measured), and whether new faces are placed with it
+    placement: Mapped[str | None] = mapped_column(Text)
+    places: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Meta(Base):

@@ -201,6 +201,8 @@ def print_changes(c: ClusterChanges) -> None:
     out(f"Clustering ({c.mode}{', dry run' if c.dry_run else ''}): {c.faces} faces")
     if c.mode == "incremental":
         out(f"  new faces matched to existing people: {c.matched_to_existing}")
+        if c.placed_with:
+            out(f"  (placed in the space learned from your names: {c.placed_with})")
     out(f"  {verb.lower()}: {c.faces_moved} faces moved")
     _print_moves(c)
     created = sum(1 for _ in c.people_created)

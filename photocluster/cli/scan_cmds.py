@@ -112,6 +112,7 @@ def _print_summary(s: ScanSummary, clustered: ClusterChanges | None) -> None:
             f"  clustered: {count(c.matched_to_existing, 'new face')} joined existing people, "
             f"{count(len(c.people_created), 'person', 'people')} created, "
             f"{count(c.unassigned_faces, 'face')} unassigned"
+            + (f" (placed as learned from your names: {c.placed_with})" if c.placed_with else "")
         )
     for folder, reason in s.walk.unreadable_dirs:
         err(f"warning: could not read folder {folder}: {reason}")

@@ -53,13 +53,14 @@ from photocluster.ingest.encoder import MODEL_ID, model_of
 from photocluster.people.clustering import (
     NearestFaces,
     as_matrix,
-    attach_faces,
     centroids,
     cluster_embeddings,
     copy_ids,
     members_by_label,
+    place_faces,
 )
 from photocluster.people.params import ClusterParams
+from photocluster.people.projection import placing_projection
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.progress import NoProgress, Progress
 
@@ -107,6 +108,8 @@ class ClusterChanges:
     faces: int = 0  # faces in the catalog
     faces_considered: int = 0  # faces this run could move
     matched_to_existing: int = 0  # incremental: new faces that joined existing people
+    # incremental: the learned projection new faces were placed with (None: the raw embedding)
+    placed_with: str | None = None
     moves: list[FaceMove] = field(default_factory=list)
     people_created: dict[int, int] = field(default_factory=dict)  # id (or placeholder) -> faces
     people_merged: list[tuple[int, int]] = field(default_factory=list)  # (absorbed, into)
@@ -268,14 +271,15 @@ def _face_index(catalog: Catalog, index_dir: Path | None) -> FaceIndex | None:
         return None
 
 
-def _nearest_faces(f: _Faces, rows: np.ndarray) -> NearestFaces:
-    """Each face's ``ATTACH_NEIGHBOURS`` nearest faces (asked for ``rows`` and their nearest): by
-    exact search, or from the face index's HNSW graph when that search would be long (many new
-    faces, a large catalog)."""
+def _nearest_faces(f: _Faces, rows: np.ndarray, space: np.ndarray) -> NearestFaces:
+    """Each face's ``ATTACH_NEIGHBOURS`` nearest faces in ``space`` (``f.x`` or the learned
+    space; asked for ``rows`` and their nearest): by exact search, or from the face index's
+    HNSW graph (of the raw embeddings) when that search would be long (many new faces, a large
+    catalog)."""
     graph = None
     if f.neighbours is not None and len(rows) * len(f.x) > _EXACT_SEARCH_WORK:
         graph = f.neighbours(ATTACH_NEIGHBOURS + 1)[1]
-    return NearestFaces(f.x, ATTACH_NEIGHBOURS, graph)
+    return NearestFaces(space, ATTACH_NEIGHBOURS, graph)
 
 
 # Face pairs compared by an exact search for new faces' nearest faces before the face index's
@@ -284,9 +288,14 @@ _EXACT_SEARCH_WORK = 2_000_000_000
 
 
 def _plan_incremental(
-    f: _Faces, rejected: dict[int, set[int]], params: ClusterParams, last_face: int
+    f: _Faces,
+    rejected: dict[int, set[int]],
+    params: ClusterParams,
+    last_face: int,
+    place_in: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, np.ndarray]:
-    """New owner per face (existing ids, negative placeholders for new people, -1 for none)."""
+    """New owner per face (existing ids, negative placeholders for new people, -1 for none).
+    ``place_in``: the faces in the learned space new faces are placed in (None: raw)."""
     owner = f.person.copy()
     unassigned = owner == -1
     new = unassigned & (f.ids > last_face)
@@ -307,20 +316,18 @@ def _plan_incremental(
         # within its own spread (or mutual nearest neighbours with some of the person's faces),
         # clearly nearer than the runner-up, and the face's own nearest faces mostly that
         # person's.
-        nearest = _nearest_faces(f, new_idx) if params.attach_share > 0 else None
-        got = attach_faces(
-            f.x,
+        # In the space learned from the user's names when it placed their held-out faces
+        # better (people.projection), else raw.
+        space = f.x if place_in is None else place_in
+        nearest = _nearest_faces(f, new_idx, space) if params.attach_share > 0 else None
+        got = place_faces(
+            space,
             owner,
             new_idx,
-            params.attach_distance,
-            params.attach_margin,
-            ratio=params.spread_ratio,
-            share=params.attach_share,
-            near=None if nearest is None else nearest.of(new_idx),
+            params,
             forbidden=forbidden_for(new_idx),
-            copies=copy_ids(f.x),
-            mutual=params.attach_mutual,
             nearest=nearest,
+            copies=copy_ids(f.x),
         )
         # Two new faces of one photo may pick the same person: the per-person rule sorts it out.
         owner[new_idx] = got
@@ -573,7 +580,15 @@ def _plan(
         owner, kept = _plan_full(f, rejected, params, set(people), keeps_faces)
         changes.faces_considered = int((~f.confirmed & ~kept).sum())
     else:
-        owner, changes.matched_to_existing, rest = _plan_incremental(f, rejected, params, last_face)
+        place_in = None
+        if ((f.person == -1) & (f.ids > last_face)).any():
+            placing = placing_projection(session)
+            if placing is not None:
+                place_in = placing.transform(f.x)
+                changes.placed_with = placing.method
+        owner, changes.matched_to_existing, rest = _plan_incremental(
+            f, rejected, params, last_face, place_in
+        )
         changes.faces_considered = changes.matched_to_existing + len(rest)
     progress.advance()
     changes.detached_same_photo = _one_face_per_photo(f, owner, kept)

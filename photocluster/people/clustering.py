@@ -868,6 +868,39 @@ def attach_faces(
     return out
 
 
+def place_faces(
+    x: np.ndarray,
+    owner: np.ndarray,
+    rows: np.ndarray,
+    params: ClusterParams,
+    *,
+    forbidden: list[set[int]] | None = None,
+    nearest: NearestFaces | None = None,
+    copies: np.ndarray | None = None,
+) -> np.ndarray:
+    """The person each new face ``rows[i]`` joins (-1: none), by :func:`attach_faces` with the
+    parameters' rule: how `cluster` places new faces among existing people (``owner``: each
+    face's person, -1 none). ``nearest`` defaults to an exact search of ``x``; ``copies`` to
+    :func:`copy_ids` of ``x``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if nearest is None and params.attach_share > 0:
+        nearest = NearestFaces(x, ATTACH_NEIGHBOURS)
+    return attach_faces(
+        x,
+        owner,
+        rows,
+        params.attach_distance,
+        params.attach_margin,
+        ratio=params.spread_ratio,
+        share=params.attach_share,
+        near=None if nearest is None else nearest.of(rows),
+        forbidden=forbidden,
+        copies=copy_ids(x) if copies is None else copies,
+        mutual=params.attach_mutual,
+        nearest=nearest,
+    )
+
+
 def _voted_rows(
     labels: np.ndarray, n: int, share: float, near: np.ndarray | None
 ) -> tuple[np.ndarray | None, np.ndarray]:

@@ -19,8 +19,16 @@ Refused (nothing learned, raw used, the reason stored): fewer than ``MIN_PEOPLE`
 with 2+ confirmed faces; faces from more than one embedding model. Contradicting decisions (a
 face confirmed in a person that also rejected it) are left out of learning and named.
 
-:func:`current_projection` is what suggestions and placement call: the newest projection if it
-is used and was learned on the embedding model of the catalog's faces now, else None (raw).
+:func:`current_projection` is what suggestions call: the newest projection if it is used and
+was learned on the embedding model of the catalog's faces now, else None (raw).
+
+Placing new faces (`cluster` after a scan) is a different job from verification, and a better
+pair metric does not make it better by itself (bench/bench_placement.py: on lfw-dev ``unit``
+gains in verification but places 1 point fewer held-out faces right). So a used projection is
+also measured at that job (:func:`photocluster.people.learn.cross_validate_placement`: a third
+of each named person's confirmed faces held out and placed among the rest by cluster's rule,
+raw vs learned) and places new faces only when it places more of them right (by more than
+``MIN_GAIN`` of those held out) and none more wrong: :func:`placing_projection`.
 :func:`needs_relearn` says when the decisions changed enough (named people changed, or the
 confirmed faces or rejections changed by ``RELEARN_SHARE``) or the model changed;
 :func:`ensure_projection` relearns then. Distances in the projected space are in raw units
@@ -45,7 +53,18 @@ from photocluster.catalog.embeddings import EMBEDDING_DIM, blobs_to_matrix
 from photocluster.catalog.models import Face, LearnedProjection, Person, Photo, Rejection
 from photocluster.index.store import catalog_encoder
 from photocluster.ingest.encoder import model_of
-from photocluster.people.learn import METHODS, RAW, LinearMap, Negatives, cross_validate, fit
+from photocluster.people.clustering import place_faces
+from photocluster.people.learn import (
+    METHODS,
+    RAW,
+    LinearMap,
+    Negatives,
+    PlacementScore,
+    cross_validate,
+    cross_validate_placement,
+    fit,
+)
+from photocluster.people.params import ClusterParams
 
 MIN_PEOPLE = 4  # named people with 2+ confirmed faces needed (two folds of two people each)
 RELEARN_SHARE = 0.10  # relearn when confirmed faces or rejections changed by this share
@@ -71,6 +90,7 @@ class Projection:
     gain: float
     model: str
     map: LinearMap
+    places: bool = False  # also used to place new faces (it placed held-out names better)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return self.map.apply(x)
@@ -111,6 +131,9 @@ class LearnReport:
     seconds: float | None = None
     usable_now: bool = False  # used, and the catalog's faces are of the model it was learned on
     note: str | None = None  # why a stored projection is not current (model changed)
+    # a used projection placing held-out confirmed faces, raw vs learned (None: not measured)
+    placement: PlacementScore | None = None
+    places: bool = False  # it also places new faces
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -281,7 +304,15 @@ def current_projection(session: Session) -> Projection | None:
         return None
     if row.model != _catalog_model(session):
         return None
-    return Projection(row.id, row.method, float(row.gain or 0.0), row.model, _map_of(row))
+    return Projection(
+        row.id, row.method, float(row.gain or 0.0), row.model, _map_of(row), bool(row.places)
+    )
+
+
+def placing_projection(session: Session) -> Projection | None:
+    """The current projection if it also places new faces (module docstring), else None."""
+    current = current_projection(session)
+    return current if current is not None and current.places else None
 
 
 def _figures(cv_json: str) -> list[MethodFigures]:
@@ -316,6 +347,8 @@ def _report_of(row: LearnedProjection, session: Session) -> LearnReport:
         projection_id=row.id,
         usable_now=usable,
         note=note,
+        placement=PlacementScore(**json.loads(row.placement)) if row.placement else None,
+        places=bool(row.places),
     )
 
 
@@ -440,6 +473,7 @@ def _cross_validate_and_choose(
             report.reason += (
                 f" (Measured and learned on a sample of {len(x)} of {len(data.x)} faces.)"
             )
+        _measure_placement(report, x, labels, data.negatives, best.method, seed)
         return fit(best.method, x, labels, data.negatives, seed=seed)
     report.reason = (
         f"No gain: the best learned method ({best.method}) accepts "
@@ -447,6 +481,39 @@ def _cross_validate_and_choose(
         f"rate, the raw embedding {_pct(report.raw_score)}: the raw embedding is used."
     )
     return None
+
+
+def _place(y: np.ndarray, owner: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """New faces placed as `cluster` places them, with the default parameters."""
+    return place_faces(y, owner, rows, ClusterParams())
+
+
+def _measure_placement(
+    report: LearnReport,
+    x: np.ndarray,
+    labels: np.ndarray,
+    negatives: Negatives,
+    method: str,
+    seed: int,
+) -> None:
+    """Measure the used ``method`` at placing held-out confirmed faces, decide whether it also
+    places new faces, and say so in ``report``."""
+    score = cross_validate_placement(x, labels, negatives, method, _place, seed=seed)
+    report.placement = score
+    gain = score.gain
+    if gain is None:
+        report.reason += " Too few faces per person to measure placing new faces: placed raw."
+        return
+    report.places = gain > MIN_GAIN and score.wrong <= score.raw_wrong
+    held = score.held_out
+    figures = (
+        f"of {held} held-out confirmed faces it places {score.right} in their person "
+        f"({score.wrong} in another), the raw embedding {score.raw_right} ({score.raw_wrong})"
+    )
+    if report.places:
+        report.reason += f" New faces are placed with it too: {figures}."
+    else:
+        report.reason += f" New faces are placed on the raw embedding: {figures}."
 
 
 def _row_of(report: LearnReport, data: TrainingData, chosen: LinearMap | None) -> LearnedProjection:
@@ -476,6 +543,8 @@ def _row_of(report: LearnReport, data: TrainingData, chosen: LinearMap | None) -
         cv=json.dumps([asdict(m) for m in report.methods]),
         used=report.used,
         reason=report.reason,
+        placement=json.dumps(asdict(report.placement)) if report.placement else None,
+        places=report.places,
     )
 
 
