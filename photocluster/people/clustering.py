@@ -1133,22 +1133,28 @@ def cluster_embeddings(
     Exact copies of a face (one photo in several folders) are clustered once and share the
     label: copies are not independent evidence, and HDBSCAN would take twelve copies of one
     photo for a dense person and leave that person's other photos out.
+
+    The faces are clustered in one order whatever order they come in (their embeddings' byte
+    order, which :func:`copy_ids` sorts by anyway): HDBSCAN's tree breaks ties between equal
+    mutual-reachability distances by input order, so the same library scanned twice (faces
+    numbered as the workers finished) gave different people (lfw-dev: pairwise precision
+    0.981-0.990 over six orders). The result is a function of the faces alone; only the
+    approximate k-NN graph above 4 000 faces (built in id order) can still differ.
     """
     params = params or ClusterParams()
     x = as_matrix(embeddings)
     if groups is not None and len(groups) != len(x):
         raise ValueError("groups must give one photo per face")
     copies = copy_ids(x)
-    _, first = np.unique(copies, return_index=True)
-    if len(first) == len(x):
-        return _cluster_distinct(x, params, groups, neighbours)
+    _, first = np.unique(copies, return_index=True)  # one row per distinct face, in byte order
     graph = None
     if neighbours is not None and len(first) > _BIG:
         graph = _distinct_neighbours(neighbours, first, copies)
     labels = _cluster_distinct(
         x[first], params, None if groups is None else np.asarray(groups)[first], graph
     )[copies]
-    if groups is not None:  # a copy may sit in a photo whose other face shares its cluster
+    if groups is not None and len(first) < len(x):
+        # a copy may sit in a photo whose other face shares its cluster
         labels = enforce_cannot_link(x, labels, np.asarray(groups))
     return _relabel(labels)
 
