@@ -274,7 +274,7 @@ def test_cli_learn_and_report(catalog: Catalog, db_path: str) -> None:
     catalog.close()
     result = runner.invoke(app, ["learn", "--db", db_path])
     assert result.exit_code == 0, result.output
-    assert "wccn" in result.stdout and "(used)" in result.stdout
+    assert "wccn" in result.stdout and "(used for suggestions" in result.stdout
     assert "Learned in" in result.stderr
     result = runner.invoke(app, ["learn", "--report", "--json", "--db", db_path])
     assert result.exit_code == 0, result.output
@@ -284,7 +284,7 @@ def test_cli_learn_and_report(catalog: Catalog, db_path: str) -> None:
     assert got["used"] and got["usable_now"] and got["gain"] > 0.3
     assert {m["method"] for m in got["methods"]} == set(learn.METHODS)
     result = runner.invoke(app, ["learn", "--report", "--db", db_path])
-    assert result.exit_code == 0 and "(used)" in result.stdout
+    assert result.exit_code == 0 and "(used for suggestions" in result.stdout
     again = open_catalog(db_path)
     with again.session() as s:
         s.execute(update(Photo).values(encoder="new_model;hog;d1600"))

@@ -54,7 +54,11 @@ def _print(report: LearnReport) -> None:
             )
         out("  TAR@FMR x: share of same-person pairs accepted where a share x of")
         out("  different-person pairs is; gain: points over raw at the rate compared.")
-    state = "used" if report.usable_now else "not used: the raw embedding is used"
+    state = "not used: the raw embedding is used"
+    if report.usable_now:
+        state = "used for suggestions and for placing new faces" if report.places else "used"
+        if not report.places:
+            state += " for suggestions; new faces are placed on the raw embedding"
     out(f"Projection: {report.method if report.used else 'none'} ({state}).")
     out(textwrap.fill(report.reason, 80))
     if report.note:

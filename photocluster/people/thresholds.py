@@ -18,8 +18,8 @@ size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-p
   ``uv run python bench/tune_cluster.py --set faces=...:../shared/faces --set
   lfw=...:../shared/lfw-dev``, scoring the face most like each label. Defaults: pairwise
   precision/F 1.000/0.943 (faces) and 0.980/0.943 (lfw-dev); with the round-1 global rules
-  0.998/0.961 and 0.848/0.903. (Faces clustered in one order, see clustering.cluster_embeddings.) The README's "How thresholds were chosen" has the whole
-  sensitivity table.
+  0.998/0.961 and 0.848/0.903 (faces clustered in one order: clustering.cluster_embeddings).
+  The README's "How thresholds were chosen" has the whole sensitivity table.
 * ``SPREAD_RATIO`` 1.5: a member further from its centroid than 1.5x the median of the others
   is ejected, and a leftover face joins only within 1.5x the person's median (or by mutual
   neighbours, ATTACH_MUTUAL). lfw-dev P/F: off 0.885/0.918, 1.4 0.995/0.931, 1.5 0.980/0.943,
@@ -47,8 +47,9 @@ size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-p
 * ``SPLIT_SHARE`` 0.2: a cluster is cut when fewer than this share of the pairs across the cut
   are within SAME_PERSON, or (two halves of four or more faces) within the halves' own
   ``OWN_PAIRS_PERCENTILE`` pair distance. Off: lfw-dev precision 0.927; 0.1 0.986/0.951
-  (but small catalogs' precision 0.988 on lfw-dev's people); 0.3 0.980/0.934. The relative half of the test keeps lfw-dev at 0.994 precision with
-  min samples 4, where HDBSCAN chains twelve people (0.741 without it).
+  (but small catalogs' precision 0.988 on lfw-dev's people); 0.3 0.980/0.934. The relative
+  half of the test keeps lfw-dev at 0.994 precision with min samples 4, where HDBSCAN chains
+  twelve people (0.741 without it).
 * ``MERGE_SHARE`` 0.5: two clusters join when at least half their cross pairs are within the
   smaller of their own ``OWN_PAIRS_PERCENTILE`` pair distances (capped at SAME_PERSON). On the
   two real sets it changes nothing at the defaults (0-0.7); it mends the synthetic 20-photo
