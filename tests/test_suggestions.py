@@ -16,15 +16,27 @@ from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.embeddings import embedding_to_blob
 from photocluster.catalog.models import Face, LearnedProjection, Meta, Person, Photo, Rejection
 from photocluster.cli import app
-from photocluster.decisions.log import history, reject_faces, rename_person, set_hidden
+from photocluster.cli.naming_cmds import describe_suggestion
+from photocluster.decisions import suggest as offers
+from photocluster.decisions.log import (
+    history,
+    merge_people,
+    reject_faces,
+    rename_person,
+    set_hidden,
+)
 from photocluster.decisions.prompter import (
     Answer,
     AnswerKind,
     FacesItem,
+    QueueItem,
     ScriptedPrompter,
+    Suggestion,
     parse_answer,
 )
 from photocluster.decisions.session import NamingOptions, run_naming
+from photocluster.decisions.suggest import NamedIndex
+from photocluster.decisions.suggest import suggest as suggest_by_merge_test
 from photocluster.errors import PhotoclusterError
 from photocluster.ingest.encoder import EncoderParams
 from photocluster.people import suggestions
@@ -34,6 +46,8 @@ from photocluster.people.projection import learn_projection
 from photocluster.people.suggestions import (
     LIKELY,
     SCHEMA,
+    SMALL_PERSON_FACES,
+    Suggester,
     as_json,
     review_with_suggestions,
     suggest,
@@ -402,3 +416,164 @@ def test_the_face_index_graph_finds_the_same_people(
         }
     assert graph == plain
     assert any(share > 0 for _p, share in graph.values())  # neighbours were found
+
+
+# --- small unnamed people in `name`'s queue of people --------------------------------------------
+
+
+def _near(catalog: Catalog, person: int, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` faces drawn as ``person``'s own were: about 0.2 from their mean face."""
+    with catalog.session() as s:
+        blobs = s.scalars(select(Face.embedding).where(Face.person_id == person)).all()
+    centre = np.mean([np.frombuffer(b, dtype="<f4") for b in blobs], axis=0)
+    rng = np.random.default_rng(seed)
+    return [centre + 0.2 * _unit(rng) for _ in range(n)]
+
+
+def _unnamed(catalog: Catalog, vectors: list[np.ndarray], tag: str) -> int:
+    """A new unnamed person of these faces, each in a photo of its own."""
+    with catalog.session() as s:
+        p = Person(name=None, hidden=False, created_at=datetime.now())
+        s.add(p)
+        s.flush()
+        for i, vector in enumerate(vectors):
+            _face(s, _photo(s, f"/photos/{tag}-{i}.jpg"), vector, p.id)
+        s.commit()
+        return int(p.id)
+
+
+def _people_shown(prompter: ScriptedPrompter) -> list[QueueItem]:
+    return [i for i in prompter.shown if isinstance(i, QueueItem)]
+
+
+def test_name_offers_a_small_person_as_scored_with_the_chance_and_enter_merges_them(
+    catalog: Catalog, named: dict[str, int], tmp_path
+) -> None:
+    small = _unnamed(catalog, _near(catalog, named["person2"], 3, seed=11), "small")
+    with catalog.session() as s:
+        (scored,) = [i for i in suggest(s).items if i.person_id == small]
+    assert scored.best is not None and scored.best.person_id == named["person2"]
+    # Enter merges them into Person 2; `u` (on the faces in no person after) undoes the merge
+    # and shows them again, offered the same way.
+    prompter = ScriptedPrompter(["", "u", "q"])
+    summary = run_naming(catalog, prompter, tmp_path / "cache", NamingOptions())
+    first, again = _people_shown(prompter)
+    assert first.person_id == again.person_id == small
+    offered = first.suggestion
+    assert offered is not None and offered.person_id == named["person2"]
+    assert offered.chance == pytest.approx(scored.score)
+    assert again.suggestion == offered
+    assert summary.merged == 1 and summary.undone == 1
+    with catalog.session() as s:
+        merge, _undone = history(s, 2)  # newest first: the undo's own entry comes after
+        assert merge.action == "merge"
+        owners = set(s.scalars(select(Face.person_id).where(Face.id.in_(scored.face_ids))))
+        assert owners == {small} and s.get(Person, small).name is None  # type: ignore[union-attr]
+
+
+def test_a_small_person_scored_below_maybe_is_offered_as_nobody(
+    catalog: Catalog, named: dict[str, int], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge step's test would offer Person 2; the score (here under a raised MAYBE)
+    decides: nobody."""
+    small = _unnamed(catalog, _near(catalog, named["person2"], 3, seed=11), "small")
+    with catalog.session() as s:
+        old = suggest_by_merge_test(s, small, NamedIndex(s))
+    assert old is not None and old.person_id == named["person2"]
+    monkeypatch.setattr(offers, "MAYBE", 1.01)
+    prompter = ScriptedPrompter(["s", "q"])
+    run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
+    (item,) = _people_shown(prompter)
+    assert item.person_id == small and item.suggestion is None
+
+
+def test_with_too_few_names_a_small_person_gets_the_merge_test_suggestion(
+    catalog: Catalog, tmp_path
+) -> None:
+    faces, owner, _extra = _library()
+    with catalog.session() as s:
+        p = Person(name="Only One", hidden=False, created_at=datetime.now())
+        s.add(p)
+        s.flush()
+        only = int(p.id)
+        for i, (vector, k) in enumerate(zip(faces, owner, strict=True)):
+            if k == 0:
+                _face(s, _photo(s, f"/photos/{i:03d}.jpg"), vector, only)
+        s.commit()
+        assert not Suggester(s).calibrated
+    small = _unnamed(catalog, _near(catalog, only, 3, seed=11), "small")
+    prompter = ScriptedPrompter(["s", "q"])
+    run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
+    (item,) = _people_shown(prompter)
+    assert item.person_id == small
+    assert item.suggestion is not None and item.suggestion.person_id == only
+    assert item.suggestion.chance is None  # the merge step's test, with its distance
+
+
+def test_a_big_unnamed_person_keeps_the_merge_test_suggestion(
+    catalog: Catalog, named: dict[str, int], tmp_path
+) -> None:
+    big = _unnamed(
+        catalog, _near(catalog, named["person3"], SMALL_PERSON_FACES + 2, seed=12), "big"
+    )
+    prompter = ScriptedPrompter(["s", "q"])
+    run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
+    (item,) = _people_shown(prompter)
+    assert item.person_id == big
+    assert item.suggestion is not None and item.suggestion.person_id == named["person3"]
+    assert item.suggestion.chance is None
+
+
+def test_the_offer_says_the_chance_or_the_distance() -> None:
+    assert describe_suggestion(Suggestion(7, "Ada Lovelace", 0.31, 0.834)) == (
+        "Looks like Ada Lovelace (chance 83 %)"
+    )
+    assert describe_suggestion(Suggestion(7, "Ada Lovelace", 0.31, 0.26)) == (
+        "May be Ada Lovelace (chance 26 %)"
+    )
+    assert describe_suggestion(Suggestion(7, "Ada Lovelace", 0.41)) == (
+        "Looks like Ada Lovelace (distance 0.41)"
+    )
+
+
+def test_after_a_name_the_next_small_person_is_offered_the_new_name(
+    catalog: Catalog, named: dict[str, int], tmp_path
+) -> None:
+    """Two small people of one new face: once the first is named, the second is offered that
+    name (the scoring is renewed after decisions, not only made once)."""
+    rng = np.random.default_rng(21)
+    centre = 0.5 * _unit(rng) + 0.55 * _unit(rng)
+    first = _unnamed(catalog, [centre + 0.2 * _unit(rng) for _ in range(4)], "first")
+    second = _unnamed(catalog, [centre + 0.2 * _unit(rng) for _ in range(3)], "second")
+    prompter = ScriptedPrompter(["Zed", "", "q"])
+    run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
+    shown = _people_shown(prompter)
+    assert [i.person_id for i in shown] == [first, second]
+    assert shown[0].suggestion is None  # nobody named looks like them yet
+    offered = shown[1].suggestion
+    assert offered is not None and offered.person_id == first and offered.chance is not None
+    with catalog.session() as s:
+        assert s.get(Person, second) is None  # Enter merged them into Zed
+        assert s.get(Person, first).name == "Zed"  # type: ignore[union-attr]
+
+
+def test_the_suggester_fits_again_only_once_a_tenth_of_what_it_learnt_from_changed(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    """Named faces: 6 x 8 = 48. A merge of 3 (6 %) keeps the fit; 3 more (12 %) refit it."""
+    first = _unnamed(catalog, _near(catalog, named["person2"], 3, seed=11), "a")
+    second = _unnamed(catalog, _near(catalog, named["person4"], 3, seed=12), "b")
+    with catalog.session() as s:
+        scorer = Suggester(s)
+        fitted = scorer.model
+        assert fitted is not None and fitted.calibration.named_faces == 48
+        merge_people(s, [first], named["person2"], actor="test")
+        s.commit()
+        scorer.renew(s)
+        assert scorer.model is fitted  # candidates renewed, the fit kept
+        assert scorer.person(first) is None  # named now: not a small unnamed person
+        merge_people(s, [second], named["person4"], actor="test")
+        s.commit()
+        scorer.renew(s)
+        assert scorer.model is not fitted and scorer.model is not None
+        assert scorer.model.calibration.named_faces == 54

@@ -36,7 +36,7 @@ from photocluster.decisions.log import (
     set_hidden,
     undo_last,
 )
-from photocluster.decisions.prompter import FacesItem, QueueItem
+from photocluster.decisions.prompter import FacesItem, QueueItem, Suggestion
 from photocluster.decisions.session import (
     NamingOptions,
     NamingSummary,
@@ -46,6 +46,7 @@ from photocluster.decisions.session import (
     run_naming,
 )
 from photocluster.errors import PhotoclusterError
+from photocluster.people.suggestions import LIKELY
 from photocluster.people.unassigned import FaceGroup
 
 LOG_SCHEMA_VERSION = 1
@@ -161,8 +162,7 @@ class TerminalPrompter:
             )
             self._show_sheet(item.sheet.path, item)
         if item.suggestion and isinstance(item, QueueItem):
-            s = item.suggestion
-            out(f"Looks like {s.name} (distance {s.distance:.2f}) — Enter to accept")
+            out(f"{describe_suggestion(item.suggestion)} — Enter to accept")
 
     def _show_faces(self, item: FacesItem) -> None:
         g = item.group
@@ -232,6 +232,15 @@ class TerminalPrompter:
 
     def say(self, text: str) -> None:
         out(text)
+
+
+def describe_suggestion(s: Suggestion) -> str:
+    """The name offered for an unnamed person: with the chance it is them (a small person,
+    scored as `suggestions` scores it), else with the distance the merge step's test measured."""
+    if s.chance is None:
+        return f"Looks like {s.name} (distance {s.distance:.2f})"
+    who = "Looks like" if s.chance >= LIKELY else "May be"
+    return f"{who} {s.name} (chance {round(100 * s.chance)} %)"
 
 
 def describe_group(g: FaceGroup) -> str:

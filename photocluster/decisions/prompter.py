@@ -53,6 +53,7 @@ class Suggestion:
     person_id: int
     name: str
     distance: float
+    chance: float | None = None  # the calibrated score (a small person), when there is one
 
 
 @dataclass(frozen=True)

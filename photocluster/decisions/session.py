@@ -30,6 +30,12 @@ of ../shared/lfw-dev split into a named and an unnamed half (3 draws), a median 
 ``SAME_PERSON`` alone offered a wrong name to 5.3 % of the people with no named half and 8.5 %
 of one-photo strangers; this test to 0 % and 0.6 %, while the halves got their own name 98.2 %
 of the time instead of 99.1 % (on ../shared/faces: 100 % both ways, no wrong suggestion).
+
+A small person (up to ``SMALL_PERSON_FACES`` faces) is offered as :mod:`people.suggestions`
+scores them instead (:func:`suggest.offer`): their best named candidate with the chance it is
+them, from ``MAYBE``; below it nobody. Only with too few names to score does the test above
+decide for them too. The scoring (:class:`Suggester`) is made at the first small person shown
+and renewed after decisions, not per person.
 """
 
 from __future__ import annotations
@@ -82,12 +88,17 @@ from photocluster.decisions.prompter import (
     Suggestion,
     parse_answer,
 )
-from photocluster.decisions.suggest import NamedIndex, suggest
+from photocluster.decisions.suggest import NamedIndex, offer, suggest
 from photocluster.errors import PhotoclusterError
 from photocluster.index.store import FaceIndex, sync_index
 from photocluster.people.projection import ensure_projection
 from photocluster.people.queries import list_people, resolve_person
-from photocluster.people.suggestions import review_with_suggestions, suggested_group
+from photocluster.people.suggestions import (
+    SMALL_PERSON_FACES,
+    Suggester,
+    review_with_suggestions,
+    suggested_group,
+)
 from photocluster.people.unassigned import FaceGroup, unclustered_faces
 
 # --- what the human sees and answers ------------------------------------------------------------
@@ -260,6 +271,10 @@ class _State:
     # adds meanwhile is not in it, and suggestions then search without it).
     index: FaceIndex | None = None
     index_synced: bool = False
+    # Scored suggestions for small unnamed people, made at the first one shown and renewed
+    # when decisions were taken or undone since (``decided``: their count then).
+    scorer: Suggester | None = None
+    decided: int = 0
 
     def sheet_numbers(self, subject: str) -> SheetNumbers:
         return self.numbers.setdefault(subject, SheetNumbers())
@@ -300,7 +315,8 @@ def run_naming(
                     if stale:
                         index, names, stale = NamedIndex(s), _names(s), False
                     left = sum(1 for e in queue if e[0] == "person")
-                    item = _person_item(s, key, max(position, total - left + 1), total, index, st)
+                    at = max(position, total - left + 1)
+                    item = _person_item(catalog, s, key, at, total, index, st, summary)
                     nxt = queue[1] if len(queue) > 1 else ("", 0)
                     if item is not None and prefetch is not None and nxt[0] == "person":
                         prefetch.start(s, nxt[1], options.count)
@@ -349,15 +365,9 @@ def _review(
     with catalog.session() as s:  # names since the last look teach: relearn when due
         ensure_projection(s)
         s.commit()
-    if not st.index_synced:  # its graph finds nearest faces without building one
-        try:
-            st.index = sync_index(catalog, st.cache_dir)[0]
-        except OSError:  # a cache folder that cannot be written: search without it
-            st.index = None
-        st.index_synced = True
     with catalog.session() as s:
         review = suggested_group(
-            review_with_suggestions(s, exclude=st.skipped_faces, index=st.index)
+            review_with_suggestions(s, exclude=st.skipped_faces, index=_face_index(catalog, st))
         )
     if not st.reviewed:
         summary.faces_queued = review.faces
@@ -378,8 +388,39 @@ def _review(
     return queue
 
 
+def _face_index(catalog: Catalog, st: _State) -> FaceIndex | None:
+    """The face index, synced at the first call of the session: its graph finds nearest faces
+    without building one."""
+    if not st.index_synced:
+        try:
+            st.index = sync_index(catalog, st.cache_dir)[0]
+        except OSError:  # a cache folder that cannot be written: search without it
+            st.index = None
+        st.index_synced = True
+    return st.index
+
+
+def _scorer(catalog: Catalog, s: Session, st: _State, summary: NamingSummary) -> Suggester:
+    """The scored suggestions for small people: made once, renewed only after decisions (each
+    renewal reads who owns each face again; see :class:`Suggester` for when it refits)."""
+    decided = len(summary.decisions) + summary.undone
+    if st.scorer is None:
+        st.scorer = Suggester(s, index=_face_index(catalog, st))
+    elif decided != st.decided:
+        st.scorer.renew(s)
+    st.decided = decided
+    return st.scorer
+
+
 def _person_item(
-    s: Session, pid: int, position: int, total: int, index: NamedIndex, st: _State
+    catalog: Catalog,
+    s: Session,
+    pid: int,
+    position: int,
+    total: int,
+    index: NamedIndex,
+    st: _State,
+    summary: NamingSummary,
 ) -> QueueItem | None:
     person = s.get(Person, pid)
     faces = s.scalar(select(func.count()).where(Face.person_id == pid)) if person else 0
@@ -397,7 +438,9 @@ def _person_item(
         numbers=st.sheet_numbers(subject),
     )
     photos = s.scalar(select(func.count(func.distinct(Face.photo_id))).where(Face.person_id == pid))
-    return QueueItem(pid, position, total, faces or 0, photos or 0, sheet, suggest(s, pid, index))
+    small = faces <= SMALL_PERSON_FACES  # scored as a whole by people.suggestions
+    suggestion = offer(s, pid, index, _scorer(catalog, s, st, summary) if small else None)
+    return QueueItem(pid, position, total, faces or 0, photos or 0, sheet, suggestion)
 
 
 def _subject(group: FaceGroup) -> str:

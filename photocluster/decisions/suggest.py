@@ -1,6 +1,7 @@
 """The name suggested for an unnamed person: the named person whose typical faces are as alike to
 this person's as their own photos are (the merge step's test), never one who rejected these
-faces."""
+faces; for a small person (up to ``SMALL_PERSON_FACES`` faces), the scored suggestion of
+:mod:`photocluster.people.suggestions` when there are enough names to score (:func:`offer`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from photocluster.catalog.models import Face, Person, Rejection
 from photocluster.decisions.prompter import Suggestion
 from photocluster.people import thresholds
 from photocluster.people.clustering import own_pairs
+from photocluster.people.suggestions import MAYBE, Suggester
 
 SUGGEST_FACES = 32  # typical faces of the unnamed person compared with named people
 INDEX_FACES = 64  # typical faces of each named person they are compared with
@@ -126,3 +128,21 @@ def suggest(
     if (cross <= limit).mean() < thresholds.MERGE_SHARE:
         return None
     return Suggestion(best[0], index.names[best[0]], best[1])
+
+
+def offer(
+    session: Session, person_id: int, index: NamedIndex, scored: Suggester | None
+) -> Suggestion | None:
+    """The name offered for unnamed person ``person_id`` (`name`'s queue). A small person (one
+    ``scored`` knows: up to ``SMALL_PERSON_FACES`` faces) is offered as its best named candidate
+    with the chance it is them when that is ``MAYBE`` or more, else as nobody: the calibrated
+    score knows better than the merge step's test. Bigger people, and every person when there
+    are too few names to score, get :func:`suggest`."""
+    if scored is not None and scored.calibrated:
+        found = scored.person(person_id)
+        if found is not None:
+            best = found.best
+            if best is None or best.score is None or best.score < MAYBE:
+                return None
+            return Suggestion(best.person_id, best.name, best.distance, best.score)
+    return suggest(session, person_id, index)
