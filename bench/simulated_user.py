@@ -15,7 +15,14 @@ a person does, through the same core calls the commands make (actor "simulated u
    action refuses the wrong ones (``x 3 7``), one accepts the right ones (Enter on a likely
    sheet, ``y 3 7`` on a sheet of maybes). With learning on, the projection is relearned first
    when decisions changed enough (:func:`people.projection.ensure_projection`), as `name` does.
-   Small unnamed people are named or merged in step 1, as `name` queues them.
+   Small unnamed people are named or merged in step 1, as `name` queues them. There `name`
+   offers a small person (up to ``SMALL_PERSON_FACES`` faces) a name as `suggestions` scores
+   them (``decisions.suggest.offer``), bigger ones by the merge step's test: accepting a right
+   offer (Enter) is one action, as typing the name is, so the count is the same; with
+   suggestions on, each small person's offer is checked against what the oracle did (right:
+   the name it merged into; wrong: any other name, or any name for a person it named anew or
+   a stranger; a person without a labelled face is not counted), the scored offer beside the
+   merge step's test alone (as before the scores).
 3. Re-clusters incrementally between rounds (``cluster_catalog``), as after a scan.
 4. When no unnamed person is left to name, assigns by hand (one action per face) every labelled
    face of a person with two or more photos that is not in its named person.
@@ -62,9 +69,17 @@ from photocluster.decisions.log import (
     reject_faces,
     rename_person,
 )
+from photocluster.decisions.suggest import NamedIndex, offer
+from photocluster.decisions.suggest import suggest as merge_test
 from photocluster.people.assign import ClusterOptions, cluster_catalog
 from photocluster.people.projection import ensure_projection
-from photocluster.people.suggestions import LIKELY, MAYBE, suggest
+from photocluster.people.suggestions import (
+    LIKELY,
+    MAYBE,
+    SMALL_PERSON_FACES,
+    Suggester,
+    suggest,
+)
 
 ACTOR = "simulated user"
 MIN_SCORE = MAYBE  # suggestions the oracle answers (--min-score)
@@ -98,6 +113,8 @@ class Run:
     scored: list[tuple[float, bool]] = field(default_factory=list)  # (score, right)
     rounds: int = 0
     learn_notes: list[str] = field(default_factory=list)
+    # what `name` offered the small people of step 1: (way, right | wrong | missed) -> count
+    offers: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 def majority(faces: list[int], truth: Truth) -> tuple[str | None, list[int]]:
@@ -121,8 +138,46 @@ def people_faces(catalog: Catalog) -> tuple[dict[int, list[int]], dict[int, str]
     return faces, names, hidden
 
 
-def name_round(catalog: Catalog, truth: Truth, run: Run, batch: int) -> int:
-    """Name (or merge) up to ``batch`` of the largest unnamed people; how many were named."""
+class Offers:
+    """What `name` would offer each small unnamed person: scored (:func:`offer`, renewed after
+    decisions as `name` renews it) and by the merge step's test alone."""
+
+    def __init__(self, learn: bool) -> None:
+        self.learn = learn
+        self.scorer: Suggester | None = None
+        self.index: NamedIndex | None = None
+        self.stale = True
+
+    def of(self, catalog: Catalog, pid: int) -> dict[str, str | None]:
+        with catalog.session() as s:
+            if self.scorer is None:
+                self.scorer = Suggester(s, learned=self.learn)
+            elif self.stale:
+                self.scorer.renew(s)
+            if self.index is None or self.stale:
+                self.index = NamedIndex(s)
+            self.stale = False
+            found = {
+                "scored": offer(s, pid, self.index, self.scorer),
+                "merge test": merge_test(s, pid, self.index),
+            }
+        return {way: o.name if o is not None else None for way, o in found.items()}
+
+
+def count_offers(run: Run, offered: dict[str, str | None], merged_into: str | None) -> None:
+    """Each way's offer against the oracle's answer: the name it merged into, else nobody."""
+    for way, name in offered.items():
+        if name is not None:
+            run.offers[(way, "right" if name == merged_into else "wrong")] += 1
+        elif merged_into is not None:
+            run.offers[(way, "missed")] += 1
+
+
+def name_round(
+    catalog: Catalog, truth: Truth, run: Run, batch: int, offers: Offers | None = None
+) -> int:
+    """Name (or merge) up to ``batch`` of the largest unnamed people; how many were named.
+    ``offers``: check what `name` offers each small person (see the module docstring)."""
     done = 0
     while done < batch:
         faces, names, hidden = people_faces(catalog)
@@ -134,10 +189,13 @@ def name_round(catalog: Catalog, truth: Truth, run: Run, batch: int) -> int:
             break
         pid = todo[0]
         label, wrong = majority(faces[pid], truth)
+        by_name = {n: p for p, n in names.items()}
+        if offers is not None and label is not None and len(faces[pid]) <= SMALL_PERSON_FACES:
+            named_label = label if label in truth.people and label in by_name else None
+            count_offers(run, offers.of(catalog, pid), named_label)
         if label is None or label not in truth.people:
             run.skipped.add(pid)
             continue
-        by_name = {n: p for p, n in names.items()}
         with catalog.session() as s:
             if wrong:
                 reject_faces(s, wrong, actor=ACTOR, person=pid)
@@ -150,6 +208,8 @@ def name_round(catalog: Catalog, truth: Truth, run: Run, batch: int) -> int:
                 rename_person(s, pid, label, actor=ACTOR)
                 run.actions["name"] += 1
             s.commit()
+        if offers is not None:
+            offers.stale = True
         done += 1
     return done
 
@@ -232,7 +292,8 @@ def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) 
         t0 = time.perf_counter()
         while True:
             run.rounds += 1
-            named = name_round(catalog, truth, run, batch)
+            offers = Offers(learn) if suggestions else None  # one `name` session a round
+            named = name_round(catalog, truth, run, batch, offers)
             answered = answer_sheets(catalog, truth, run, learn) if suggestions else 0
             cluster_catalog(catalog, ClusterOptions())
             if not named and not answered:
@@ -275,6 +336,16 @@ def report(catalog: Catalog, truth: Truth, run: Run, seconds: float) -> None:
         print(
             f"  suggestion scores: {'; '.join(cells)}; below {LIKELY}: "
             f"{np.mean(low) if low else 0:.0%} right of {len(low)}"
+        )
+    if run.offers:
+        ways = ("scored", "merge test")
+        cells = "; ".join(
+            f"{way} {' / '.join(str(run.offers[(way, k)]) for k in ('right', 'wrong', 'missed'))}"
+            for way in ways
+        )
+        print(
+            f"  small people's offers in step 1 (up to {SMALL_PERSON_FACES} faces), right / "
+            f"wrong / none where they merged: {cells}"
         )
     if run.learn_notes:
         print(f"  learning: {run.learn_notes[-1]} (last of {len(run.learn_notes)})")
