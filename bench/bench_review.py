@@ -14,8 +14,16 @@ contentful paint (``fcp``) and the time until every face crop in the first scree
 (``cold``), then the median of ``--runs`` loads (``warm``). The unassigned page is timed too
 (it weighs every unassigned face against every person: not a goal here, printed to be known).
 
+Before the browser, that weighing is timed in process (``review_with_suggestions``: `find`'s
+verdicts and the scored suggestions), without the face index (as `show unassigned`) and with it
+(as the review page and `name`; its HNSW graph, from 50 000 faces, finds the suggestions'
+nearest faces). With ``--named SHARE`` that share of the people is named, so the suggestions
+are fitted and scored (without names they stop at "nobody is named"); ``--weigh-only`` stops
+there.
+
     uv run python bench/bench_review.py                      # 100 000 faces, 10 000 in one person
     uv run python bench/bench_review.py --faces 20000 --big 2000 --runs 3
+    uv run python bench/bench_review.py --named 0.3 --weigh-only
 """
 
 from __future__ import annotations
@@ -61,19 +69,27 @@ _PAINT = """() => {
 }"""
 
 
-def build(folder: Path, faces: int, big: int, seed: int = 0) -> tuple[str, int]:
-    """The synthetic catalog in ``folder``; returns (its path, the big person's id)."""
+def build(folder: Path, faces: int, big: int, seed: int = 0, named: float = 0.0) -> tuple[str, int]:
+    """The synthetic catalog in ``folder``, with a share ``named`` of its people named (never
+    the big one); returns (its path, the big person's id)."""
     db = folder / "catalog.sqlite3"
     rng = np.random.default_rng(seed)
     sources = source_photos(folder / "sources", rng)
     sizes, owner, x = synthetic_people(faces, big, rng)
+    names = np.random.default_rng(seed + 1).random(len(sizes)) < named
+    names[0] = False
     catalog = open_catalog(str(db))
     now = datetime.now()
     with catalog.session() as s:
         s.execute(
             insert(Person),
             [
-                {"id": i + 1, "name": None, "hidden": False, "created_at": now}
+                {
+                    "id": i + 1,
+                    "name": f"Person {i + 1}" if names[i] else None,
+                    "hidden": False,
+                    "created_at": now,
+                }
                 for i in range(len(sizes))
             ],
         )
@@ -176,6 +192,35 @@ def write_faces(s: Session, x: np.ndarray, owner: np.ndarray) -> None:
         print(f"  wrote {stop} faces", file=sys.stderr, flush=True)
 
 
+def weigh(db: str) -> None:
+    """Time ``review_with_suggestions`` in process (a new session each time), without and with
+    the face index (synced first, not timed)."""
+    import sklearn.linear_model  # noqa: F401  # its import (~1 s) is not the weighing's
+
+    from photocluster.index.store import sync_index
+    from photocluster.people.suggestions import review_with_suggestions
+
+    catalog = open_catalog(db)
+    try:
+        index = sync_index(catalog, Settings(db=db).cache_dir)[0]
+        for label, kw in (
+            ("without the face index", {}),
+            ("with the face index", {"index": index}),
+        ):
+            with catalog.session() as s:
+                t = time.perf_counter()
+                review = review_with_suggestions(s, **kw)
+                took = time.perf_counter() - t
+            scored = sum(1 for g in review.groups for f in g.faces if f.score is not None)
+            print(
+                f"review_with_suggestions {label}: {took:.1f} s "
+                f"({review.faces} faces in no person, {scored} scored)",
+                flush=True,
+            )
+    finally:
+        catalog.close()
+
+
 def serve(db: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         ["uv", "run", "--quiet", "photocluster", "review", "--db", db, "--no-browser"],
@@ -206,13 +251,20 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", default="/tmp/photocluster-bench-review")
+    parser.add_argument("--named", type=float, default=0.0, help="share of the people named")
+    parser.add_argument("--weigh-only", action="store_true", help="no browser: the weighing")
     args = parser.parse_args()
-    folder = Path(args.keep) / f"{args.faces}-{args.big}"
+    kind = f"{args.faces}-{args.big}" + (f"-named{args.named:g}" if args.named else "")
+    folder = Path(args.keep) / kind
     db = folder / "catalog.sqlite3"
     if not db.exists():
         t = time.perf_counter()
-        build(folder, args.faces, args.big)
+        build(folder, args.faces, args.big, named=args.named)
         print(f"built {db} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    print(f"load average {os.getloadavg()[0]:.1f} before weighing (2 cores, shared)")
+    weigh(str(db))
+    if args.weigh_only:
+        return
     big = 1
     from tests.review_browser import browser, chromium_problem
 
