@@ -577,3 +577,25 @@ def test_the_suggester_fits_again_only_once_a_tenth_of_what_it_learnt_from_chang
         scorer.renew(s)
         assert scorer.model is not fitted and scorer.model is not None
         assert scorer.model.calibration.named_faces == 54
+
+
+def test_the_review_with_suggestions_reads_the_embeddings_once(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    """`find`'s verdicts and the suggestions weigh the same faces, read once for both."""
+    from sqlalchemy import event
+
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "embedding" in statement:
+            reads.append(statement)
+
+    event.listen(catalog.engine, "before_cursor_execute", count)
+    try:
+        with catalog.session() as s:
+            review = review_with_suggestions(s)
+    finally:
+        event.remove(catalog.engine, "before_cursor_execute", count)
+    assert any(f.score is not None for g in review.groups for f in g.faces)  # both weighed
+    assert len(reads) == 1, reads

@@ -43,7 +43,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocluster.catalog.db import in_chunks
-from photocluster.catalog.embeddings import blobs_to_matrix
 from photocluster.catalog.models import Face, Person, Photo, Rejection
 from photocluster.index.ann import EXACT_KNN, KNN_EF_SEARCH, hnsw_search_from, new_hnsw
 from photocluster.index.store import FaceIndex
@@ -51,11 +50,13 @@ from photocluster.people.find import Candidate as FindCandidate
 from photocluster.people.projection import Projection, current_projection
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.people.unassigned import (
+    CatalogFaces,
     FaceGroup,
     UnassignedFace,
     UnassignedReview,
     group_faces,
     last_clustered_face,
+    read_faces,
     review_unassigned,
     unclustered_faces,
 )
@@ -177,20 +178,22 @@ def suggest(
     transform: Transform | None = None,
     space: str = "raw",
     index: FaceIndex | None = None,
+    faces: CatalogFaces | None = None,
 ) -> Suggestions:
     """Suggestions for every clustered face in no person and every small unnamed person, most
     likely first (see the module docstring). ``learned``: measure in the projection learned
     from the user's decisions when one is in use (:func:`projection.current_projection`; this
     never relearns). ``transform`` maps raw embeddings to another space to measure in instead;
     ``space`` names it. ``index``: the face index (`index.store.sync_index`), whose graph, when
-    it has one, finds each face's nearest faces in the raw embedding without building one."""
+    it has one, finds each face's nearest faces in the raw embedding without building one.
+    ``faces``: the catalog's faces already read (`unassigned.read_faces`), else read here."""
     if transform is None and learned:
         proj = current_projection(session)
         if proj is not None:
             transform, space = proj.transform, f"learned ({proj.method})"
     out = Suggestions(space=space, unclustered=unclustered_faces(session))
     last = last_clustered_face(session)
-    lib = _load(session, transform)
+    lib = _load(session, transform, faces)
     if last is None or lib is None:
         out.note = "No clustered faces yet: run `photocluster cluster` first."
         return out
@@ -244,15 +247,11 @@ class Suggester:
     def _load(self, session: Session) -> None:
         proj = self._projection(session)
         self.projection = proj.id if proj is not None else None
-        self.lib: _Library | None = None
         self.model: _Model | None = None
-        faces = _read_faces(session)
-        if faces is None:
+        self.lib = _load(session, proj.transform if proj is not None else None)
+        if self.lib is None:
             return
-        ids, owner, photo, x = faces
-        y = np.asarray(proj.transform(x) if proj is not None else x, dtype=np.float32)
-        self.lib = _library(session, ids, owner, photo, y)
-        self.knn = _Neighbours(y, ids, self._index if proj is None else None)
+        self.knn = _Neighbours(self.lib.y, self.lib.ids, self._index if proj is None else None)
         self._read_unnamed(session)
         self._refit()
 
@@ -327,20 +326,6 @@ def _suggestion(
     return Suggestion(tuple(int(lib.ids[r]) for r in rows), unnamed, tuple(ranked))
 
 
-def _read_faces(session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Every face as arrays, in face id order: ids, owner (person id, -1: none), photo id and
-    raw embedding (float32); None when there are no faces."""
-    rows = session.execute(
-        select(Face.id, Face.person_id, Face.embedding, Face.photo_id).order_by(Face.id)
-    ).all()
-    if not rows:
-        return None
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    photo = np.array([r[3] for r in rows], dtype=np.int64)
-    owner = np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64)
-    return ids, owner, photo, blobs_to_matrix([r[2] for r in rows])
-
-
 def _owners(session: Session) -> tuple[np.ndarray, np.ndarray]:
     """Face ids and each face's person (-1: none), in face id order: what answers change."""
     rows = session.execute(select(Face.id, Face.person_id).order_by(Face.id)).all()
@@ -349,13 +334,16 @@ def _owners(session: Session) -> tuple[np.ndarray, np.ndarray]:
     return ids, owner
 
 
-def _load(session: Session, transform: Transform | None) -> _Library | None:
-    faces = _read_faces(session)
+def _load(
+    session: Session, transform: Transform | None, faces: CatalogFaces | None = None
+) -> _Library | None:
+    """The library in the space of ``transform``, of ``faces`` when they were read already."""
+    if faces is None:
+        faces = read_faces(session)
     if faces is None:
         return None
-    ids, owner, photo, x = faces
-    y = np.asarray(transform(x) if transform is not None else x, dtype=np.float32)
-    return _library(session, ids, owner, photo, y)
+    y = np.asarray(transform(faces.x) if transform is not None else faces.x, dtype=np.float32)
+    return _library(session, faces.ids, faces.owner, faces.photo, y)
 
 
 def _library(
@@ -750,11 +738,15 @@ def review_with_suggestions(
     learned: bool = True,
     index: FaceIndex | None = None,
 ) -> UnassignedReview:
-    """:func:`review_unassigned` with the scored suggestions (:func:`with_scores`)."""
-    review = review_unassigned(session, exclude=exclude)
+    """:func:`review_unassigned` with the scored suggestions (:func:`with_scores`); the faces
+    are read from the catalog once for both."""
+    if last_clustered_face(session) is None:  # nothing weighed: no faces to read
+        return review_unassigned(session, exclude=exclude)
+    faces = read_faces(session)
+    review = review_unassigned(session, exclude=exclude, faces=faces)
     if not review.groups:
         return review
-    return with_scores(review, suggest(session, learned=learned, index=index))
+    return with_scores(review, suggest(session, learned=learned, index=index, faces=faces))
 
 
 SCHEMA = "photocluster.suggestions/1"

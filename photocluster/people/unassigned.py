@@ -106,6 +106,33 @@ class FaceGroup:
         )
 
 
+@dataclass(frozen=True)
+class CatalogFaces:
+    """Every face of the catalog as arrays, in face id order (row ``i`` is face ``ids[i]``):
+    read once for whoever weighs the faces in no person (:func:`review_unassigned`, and
+    `people.suggestions` after it)."""
+
+    ids: np.ndarray
+    owner: np.ndarray  # person id per face, -1: none
+    photo: np.ndarray  # photo id per face
+    x: np.ndarray  # raw embeddings, float32
+
+
+def read_faces(session: Session) -> CatalogFaces | None:
+    """Every face of the catalog (:class:`CatalogFaces`); None when there is none."""
+    rows = session.execute(
+        select(Face.id, Face.person_id, Face.embedding, Face.photo_id).order_by(Face.id)
+    ).all()
+    if not rows:
+        return None
+    return CatalogFaces(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64),
+        np.array([r[3] for r in rows], dtype=np.int64),
+        blobs_to_matrix([r[2] for r in rows]),
+    )
+
+
 @dataclass
 class UnassignedReview:
     groups: list[FaceGroup] = field(default_factory=list)
@@ -139,25 +166,27 @@ def unclustered_faces(session: Session) -> int:
     return int(session.scalar(query) or 0)
 
 
-def review_unassigned(session: Session, *, exclude: Collection[int] = ()) -> UnassignedReview:
+def review_unassigned(
+    session: Session, *, exclude: Collection[int] = (), faces: CatalogFaces | None = None
+) -> UnassignedReview:
     """Every clustered face in no person (but ``exclude``), weighed and grouped: groups offered
     as a person first (largest first), then the faces probably nobody you named, by their nearest
-    person, then faces with nobody near at all."""
+    person, then faces with nobody near at all. ``faces``: the catalog's faces already read
+    (:func:`read_faces`), else read here."""
     last = last_clustered_face(session)
     review = UnassignedReview(unclustered=unclustered_faces(session))
     if last is None:
         return review
-    rows = session.execute(select(Face.id, Face.person_id, Face.embedding).order_by(Face.id)).all()
-    if not rows:
+    if faces is None:
+        faces = read_faces(session)
+    if faces is None:
         return review
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    owner = np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64)
+    ids, owner, x = faces.ids, faces.owner, faces.x
     skip = set(exclude)
     todo = np.flatnonzero((owner < 0) & (ids <= last))
     todo = np.array([i for i in todo.tolist() if int(ids[i]) not in skip], dtype=np.int64)
     if len(todo) == 0:
         return review
-    x = blobs_to_matrix([r[2] for r in rows])
     people = {
         int(p.id): (p.name, bool(p.hidden))
         for p in session.execute(select(Person.id, Person.name, Person.hidden))
@@ -175,15 +204,15 @@ def review_unassigned(session: Session, *, exclude: Collection[int] = ()) -> Una
         )
     }
     dist, nbr = _nearest(x, todo, CANDIDATE_FACES)
-    faces: list[UnassignedFace] = []
+    weighed: list[UnassignedFace] = []
     for row, d_row, n_row in zip(todo.tolist(), dist, nbr, strict=True):
         fid = int(ids[row])
         best, runner = _candidates(
             x[row], d_row, n_row, owner, stats, people, rejected.get(fid, set())
         )
         photo, box = where[fid]
-        faces.append(UnassignedFace(fid, photo, box, verdict(best, runner), best, runner))
-    review.groups = group_faces(faces)
+        weighed.append(UnassignedFace(fid, photo, box, verdict(best, runner), best, runner))
+    review.groups = group_faces(weighed)
     return review
 
 
@@ -300,12 +329,14 @@ def _candidates(
 
 
 __all__ = [
+    "CatalogFaces",
     "Evidence",
     "FaceGroup",
     "UnassignedFace",
     "UnassignedReview",
     "group_faces",
     "last_clustered_face",
+    "read_faces",
     "review_unassigned",
     "unclustered_faces",
 ]
