@@ -390,8 +390,9 @@ def test_suggested_group_splits_likely_and_maybe_and_keeps_the_rest() -> None:
 def test_y_names_the_faces_that_are_who_their_captions_say() -> None:
     assert parse_answer("y 3-4 7") == Answer(AnswerKind.YES, numbers=(3, 4, 7))
     assert parse_answer("=y 3") == Answer(AnswerKind.NAME, name="y 3")  # a name after all
+    assert parse_answer("y") == Answer(AnswerKind.YES)  # a "May be" person; a sheet: its page
     with pytest.raises(PhotoclusterError, match="y 3 7"):
-        parse_answer("y")
+        parse_answer("y ,")
 
 
 def test_the_face_index_graph_finds_the_same_people(
@@ -485,6 +486,32 @@ def test_a_small_person_scored_below_maybe_is_offered_as_nobody(
     run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
     (item,) = _people_shown(prompter)
     assert item.person_id == small and item.suggestion is None
+
+
+def test_a_small_person_who_only_may_be_someone_is_merged_by_y_not_by_enter(
+    catalog: Catalog, named: dict[str, int], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under "May be" (below LIKELY, here raised above every score) Enter leaves the person
+    as they are, as on the sheet of maybes; `y` merges them, one decision that `u` undoes."""
+    from photocluster.decisions import session as naming_session
+
+    small = _unnamed(catalog, _near(catalog, named["person2"], 3, seed=11), "small")
+    monkeypatch.setattr(naming_session, "LIKELY", 1.01)
+    prompter = ScriptedPrompter(["", "q"])
+    summary = run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
+    (item,) = _people_shown(prompter)
+    assert item.person_id == small and item.suggestion is not None
+    assert item.suggestion.person_id == named["person2"] and item.suggestion.chance is not None
+    assert summary.merged == 0 and summary.skipped == 1
+    assert "Enter = skip, y = they are Person 2" in prompter.questions[0]
+    with catalog.session() as s:
+        assert s.get(Person, small) is not None
+    prompter = ScriptedPrompter(["y", "q"])
+    summary = run_naming(catalog, prompter, tmp_path / "cache", NamingOptions(unassigned=False))
+    assert summary.merged == 1
+    with catalog.session() as s:
+        assert s.get(Person, small) is None
+        assert history(s, 1)[0].action == "merge"
 
 
 def test_with_too_few_names_a_small_person_gets_the_merge_test_suggestion(

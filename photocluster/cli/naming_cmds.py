@@ -41,6 +41,7 @@ from photocluster.decisions.session import (
     NamingOptions,
     NamingSummary,
     QueueStatus,
+    is_maybe,
     load_queue,
     queue_status,
     run_naming,
@@ -162,7 +163,8 @@ class TerminalPrompter:
             )
             self._show_sheet(item.sheet.path, item)
         if item.suggestion and isinstance(item, QueueItem):
-            out(f"{describe_suggestion(item.suggestion)} — Enter to accept")
+            how = "y if so, Enter to skip" if is_maybe(item.suggestion) else "Enter to accept"
+            out(f"{describe_suggestion(item.suggestion)} — {how}")
 
     def _show_faces(self, item: FacesItem) -> None:
         g = item.group

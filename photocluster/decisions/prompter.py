@@ -18,7 +18,9 @@ from photocluster.people.unassigned import FaceGroup
 HELP = """\
   NAME       name this person (an existing name merges into that person, after asking)
   3 7 = NAME faces 3 and 7 are NAME (an existing person, or a new one)
-  Enter      accept the suggestion, or skip when there is none
+  Enter      accept the suggestion ("Looks like"), or skip when there is none or it only
+             "May be" someone
+  y          they are the "May be" suggestion (merge into that person)
   s          skip this person for now
   i          ignore: hide this person (photocluster unhide PERSON brings it back)
   x 3 7 12   faces 3, 7 and 12 are not this person (ranges work: x 3-6)
@@ -36,7 +38,8 @@ FACES_HELP = """\
   of the maybes (less likely: Enter leaves them).
   Enter      they are the suggested person (on the likely sheet: each is who its caption
              says), or skip when there is none
-  y 3 7      on a sheet of suggestions: faces 3 and 7 are who their captions say
+  y 3 7      on a sheet of suggestions: faces 3 and 7 are who their captions say (y: all on
+             this page)
   NAME       the faces on this page are NAME (an existing person, after asking, or a new one)
   3 7 = NAME faces 3 and 7 are NAME
   x 3 7      faces 3 and 7 are not the suggested person (they come back with another guess)
@@ -180,7 +183,9 @@ def parse_answer(text: str) -> Answer:
         return Answer(_COMMANDS[low])
     if low == "h" or low == "help":
         return Answer(AnswerKind.HELP)
-    if low == "y" or re.fullmatch(r"y[\s\d,\-]+", low):
+    if low == "y":  # a "May be" person is that person; on a sheet of suggestions: this page
+        return Answer(AnswerKind.YES)
+    if re.fullmatch(r"y[\s\d,\-]+", low):
         numbers = _numbers(low[1:])
         if not numbers:
             raise PhotoclusterError("Say which faces are who their captions say, e.g. y 3 7")

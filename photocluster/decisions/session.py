@@ -94,6 +94,7 @@ from photocluster.index.store import FaceIndex, sync_index
 from photocluster.people.projection import ensure_projection
 from photocluster.people.queries import list_people, resolve_person
 from photocluster.people.suggestions import (
+    LIKELY,
     SMALL_PERSON_FACES,
     Suggester,
     review_with_suggestions,
@@ -788,14 +789,17 @@ def _answer_loop(
 ) -> Outcome:
     """Ask about an unnamed person until an answer moves on."""
     pid = item.person_id
+    maybe = is_maybe(item.suggestion)
     hint = f"accept {item.suggestion.name}" if item.suggestion else "skip"
+    if item.suggestion is not None and maybe:
+        hint = f"skip, y = they are {item.suggestion.name}"
     prompt = f"[{item.position}/{item.total}] Name (Enter = {hint}, ? = help): "
     while True:
         answer = _ask(prompter, prompt, names, HELP, item.sheet, f"person-{pid}", st)
         if isinstance(answer, Outcome):
             return answer
         if answer.kind == AnswerKind.SKIP or (
-            answer.kind == AnswerKind.ACCEPT and item.suggestion is None
+            answer.kind == AnswerKind.ACCEPT and (item.suggestion is None or maybe)
         ):
             summary.skipped += 1
             return NEXT
@@ -816,6 +820,13 @@ def _answer_loop(
         return outcome
 
 
+def is_maybe(suggestion: Suggestion | None) -> bool:
+    """A scored offer below ``LIKELY`` ("May be X"): Enter leaves the person as they are and
+    ``y`` merges them, as on the sheet of maybes (precision first: a wrong merge costs a
+    correction, a skip nothing)."""
+    return suggestion is not None and suggestion.chance is not None and suggestion.chance < LIKELY
+
+
 def _decide_person(
     catalog: Catalog,
     prompter: Prompter,
@@ -828,10 +839,12 @@ def _decide_person(
     """Act on an answer about an unnamed person: (decision id, where the queue goes), or None
     when nothing was decided (said why)."""
     pid = item.person_id
-    if answer.kind == AnswerKind.YES:
+    yes = answer.kind == AnswerKind.YES
+    accept_maybe = yes and not answer.numbers and is_maybe(item.suggestion)
+    if yes and not accept_maybe:
         prompter.say("y 3 7 is for a sheet of suggestions: name this person, or x 3 7.")
         return None
-    if answer.kind == AnswerKind.ACCEPT:
+    if answer.kind == AnswerKind.ACCEPT or accept_maybe:
         assert item.suggestion is not None
         with catalog.session() as s:
             d = merge_people(s, [pid], item.suggestion.person_id, actor=options.actor)
