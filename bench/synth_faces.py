@@ -80,6 +80,11 @@ class LabelledSet:
 
 def labelled_set(db: str, root: str) -> LabelledSet:
     """The labelled faces of a scanned catalog (opened read-only in intent: no migration)."""
+    if not os.path.isfile(db):  # opening would create an empty file and fail on its tables
+        raise SystemExit(
+            f"{db}: no such catalog. Scan the labelled folder into it first: "
+            f"uv run photocluster scan {root} --db {db}"
+        )
     catalog = open_catalog(db, migrate=False)
     with catalog.session() as s:
         rows = s.execute(select(Face.id, Face.photo_id, Face.embedding).order_by(Face.id)).all()

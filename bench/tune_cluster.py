@@ -25,14 +25,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from synth_faces import labelled_set
 
-from photocluster.catalog.db import open_catalog
-from photocluster.catalog.embeddings import blobs_to_matrix
-from photocluster.catalog.models import Face
 from photocluster.evaluation.evaluate import (
-    labelled_faces,
-    nearest_to_label,
     pair_distances,
     pairwise_prf,
     people_and_strangers,
@@ -51,18 +46,8 @@ DEFAULT_SETS = [
 def load(db: str, root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every face (embeddings, photo of each) and the rows and labels of the scored faces: per
     labelled photo, the face most like its label's one-face photos (``nearest_to_label``)."""
-    catalog = open_catalog(db, migrate=False)
-    with catalog.session() as s:
-        rows = s.execute(select(Face.id, Face.photo_id, Face.embedding).order_by(Face.id)).all()
-        lab = labelled_faces(s, root)
-    catalog.close()
-    x = blobs_to_matrix([r.embedding for r in rows])
-    groups = np.array([r.photo_id for r in rows])
-    pos = {r.id: i for i, r in enumerate(rows)}
-    idx = np.array([pos[i] for i in lab.face_ids])
-    names = sorted(set(lab.labels))
-    truth = np.array([names.index(label) for label in lab.labels])
-    return x, groups, nearest_to_label(x, groups, idx, truth), truth
+    s = labelled_set(db, root)
+    return s.x, s.groups, s.idx, s.truth
 
 
 @dataclass
