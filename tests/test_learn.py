@@ -449,3 +449,24 @@ def test_cluster_places_new_faces_in_the_learned_space_and_never_moves_confirmed
     assert all(p == truth[f] for f, p in placed.items())  # none in the wrong person
     # (the leftovers' clustering, raw as always, may add a few to people after placing)
     assert len(placed) >= changes.matched_to_existing > raw.matched_to_existing + 10
+
+
+def test_a_projection_learned_before_placement_was_measured_places_nothing_and_says_so(
+    catalog: Catalog, db_path: str
+) -> None:
+    from photocluster.people.projection import placing_projection
+
+    x, labels = _placeable()
+    _fill(catalog, x, labels)
+    with catalog.session() as s:
+        assert learn_projection(s).places
+        # what migration 0006 leaves of a row learned before it
+        s.execute(update(LearnedProjection).values(placement=None, places=False))
+    with catalog.session() as s:
+        assert current_projection(s) is not None and placing_projection(s) is None
+    catalog.close()
+    result = runner.invoke(app, ["learn", "--report", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "new faces are placed on the raw embedding" in said
+    assert "Placing new faces was not measured for this projection" in said

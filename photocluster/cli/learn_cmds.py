@@ -61,6 +61,15 @@ def _print(report: LearnReport) -> None:
             state += " for suggestions; new faces are placed on the raw embedding"
     out(f"Projection: {report.method if report.used else 'none'} ({state}).")
     out(textwrap.fill(report.reason, 80))
+    if report.usable_now and report.placement is None:
+        out(
+            textwrap.fill(
+                "Placing new faces was not measured for this projection (learned by an older "
+                "photocluster): new faces are placed on the raw embedding until "
+                "`photocluster learn` measures it.",
+                80,
+            )
+        )
     if report.note:
         out(textwrap.fill(report.note, 80))
 
