@@ -626,3 +626,43 @@ def test_the_review_with_suggestions_reads_the_embeddings_once(
         event.remove(catalog.engine, "before_cursor_execute", count)
     assert any(f.score is not None for g in review.groups for f in g.faces)  # both weighed
     assert len(reads) == 1, reads
+
+
+def test_the_review_page_offers_a_small_person_as_name_does(
+    catalog: Catalog, named: dict[str, int], tmp_path
+) -> None:
+    """A person page's suggestion: a small person with the chance `name` offers (scored once,
+    then caught up after a decision), a big one with the merge step's distance."""
+    from starlette.testclient import TestClient
+
+    from photocluster.decisions.log import rename_person
+    from photocluster.review.server import ReviewConfig, create_app
+
+    small = _unnamed(catalog, _near(catalog, named["person2"], 3, seed=11), "small")
+    big = _unnamed(
+        catalog, _near(catalog, named["person3"], SMALL_PERSON_FACES + 2, seed=12), "big"
+    )
+    with catalog.session() as s:
+        (scored,) = [i for i in suggest(s).items if i.person_id == small]
+    assert scored.best is not None and scored.best.score is not None
+    client = TestClient(create_app(ReviewConfig(catalog, tmp_path / "cache", "tok", "t", False)))
+
+    def offered(pid: int) -> dict | None:
+        got = client.get(f"/api/person/{pid}/suggestion", params={"token": "tok"})
+        assert got.status_code == 200
+        return got.json()["suggestion"]
+
+    s1 = offered(small)
+    assert s1 is not None and s1["id"] == named["person2"] and s1["name"] == "Person 2"
+    assert s1["chance"] == pytest.approx(scored.best.score)
+    assert s1["likely"] == (scored.best.score >= suggestions.LIKELY)
+    s2 = offered(big)
+    assert s2 is not None and s2["id"] == named["person3"] and s2["chance"] is None
+    assert s2["likely"]
+    # a decision since: the candidate's new name is offered at once
+    with catalog.session() as s:
+        rename_person(s, named["person2"], "Ada Lovelace", actor="test")
+        s.commit()
+    again = offered(small)
+    assert again is not None and again["name"] == "Ada Lovelace"
+    assert offered(named["person2"]) is None  # a named person is offered nobody

@@ -21,12 +21,12 @@ from photocluster.catalog.models import Decision, Face, Meta, Person, Photo, Rej
 from photocluster.catalog.photo_status import PhotoStatus
 from photocluster.decisions.contact_sheet import typical_faces
 from photocluster.decisions.log import LogEntry, history
-from photocluster.decisions.suggest import NamedIndex, suggest
+from photocluster.decisions.suggest import NamedIndex, offer
 from photocluster.errors import NotFound
 from photocluster.index.store import FaceIndex
 from photocluster.people.assign import META_LAST_FACE
 from photocluster.people.queries import unassigned_count
-from photocluster.people.suggestions import review_with_suggestions
+from photocluster.people.suggestions import SMALL_PERSON_FACES, Suggester, review_with_suggestions
 from photocluster.people.unassigned import UnassignedReview
 
 PEOPLE_PER_PAGE = 60
@@ -292,17 +292,25 @@ class PersonSuggestion:
     person_id: int
     name: str
     score: float  # median face-to-face distance
+    # the chance it is them, for a small person scored as `suggestions` scores them (None: the
+    # merge step's test offered them)
+    chance: float | None = None
 
 
-def person_suggestion(session: Session, person_id: int) -> PersonSuggestion | None:
-    """The named person this (unnamed) person looks like, as `photocluster name` suggests."""
+def person_suggestion(
+    session: Session, person_id: int, cache: ReviewCache | None = None
+) -> PersonSuggestion | None:
+    """The named person this (unnamed) person looks like, as `photocluster name` offers them:
+    a small person scored, with the chance (``decisions.suggest.offer``)."""
     person = session.get(Person, person_id)
     if person is None or person.name is not None:
         return None
-    found = suggest(session, person_id, NamedIndex(session))
+    faces = session.scalar(select(func.count()).where(Face.person_id == person_id)) or 0
+    scored = (cache or ReviewCache()).suggester(session) if faces <= SMALL_PERSON_FACES else None
+    found = offer(session, person_id, NamedIndex(session), scored)
     if found is None:
         return None
-    return PersonSuggestion(found.person_id, found.name, float(found.distance))
+    return PersonSuggestion(found.person_id, found.name, float(found.distance), found.chance)
 
 
 @dataclass(frozen=True)
@@ -368,6 +376,27 @@ class ReviewCache:
         self._state: tuple[int, ...] | None = None
         self._review: UnassignedReview | None = None
         self._index = index  # the face index, when weighing again (its graph finds neighbours)
+        self._scored: tuple[tuple[int, ...], Suggester] | None = None
+        self._scoring = threading.Lock()
+
+    def suggester(self, session: Session) -> Suggester:
+        """The scorer of small unnamed people (a person page's offer), kept while
+        :func:`catalog_state` and the last decision stay the same; a decision since (a rename
+        too) makes it read the owners, names and rejections again (:meth:`Suggester.renew`),
+        a scan loads it again."""
+        last = session.scalar(select(func.max(Decision.id))) or 0
+        state = (*catalog_state(session), last)
+        with self._scoring:  # one request renews it at a time; the others wait for it
+            kept = self._scored
+            if kept is not None and kept[0] == state:
+                return kept[1]
+            if kept is not None:
+                kept[1].renew(session)
+                scorer = kept[1]
+            else:
+                scorer = Suggester(session, index=self._index() if self._index else None)
+            self._scored = (state, scorer)
+            return scorer
 
     def review(self, session: Session) -> UnassignedReview:
         state = catalog_state(session)

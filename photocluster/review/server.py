@@ -54,6 +54,7 @@ from photocluster.decisions.log import NameConflict
 from photocluster.errors import NotFound, PhotoclusterError
 from photocluster.index.store import FaceIndex, sync_index
 from photocluster.ingest.imaging import UnreadableImage, load_view
+from photocluster.people.suggestions import LIKELY
 from photocluster.review import actions, queries
 
 HERE = Path(__file__).resolve().parent
@@ -262,11 +263,21 @@ def log_page(request: Request) -> Response:
 def suggestion(request: Request) -> Response:
     cfg: ReviewConfig = request.app.state.cfg
     with cfg.catalog.session() as s:
-        found = queries.person_suggestion(s, request.path_params["person_id"])
+        found = queries.person_suggestion(
+            s, request.path_params["person_id"], request.app.state.unassigned
+        )
     if found is None:
         return JSONResponse({"suggestion": None})
     return JSONResponse(
-        {"suggestion": {"id": found.person_id, "name": found.name, "score": found.score}}
+        {
+            "suggestion": {
+                "id": found.person_id,
+                "name": found.name,
+                "score": found.score,
+                "chance": found.chance,  # the chance it is them (a small person), or null
+                "likely": found.chance is None or found.chance >= LIKELY,  # else "May be"
+            }
+        }
     )
 
 

@@ -222,7 +222,12 @@
         const s = data.suggestion;
         if (!s) return;
         box.hidden = false;
-        box.textContent = "Looks like " + s.name + " (score " + s.score.toFixed(2) + "). ";
+        if (s.chance === null || s.chance === undefined) {
+          box.textContent = "Looks like " + s.name + " (distance " + s.score.toFixed(2) + "). ";
+        } else {
+          const who = s.likely ? "Looks like " : "May be ";
+          box.textContent = who + s.name + " (chance " + Math.round(100 * s.chance) + " %). ";
+        }
         const yes = document.createElement("button");
         yes.id = "accept-suggestion";
         yes.textContent = "Yes, merge into " + s.name + " (y)";
