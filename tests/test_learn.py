@@ -470,3 +470,26 @@ def test_a_projection_learned_before_placement_was_measured_places_nothing_and_s
     said = " ".join(result.stdout.split())
     assert "new faces are placed on the raw embedding" in said
     assert "Placing new faces was not measured for this projection" in said
+
+
+def test_cluster_says_when_it_placed_new_faces_with_the_learned_projection(
+    catalog: Catalog, db_path: str
+) -> None:
+    from photocluster.people.assign import ClusterOptions, cluster_catalog
+
+    x, labels = _placeable(per=12)
+    named = np.arange(len(x)) % 12 < 8
+    _fill(catalog, x[named], labels[named])
+    cluster_catalog(catalog, ClusterOptions())
+    with catalog.session() as s:
+        assert learn_projection(s).places
+    _add_faces(catalog, x[~named], 0)
+    catalog.close()
+    result = runner.invoke(app, ["cluster", "--dry-run", "--json", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["placed_with"] == "wccn"
+    result = runner.invoke(app, ["cluster", "--db", db_path])
+    assert result.exit_code == 0, result.output
+    assert "placed in the space learned from your names: wccn" in result.stdout
+    result = runner.invoke(app, ["cluster", "--json", "--db", db_path])  # nothing new now
+    assert json.loads(result.stdout)["placed_with"] is None

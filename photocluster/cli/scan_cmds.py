@@ -44,13 +44,15 @@ ENV_ENCODER = "PHOTOCLUSTER_ENCODER"
 ENCODERS = ("auto", "onnx", "dlib")  # onnx_encoder.BACKENDS, without importing it for dlib
 
 
-def _clustered_dict(c: ClusterChanges | None) -> dict[str, int] | None:
+def _clustered_dict(c: ClusterChanges | None) -> dict[str, object] | None:
     if c is None:
         return None
     return {
         "joined_existing_people": c.matched_to_existing,
         "people_created": len(c.people_created),
         "unassigned_faces": c.unassigned_faces,
+        # the learned projection new faces were placed with (`learn`), null: the raw embedding
+        "placed_with": c.placed_with,
     }
 
 
