@@ -25,7 +25,10 @@ a person does, through the same core calls the commands make (actor "simulated u
    merge step's test alone (as before the scores).
 3. Re-clusters incrementally between rounds (``cluster_catalog``), as after a scan.
 4. When no unnamed person is left to name, assigns by hand (one action per face) every labelled
-   face of a person with two or more photos that is not in its named person.
+   face of a person with two or more photos that is not in its named person. Beside that count
+   it prints what the same faces take as `name` shows the faces in no person (grouped by their
+   suggested or nearest person, a sheet of ``DEFAULT_COUNT`` at a time): one answer
+   (``3 7 = NAME``) per sheet and name on it.
 
 The labelled face of a photo is the one most like its label's one-face photos (as `eval`
 scores); other faces in a photo have no known identity and count for nothing. Prints, per set and
@@ -78,8 +81,11 @@ from photocluster.people.suggestions import (
     MAYBE,
     SMALL_PERSON_FACES,
     Suggester,
+    review_with_suggestions,
     suggest,
+    suggested_group,
 )
+from photocluster.people.unassigned import review_unassigned
 
 ACTOR = "simulated user"
 MIN_SCORE = MAYBE  # suggestions the oracle answers (--min-score)
@@ -113,6 +119,8 @@ class Run:
     scored: list[tuple[float, bool]] = field(default_factory=list)  # (score, right)
     rounds: int = 0
     learn_notes: list[str] = field(default_factory=list)
+    # the answers the faces assigned by hand take as `name` groups them (see grouped_answers)
+    grouped: int = 0
     # what `name` offered the small people of step 1: (way, right | wrong | missed) -> count
     offers: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -266,14 +274,36 @@ def answer_sheets(catalog: Catalog, truth: Truth, run: Run, learn: bool) -> int:
     return len(offered)
 
 
-def finish_by_hand(catalog: Catalog, truth: Truth, run: Run) -> None:
-    """Assign every labelled face of a 2+-photo person that is not in its named person."""
+def grouped_answers(catalog: Catalog, truth: Truth, left: set[int], suggestions: bool) -> int:
+    """How many answers the faces ``left`` take when answered as `name` shows the faces in no
+    person: in groups (by their suggested person with suggestions on, else by their nearest
+    person), DEFAULT_COUNT to a sheet, one answer (``3 7 = NAME``) per sheet and name on it;
+    a face in no group (in a wrong person) one answer of its own."""
+    with catalog.session() as s:
+        review = review_with_suggestions(s) if suggestions else review_unassigned(s)
+    if suggestions:
+        review = suggested_group(review)
+    answers, seen = 0, set()
+    for group in review.groups:
+        ids = [f.face_id for f in group.faces]
+        for start in range(0, len(ids), DEFAULT_COUNT):
+            page = [f for f in ids[start : start + DEFAULT_COUNT] if f in left]
+            answers += len({truth.label[f] for f in page})
+            seen.update(page)
+    return answers + len(left - seen)
+
+
+def finish_by_hand(catalog: Catalog, truth: Truth, run: Run, suggestions: bool) -> None:
+    """Assign every labelled face of a 2+-photo person that is not in its named person (one
+    action per face; what the same faces take as `name` groups them is counted beside it)."""
     faces, names, _hidden = people_faces(catalog)
     where = {f: p for p, fs in faces.items() for f in fs}
     by_label: dict[str, list[int]] = defaultdict(list)
     for fid, label in truth.label.items():
         if label in truth.people and names.get(where.get(fid, -1)) != label:
             by_label[label].append(fid)
+    left = {f for fids in by_label.values() for f in fids}
+    run.grouped = grouped_answers(catalog, truth, left, suggestions)
     for label, fids in sorted(by_label.items()):
         with catalog.session() as s:
             assign_faces(s, fids, label, actor=ACTOR, create=True)
@@ -298,7 +328,7 @@ def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) 
             cluster_catalog(catalog, ClusterOptions())
             if not named and not answered:
                 break
-        finish_by_hand(catalog, truth, run)
+        finish_by_hand(catalog, truth, run, suggestions)
         report(catalog, truth, run, time.perf_counter() - t0)
         catalog.close()
 
@@ -319,6 +349,13 @@ def report(catalog: Catalog, truth: Truth, run: Run, seconds: float) -> None:
         f"  actions per person {total / max(1, people):.2f} ({total} for {people} people; "
         f"{kinds}); rounds {run.rounds}; {seconds:.0f} s"
     )
+    if run.actions["assign"]:
+        grouped = total - run.actions["assign"] + run.grouped
+        print(
+            f"  as `name` groups the faces left (one answer per sheet and name): "
+            f"{grouped / max(1, people):.2f} per person ({run.grouped} answers for the "
+            f"{run.actions['assign']} faces assigned one by one above)"
+        )
     print(
         f"  named without being touched {untouched / max(1, len(theirs)):.1%} of "
         f"{len(theirs)} faces; "
