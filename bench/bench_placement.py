@@ -39,7 +39,7 @@ from bench_learn import DEFAULT_SETS, labelled
 from photocluster.people import learn
 from photocluster.people.clustering import place_faces
 from photocluster.people.params import ClusterParams
-from photocluster.people.projection import MIN_GAIN
+from photocluster.people.projection import MIN_GAIN, places_better
 
 
 def split_run(
@@ -64,8 +64,7 @@ def split_run(
     placed = learn.cross_validate_placement(
         x[named], y[named], None, auto, lambda z, o, r: place_faces(z, o, r, params), seed=seed
     )
-    gain = placed.gain or 0.0
-    places = auto if gain > MIN_GAIN and placed.wrong <= placed.raw_wrong else learn.RAW
+    places = auto if places_better(placed) else learn.RAW
     maps[f"learn ({places})"] = maps[places]
     out = {}
     for name, m in maps.items():

@@ -9,6 +9,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from photocluster.catalog.db import Catalog, open_catalog
@@ -97,6 +98,29 @@ def test_tpe_uses_rejected_faces_as_negatives() -> None:
 # --- the catalog ------------------------------------------------------------------------------
 
 
+def _photo_face(
+    s: Session, path: str, v: np.ndarray, person: int | None = None, encoder: str = ENCODER
+) -> int:
+    """A photo at ``path`` with one face ``v`` (confirmed in ``person`` when given); its id."""
+    photo = Photo(path=path, size=1, mtime_ns=1, status="ok", encoder=encoder, scanned_at=NOW)
+    s.add(photo)
+    s.flush()
+    face = Face(
+        photo_id=photo.id,
+        left=0,
+        top=0,
+        right=10,
+        bottom=10,
+        size=10,
+        embedding=embedding_to_blob(v),
+        person_id=person,
+        confirmed=person is not None,
+    )
+    s.add(face)
+    s.flush()
+    return int(face.id)
+
+
 def _fill(catalog: Catalog, x: np.ndarray, labels: np.ndarray, encoder: str = ENCODER) -> dict:
     """One photo per face, one named person per label, every face confirmed in it."""
     with catalog.session() as s:
@@ -107,29 +131,7 @@ def _fill(catalog: Catalog, x: np.ndarray, labels: np.ndarray, encoder: str = EN
             people[int(k)] = person
         s.flush()
         for i, (v, k) in enumerate(zip(x, labels, strict=True)):
-            photo = Photo(
-                path=f"/lib/{i}.jpg",
-                size=1,
-                mtime_ns=1,
-                status="ok",
-                encoder=encoder,
-                scanned_at=NOW,
-            )
-            s.add(photo)
-            s.flush()
-            s.add(
-                Face(
-                    photo_id=photo.id,
-                    left=0,
-                    top=0,
-                    right=10,
-                    bottom=10,
-                    size=10,
-                    embedding=embedding_to_blob(v),
-                    person_id=people[int(k)].id,
-                    confirmed=True,
-                )
-            )
+            _photo_face(s, f"/lib/{i}.jpg", v, people[int(k)].id, encoder)
         return {k: p.id for k, p in people.items()}
 
 
@@ -393,32 +395,8 @@ def test_without_a_used_projection_nothing_is_placed_with_one(catalog: Catalog) 
 
 def _add_faces(catalog: Catalog, x: np.ndarray, first: int) -> list[int]:
     """New photos, one face each, in no person (as a scan writes them)."""
-    ids = []
     with catalog.session() as s:
-        for i, v in enumerate(x):
-            photo = Photo(
-                path=f"/lib/new{first + i}.jpg",
-                size=1,
-                mtime_ns=1,
-                status="ok",
-                encoder=ENCODER,
-                scanned_at=NOW,
-            )
-            s.add(photo)
-            s.flush()
-            face = Face(
-                photo_id=photo.id,
-                left=0,
-                top=0,
-                right=10,
-                bottom=10,
-                size=10,
-                embedding=embedding_to_blob(v),
-            )
-            s.add(face)
-            s.flush()
-            ids.append(face.id)
-    return ids
+        return [_photo_face(s, f"/lib/new{first + i}.jpg", v) for i, v in enumerate(x)]
 
 
 def test_cluster_places_new_faces_in_the_learned_space_and_never_moves_confirmed_faces(

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +61,7 @@ from photocluster.people.clustering import (
     place_faces,
 )
 from photocluster.people.params import ClusterParams
-from photocluster.people.projection import placing_projection
+from photocluster.people.projection import Projection, placing_projection
 from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 from photocluster.progress import NoProgress, Progress
 
@@ -292,14 +293,17 @@ def _plan_incremental(
     rejected: dict[int, set[int]],
     params: ClusterParams,
     last_face: int,
-    place_in: np.ndarray | None = None,
-) -> tuple[np.ndarray, int, np.ndarray]:
-    """New owner per face (existing ids, negative placeholders for new people, -1 for none).
-    ``place_in``: the faces in the learned space new faces are placed in (None: raw)."""
+    placing: Callable[[], Projection | None] = lambda: None,
+) -> tuple[np.ndarray, int, np.ndarray, str | None]:
+    """New owner per face (existing ids, negative placeholders for new people, -1 for none),
+    new faces that joined people, the faces left over, and the learned projection new faces
+    were placed with (``placing()``, asked only when there are new faces to place; None:
+    raw)."""
     owner = f.person.copy()
     unassigned = owner == -1
     new = unassigned & (f.ids > last_face)
     matched = 0
+    placed_with = None
     new_idx = np.nonzero(new)[0]
     photo_people: dict[int, set[int]] = defaultdict(set)
     for i in np.nonzero(owner != -1)[0].tolist():
@@ -318,7 +322,10 @@ def _plan_incremental(
         # person's.
         # In the space learned from the user's names when it placed their held-out faces
         # better (people.projection), else raw.
-        space = f.x if place_in is None else place_in
+        space = f.x
+        projection = placing()
+        if projection is not None:
+            space, placed_with = projection.transform(f.x), projection.method
         nearest = _nearest_faces(f, new_idx, space) if params.attach_share > 0 else None
         got = place_faces(
             space,
@@ -334,7 +341,7 @@ def _plan_incremental(
         matched = int((got != -1).sum())
     rest = np.nonzero(owner == -1)[0]
     if not new.any() or len(rest) < 2:
-        return owner, matched, rest[:0]
+        return owner, matched, rest[:0], placed_with
     # HDBSCAN's density is relative, so leftovers clustered alone would turn sparse noise into
     # people. Cluster everything for context: a cluster that is mostly leftovers is a new
     # person; leftovers in a cluster that is mostly one person's faces join that person (as a
@@ -354,7 +361,7 @@ def _plan_incremental(
                 for i, banned in zip(leftovers.tolist(), forbidden_for(leftovers), strict=True):
                     if person not in banned:
                         owner[i] = person
-    return owner, matched, rest
+    return owner, matched, rest, placed_with
 
 
 def _plan_full(
@@ -580,14 +587,8 @@ def _plan(
         owner, kept = _plan_full(f, rejected, params, set(people), keeps_faces)
         changes.faces_considered = int((~f.confirmed & ~kept).sum())
     else:
-        place_in = None
-        if ((f.person == -1) & (f.ids > last_face)).any():
-            placing = placing_projection(session)
-            if placing is not None:
-                place_in = placing.transform(f.x)
-                changes.placed_with = placing.method
-        owner, changes.matched_to_existing, rest = _plan_incremental(
-            f, rejected, params, last_face, place_in
+        owner, changes.matched_to_existing, rest, changes.placed_with = _plan_incremental(
+            f, rejected, params, last_face, functools.partial(placing_projection, session)
         )
         changes.faces_considered = changes.matched_to_existing + len(rest)
     progress.advance()

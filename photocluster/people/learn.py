@@ -624,7 +624,8 @@ def cross_validate_placement(
         rng = np.random.default_rng(seed)
         folds = max(3, folds)
         fold = _face_folds(labels, folds, rng)
-        held = raw_right = raw_wrong = right = wrong = 0
+        counts = np.zeros(4, dtype=np.int64)  # raw right, raw wrong, right, wrong
+        held = 0
         for k in range(folds):
             test = np.flatnonzero(fold == k)
             if not len(test):
@@ -633,13 +634,11 @@ def cross_validate_placement(
             owner = np.where(train, labels, -1)
             m = fit(method, x[train], labels[train], negatives, seed=seed)
             truth = labels[test]
-            for y, is_raw in ((x, True), (m.apply(x), False)):
-                got = place(y, owner, test)
-                ok = int(np.sum(got == truth))
-                bad = int(np.sum((got != -1) & (got != truth)))
-                if is_raw:
-                    raw_right, raw_wrong = raw_right + ok, raw_wrong + bad
-                else:
-                    right, wrong = right + ok, wrong + bad
+            raw, mapped = place(x, owner, test), place(m.apply(x), owner, test)
+            counts += [
+                np.sum(got == truth) if right else np.sum((got != -1) & (got != truth))
+                for got in (raw, mapped)
+                for right in (True, False)
+            ]
             held += len(test)
-        return PlacementScore(method, held, raw_right, raw_wrong, right, wrong)
+        return PlacementScore(method, held, *(int(c) for c in counts))

@@ -488,6 +488,12 @@ def _place(y: np.ndarray, owner: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return place_faces(y, owner, rows, ClusterParams())
 
 
+def places_better(score: PlacementScore) -> bool:
+    """The learned map places held-out faces better: more right, by more than ``MIN_GAIN`` of
+    those held out, and none more wrong (precision first)."""
+    return (score.gain or 0.0) > MIN_GAIN and score.wrong <= score.raw_wrong
+
+
 def _measure_placement(
     report: LearnReport,
     x: np.ndarray,
@@ -500,14 +506,12 @@ def _measure_placement(
     places new faces, and say so in ``report``."""
     score = cross_validate_placement(x, labels, negatives, method, _place, seed=seed)
     report.placement = score
-    gain = score.gain
-    if gain is None:
+    if score.gain is None:
         report.reason += " Too few faces per person to measure placing new faces: placed raw."
         return
-    report.places = gain > MIN_GAIN and score.wrong <= score.raw_wrong
-    held = score.held_out
+    report.places = places_better(score)
     figures = (
-        f"of {held} held-out confirmed faces it places {score.right} in their person "
+        f"of {score.held_out} held-out confirmed faces it places {score.right} in their person "
         f"({score.wrong} in another), the raw embedding {score.raw_right} ({score.raw_wrong})"
     )
     if report.places:
