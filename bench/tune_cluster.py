@@ -139,6 +139,7 @@ def main() -> None:
             "pair_distance": [0.0, 0.4, 0.45, 0.5],
             "split_share": [0.0, 0.1, 0.3],
             "merge_share": [0.0, 0.3, 0.4, 0.6, 0.7],
+            "verify_share": [0.0, 0.4, 0.6],
             "merge_distance": [0.4],
         }
         for key, values in grid.items():
@@ -156,6 +157,7 @@ def main() -> None:
         eject_distance=0.0,
         spread_ratio=0.0,
         attach_mutual=0,
+        verify_share=0.0,
     )
     for mcs, ms in ((5, 5), (6, 4), (4, 3)):
         row(
@@ -163,7 +165,7 @@ def main() -> None:
             sets,
             ClusterParams(min_cluster_size=mcs, min_samples=ms, **plain),  # type: ignore[arg-type]
         )
-    old = dict(spread_ratio=0.0, attach_share=0.0, attach_mutual=0)
+    old = dict(spread_ratio=0.0, attach_share=0.0, attach_mutual=0, verify_share=0.0)
     row("  round-1 rules (global)", sets, ClusterParams(**old))  # type: ignore[arg-type]
 
 

@@ -100,6 +100,12 @@ _ATTACH_MUTUAL_HELP = (
     f"{ATTACH_NEIGHBOURS} nearest (mutual nearest neighbours; 0 = never)."
 )
 AttachMutual = Annotated[int, typer.Option(help=_ATTACH_MUTUAL_HELP, min=0, max=ATTACH_NEIGHBOURS)]
+_VERIFY_SHARE_HELP = (
+    f"A group of faces is a person only when at least this share of its face pairs look like one "
+    f"person (within the same-person distance {SAME_PERSON}); otherwise its faces are left "
+    "unassigned (0 = never)."
+)
+VerifyShare = Annotated[float, typer.Option(help=_VERIFY_SHARE_HELP, min=0.0, max=1.0)]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -118,6 +124,7 @@ def build_params(
     spread_ratio: float = _D.spread_ratio,
     attach_share: float = _D.attach_share,
     attach_mutual: int = _D.attach_mutual,
+    verify_share: float = _D.verify_share,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -133,6 +140,7 @@ def build_params(
             spread_ratio=spread_ratio,
             attach_share=attach_share,
             attach_mutual=attach_mutual,
+            verify_share=verify_share,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -192,6 +200,9 @@ _AttachShareR = Annotated[
 _AttachMutualR = Annotated[
     int | None,
     typer.Option(help=_remembered(_ATTACH_MUTUAL_HELP), min=0, max=ATTACH_NEIGHBOURS),
+]
+_VerifyShareR = Annotated[
+    float | None, typer.Option(help=_remembered(_VERIFY_SHARE_HELP), min=0.0, max=1.0)
 ]
 _PARAMS = tuple(f.name for f in dataclasses.fields(ClusterParams))
 
@@ -345,6 +356,7 @@ def cluster_command(
     spread_ratio: _SpreadRatioR = None,
     attach_share: _AttachShareR = None,
     attach_mutual: _AttachMutualR = None,
+    verify_share: _VerifyShareR = None,
     defaults: _ClusterDefaults = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -363,7 +375,8 @@ def cluster_command(
     Built-in defaults: min cluster size {d.min_cluster_size}, min samples {d.min_samples},
     spread ratio {d.spread_ratio}, attach share {d.attach_share}, attach mutual
     {d.attach_mutual}, attach distance {d.attach_distance}, pair distance {d.pair_distance},
-    split share {d.split_share}, merge share {d.merge_share}, merge distance {merge_distance}.
+    split share {d.split_share}, merge share {d.merge_share}, verify share {d.verify_share},
+    merge distance {merge_distance}.
     Parameters you give are remembered; --defaults forgets them.
 
     --full re-clusters every face. Unnamed faces then group as in a fresh catalog (confirmed
@@ -647,6 +660,7 @@ def eval_command(
     spread_ratio: SpreadRatio = _D.spread_ratio,
     attach_share: AttachShare = _D.attach_share,
     attach_mutual: AttachMutual = _D.attach_mutual,
+    verify_share: VerifyShare = _D.verify_share,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -687,6 +701,7 @@ def eval_command(
         spread_ratio,
         attach_share,
         attach_mutual,
+        verify_share,
     )
     result = _scan_and_evaluate(labelled_dir, catalog, jobs, params, target_fmr, quiet)
     if as_json:

@@ -18,6 +18,7 @@ from photocluster.people.thresholds import (
     PAIR_DISTANCE,
     SPLIT_SHARE,
     SPREAD_RATIO,
+    VERIFY_SHARE,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class ClusterParams:
     attach_share: float = ATTACH_SHARE
     # ... or, beyond the spread, when this many of those count it among their nearest (0 = off)
     attach_mutual: int = ATTACH_MUTUAL
+    # a cluster is a person only when this share of its face pairs are within SAME_PERSON;
+    # otherwise its faces are left unassigned (0 = off)
+    verify_share: float = VERIFY_SHARE
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -68,6 +72,7 @@ class ClusterParams:
             "merge_share",
             "spread_ratio",
             "attach_share",
+            "verify_share",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
@@ -77,5 +82,7 @@ class ClusterParams:
             raise ValueError("merge share must be between 0 and 1")
         if self.attach_share > 1:
             raise ValueError("attach share must be between 0 and 1")
+        if self.verify_share > 1:
+            raise ValueError("verify share must be between 0 and 1")
         if not 0 <= self.attach_mutual <= ATTACH_NEIGHBOURS:
             raise ValueError(f"attach mutual must be between 0 and {ATTACH_NEIGHBOURS}")

@@ -59,6 +59,14 @@ size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-p
   17 % within their own 90th percentile); with the larger of the two limits, a cluster that
   kept a stranger joined another person at min samples 5 (precision 0.930; now 0.979).
 * ``MERGE_DISTANCE`` (centroid to centroid) is off: at 0.40 lfw-dev precision falls to 0.65.
+* ``VERIFY_SHARE`` 0.5: a cluster is a person only when at least half of its face pairs are
+  within SAME_PERSON (the pairs verification would call one person); otherwise its faces are
+  left unassigned. It changes nothing on the two whole sets (143 of their 144 people with 3+
+  photos have 54 % of their pairs within it or more). It is for the library of a few people
+  among many strangers: with 10 of lfw-dev's people among its 496 one-photo strangers, HDBSCAN
+  makes "people" of 27 different East-Asian men (median pair distance 0.58) and of 14 other
+  strangers, and precision is 0.554; with the step, 0.914 (30 people: 0.924 -> 0.937; 60:
+  0.968 -> 0.974; ``bench/crowd.py``).
 """
 
 from __future__ import annotations
@@ -106,6 +114,9 @@ OWN_PAIRS_PERCENTILE = 90
 # their own photos (OWN_PAIRS_PERCENTILE, capped at SAME_PERSON): a majority. Kept well above
 # SPLIT_SHARE, so a cut cluster is not joined again. See MERGE_SHARE above.
 MERGE_SHARE = 0.5
+# A cluster is kept as one person only when at least this share of its face pairs are within
+# SAME_PERSON: most of a person's photos verify as that person. See VERIFY_SHARE above.
+VERIFY_SHARE = 0.5
 # `find`: the verdict on a face that may belong to nobody in the catalog, asked as `cluster`
 # asks before a face joins a person (photocluster/people/find.py has the rule). Measured with
 # `uv run python bench/bench_find.py verdicts --catalog DB ../shared/faces --catalog DB

@@ -1,0 +1,113 @@
+"""A few people among many strangers: a family's library, where most faces appear once.
+
+From a scanned labelled catalog with many one-photo strangers (``--db``/``--root``, e.g. the
+scan of ../shared/lfw-dev: 100 people with 6-12 photos among 496 one-photo strangers), each
+trial keeps ``k`` random people (``--people``, every photo of theirs) and every one-photo
+stranger, with every face of those photos (other faces in a photo are clustered too, as in the
+catalog; two faces of one photo never share a person), and clusters them with the defaults, with
+one step off (``--param``, default ``verify_share``, set to 0) and with every ``--values`` value
+of it. Each labelled photo is scored on its face most like its label's one-face photos (as
+`eval` scores); each stranger is its own identity.
+
+HDBSCAN's clusters are relative to the library: with few people, the densest pocket of strangers
+is as stable as a person, so the whole set (100 people) hides what a family's library shows.
+
+Prints, per ``k`` and setting, over ``--trials`` draws: mean and worst pairwise precision, mean
+recall and F, the share of strangers left alone, and the most different strangers one "person"
+held. Asserts nothing.
+
+    uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev
+    uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev \\
+        --param verify_share --values 0.4 0.6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from small_catalogs import settings_to_try
+from synth_faces import labelled_set
+
+from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers
+from photocluster.people.clustering import cluster_embeddings
+from photocluster.people.params import ClusterParams
+
+
+def most_strangers(truth: np.ndarray, labels: np.ndarray, strangers: np.ndarray) -> int:
+    """The most different one-photo strangers held by one cluster."""
+    held = (labels >= 0) & np.isin(truth, strangers)
+    if not held.any():
+        return 0
+    pairs = np.unique(np.stack([labels[held], truth[held]], axis=1), axis=0)
+    return int(np.bincount(pairs[:, 0]).max())
+
+
+def trial(
+    s, people: np.ndarray, strangers: np.ndarray, settings: dict[str, ClusterParams]
+) -> dict[str, tuple[float, float, float, float, int]]:
+    """One library: ``people`` and every stranger; per setting P, R, F, left alone, most."""
+    keep = np.isin(s.truth, people) | np.isin(s.truth, strangers)
+    scored = s.idx[keep]
+    rows = np.flatnonzero(np.isin(s.groups, np.unique(s.groups[scored])))
+    position = np.full(len(s.x), -1)
+    position[rows] = np.arange(len(rows))
+    truth = s.truth[keep]
+    out = {}
+    for name, params in settings.items():
+        labels = cluster_embeddings(s.x[rows], params, s.groups[rows])[position[scored]]
+        q = pairwise_prf(truth, labels)
+        _, alone = people_and_strangers(truth, labels)
+        share = alone.left_alone_share if alone.left_alone_share is not None else 1.0
+        out[name] = (q.precision, q.recall, q.f, share, most_strangers(truth, labels, strangers))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", required=True, help="scanned labelled catalog")
+    ap.add_argument("--root", required=True, help="its labelled folder")
+    ap.add_argument("--people", type=int, nargs="+", default=[10, 30, 60])
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--param", default="verify_share")
+    ap.add_argument("--values", type=float, nargs="*", default=[])
+    args = ap.parse_args()
+    s = labelled_set(args.db, args.root)
+    per = np.bincount(s.truth)
+    strangers = np.flatnonzero(per == 1)
+    multi = np.flatnonzero(per >= 2)
+    print(f"{args.db}: {len(multi)} people with 2+ photos, {len(strangers)} one-photo strangers")
+    if len(strangers) < 50:
+        print("too few one-photo strangers for a crowd (this set has no crowd to test)")
+        return
+    settings = settings_to_try(args.param, args.values)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for k in args.people:
+        k = min(k, len(multi))
+        got: dict[str, list[tuple[float, float, float, float, int]]] = {n: [] for n in settings}
+        for _ in range(args.trials):
+            for name, score in trial(
+                s, rng.choice(multi, k, replace=False), strangers, settings
+            ).items():
+                got[name].append(score)
+        print(f"{k} people among all {len(strangers)} strangers ({args.trials} draws):")
+        for name, scores in got.items():
+            a = np.array(scores, dtype=float)
+            print(
+                f"  {name:<22} P {a[:, 0].mean():.3f} (worst {a[:, 0].min():.3f})"
+                f"  R {a[:, 1].mean():.3f}  F {a[:, 2].mean():.3f}"
+                f"  strangers alone {a[:, 3].mean():.1%}"
+                f"  most strangers in one person {int(a[:, 4].max())}"
+            )
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
