@@ -86,6 +86,7 @@ _STEPS = {
         "eject_outliers",
         "eject_beyond_spread",
         "merge_alike_clusters",
+        "dissolve_unlike_clusters",
         "own_pairs",
         "_cross_share",
         "enforce_cannot_link",
