@@ -614,7 +614,8 @@ def dissolve_unlike_clusters(
     East-Asian men and another of 14 strangers: most of their pairs are further apart than any
     two photos of one person usually are (median 0.58-0.62), while 143 of the 144 people with
     three photos or more in the two labelled sets have at least 54 % of their pairs within
-    ``SAME_PERSON`` (and the clusters made of the one at 29 % pass). A cap, not a
+    ``SAME_PERSON`` (the one at 29 % passes as clustered in its whole set, not always in a
+    smaller library: README, "A family's library"). A cap, not a
     neighbourhood rule: it never joins faces, only refuses a group no verification would
     accept. The dissolved faces stay leftovers, so the later steps (attach, pairs) may still
     place each one by its own neighbourhood. Shares are measured on at most ``_MERGE_SAMPLE``
