@@ -12,6 +12,7 @@ import shutil
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,6 +159,39 @@ def test_a_cluster_is_a_person_only_when_most_of_its_pairs_verify() -> None:
 
 
 @pytest.mark.dlib
+def _scanned(tmp_path: Path, folders: list[Path], cluster: bool = False) -> list[Any]:
+    """Copies of ``folders`` scanned into a new catalog as `scan` does (through ONNX Runtime
+    when it can be had: dlib's own descriptor takes ten times longer), clustered when asked:
+    each face's photo path, photo id, person id, size and embedding."""
+    import functools
+
+    from photocluster.catalog.db import open_catalog
+    from photocluster.ingest.backends import make_encoder
+    from photocluster.ingest.onnx_encoder import choose_encoder
+    from photocluster.ingest.scan import ScanOptions, scan
+
+    root = tmp_path / "library"
+    for folder in folders:
+        shutil.copytree(folder, root / folder.name)
+    choice = choose_encoder("auto")
+    factory = functools.partial(make_encoder, backend=choice.backend, onnx_path=choice.onnx_path)
+    catalog = open_catalog(str(tmp_path / "catalog.sqlite3"))
+    try:
+        scan(catalog, ScanOptions(str(root), jobs=2, encoder_factory=factory))
+        if cluster:
+            cluster_catalog(catalog, ClusterOptions())
+        with catalog.session() as s:
+            return list(
+                s.execute(
+                    select(
+                        Photo.path, Face.photo_id, Face.person_id, Face.size, Face.embedding
+                    ).join(Face, Face.photo_id == Photo.id)
+                ).all()
+            )
+    finally:
+        catalog.close()
+
+
 def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
     """lfw-dev's one-photo strangers alone: HDBSCAN makes one "person" of many different
     East-Asian men; the verification test leaves none with more than a few strangers."""
@@ -168,31 +202,9 @@ def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
     )
     if len(strangers) < 400:
         pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
-    import functools
-
-    from photocluster.catalog.db import open_catalog
     from photocluster.catalog.embeddings import blobs_to_matrix
-    from photocluster.ingest.backends import make_encoder
-    from photocluster.ingest.onnx_encoder import choose_encoder
-    from photocluster.ingest.scan import ScanOptions, scan
 
-    root = tmp_path / "library"
-    for d in strangers:
-        shutil.copytree(d, root / d.name)
-    # 496 photos: through ONNX Runtime as `scan` does (dlib's own descriptor takes 10x longer)
-    choice = choose_encoder("auto")
-    factory = functools.partial(make_encoder, backend=choice.backend, onnx_path=choice.onnx_path)
-    catalog = open_catalog(str(tmp_path / "catalog.sqlite3"))
-    try:
-        scan(catalog, ScanOptions(str(root), jobs=2, encoder_factory=factory))
-        with catalog.session() as s:
-            rows = s.execute(
-                select(Photo.path, Face.photo_id, Face.embedding).join(
-                    Face, Face.photo_id == Photo.id
-                )
-            ).all()
-    finally:
-        catalog.close()
+    rows = _scanned(tmp_path, strangers)
     x = blobs_to_matrix([r.embedding for r in rows])
     groups = np.array([r.photo_id for r in rows])
     folder = [Path(r.path).parent.name for r in rows]
@@ -310,27 +322,11 @@ LFW_STRANGERS = [
 def test_real_dense_population_from_lfw_dev_is_not_chained(tmp_path: Path) -> None:
     if not all((LFW_DEV / n).is_dir() for n in LFW_PEOPLE + LFW_STRANGERS):
         pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
-    from photocluster.catalog.db import open_catalog
     from photocluster.catalog.embeddings import blobs_to_matrix
-    from photocluster.ingest.scan import ScanOptions, scan
 
-    root = tmp_path / "library"
-    for name in LFW_PEOPLE + LFW_STRANGERS:
-        shutil.copytree(LFW_DEV / name, root / name)
-    catalog = open_catalog(str(tmp_path / "catalog.sqlite3"))
-    try:
-        scan(catalog, ScanOptions(str(root), jobs=2))
-        cluster_catalog(catalog, ClusterOptions())
-        with catalog.session() as s:
-            rows = s.execute(
-                select(Photo.path, Face.person_id, Face.size, Face.embedding).join(
-                    Face, Face.photo_id == Photo.id
-                )
-            ).all()
-    finally:
-        catalog.close()
+    rows = _scanned(tmp_path, [LFW_DEV / n for n in LFW_PEOPLE + LFW_STRANGERS], cluster=True)
     largest: dict[str, tuple[int, int | None, bytes]] = {}
-    for path, person, size, blob in rows:  # the labelled face: the largest of each photo
+    for path, _photo, person, size, blob in rows:  # the labelled face: the largest of each photo
         if path not in largest or size > largest[path][0]:
             largest[path] = (size, person, blob)
     label = [Path(p).parent.name for p in largest]
