@@ -87,6 +87,7 @@ _STEPS = {
         "eject_beyond_spread",
         "merge_alike_clusters",
         "dissolve_unlike_clusters",
+        "dissolve_unseparated_clusters",
         "own_pairs",
         "_cross_share",
         "enforce_cannot_link",

@@ -140,6 +140,7 @@ def main() -> None:
             "split_share": [0.0, 0.1, 0.3],
             "merge_share": [0.0, 0.3, 0.4, 0.6, 0.7],
             "verify_share": [0.0, 0.4, 0.6],
+            "separation": [0.0, 0.85, 0.95, 1.0],
             "merge_distance": [0.4],
         }
         for key, values in grid.items():
@@ -158,6 +159,7 @@ def main() -> None:
         spread_ratio=0.0,
         attach_mutual=0,
         verify_share=0.0,
+        separation=0.0,
     )
     for mcs, ms in ((5, 5), (6, 4), (4, 3)):
         row(
@@ -165,7 +167,9 @@ def main() -> None:
             sets,
             ClusterParams(min_cluster_size=mcs, min_samples=ms, **plain),  # type: ignore[arg-type]
         )
-    old = dict(spread_ratio=0.0, attach_share=0.0, attach_mutual=0, verify_share=0.0)
+    old = dict(
+        spread_ratio=0.0, attach_share=0.0, attach_mutual=0, verify_share=0.0, separation=0.0
+    )
     row("  round-1 rules (global)", sets, ClusterParams(**old))  # type: ignore[arg-type]
 
 

@@ -29,6 +29,7 @@ from photocluster.people.clustering import (
     attach_noise,
     cluster_embeddings,
     dissolve_unlike_clusters,
+    dissolve_unseparated_clusters,
     hdbscan_labels,
     merge_alike_clusters,
     spreads,
@@ -41,6 +42,7 @@ from photocluster.people.thresholds import (
     MERGE_SHARE,
     MUTUAL_MIN_FACES,
     SAME_PERSON,
+    SEPARATION,
     SPREAD_RATIO,
     VERIFY_SHARE,
 )
@@ -158,6 +160,29 @@ def test_a_cluster_is_a_person_only_when_most_of_its_pairs_verify() -> None:
     assert (dissolve_unlike_clusters(x, labels, within)[6:12] == 1).all()
 
 
+def test_a_cluster_is_a_person_only_when_its_faces_are_nearer_one_another_than_the_crowd() -> None:
+    """A patch of a crowd (faces as near the crowd around them as to one another) is not one
+    person, however many of its pairs verify; a person apart from the faces around them is."""
+    rng = np.random.default_rng(6)
+    centre = _unit(rng) * 0.75
+    person = _unit(rng) * 0.75 + rng.normal(scale=0.2 / np.sqrt(128), size=(6, 128))
+    crowd = np.array([centre + 0.36 * _unit(rng) for _ in range(40)])  # pairs ~0.51
+    x = np.vstack([person, crowd])
+    labels = np.full(len(x), -1)
+    labels[:6] = 0  # the person
+    labels[6:11] = 1  # five faces of the crowd taken for a person
+    labels[11:13] = 2  # two faces of the crowd: the pair steps decide those
+    d = np.linalg.norm(x[6:11][:, None] - x[6:11][None], axis=2)[np.triu_indices(5, 1)]
+    assert (d <= SAME_PERSON).mean() >= VERIFY_SHARE  # the premise: most of its pairs verify
+    assert (dissolve_unlike_clusters(x, labels, VERIFY_SHARE) == labels).all()
+    nearest = NearestFaces(x, ATTACH_NEIGHBOURS)
+    out = dissolve_unseparated_clusters(x, labels, SEPARATION, nearest)
+    assert (out[:6] == 0).all()  # each face's nearest faces are all the person's: apart
+    assert (out[6:11] == -1).all()  # its faces are as near the crowd as one another
+    assert (out[11:13] == 2).all() and (out[13:] == -1).all()
+    assert (dissolve_unseparated_clusters(x, labels, 0.0, nearest) == labels).all()  # 0 = off
+
+
 @pytest.mark.dlib
 def _scanned(tmp_path: Path, folders: list[Path], cluster: bool = False) -> list[Any]:
     """Copies of ``folders`` scanned into a new catalog as `scan` does (through ONNX Runtime
@@ -194,7 +219,8 @@ def _scanned(tmp_path: Path, folders: list[Path], cluster: bool = False) -> list
 
 def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
     """lfw-dev's one-photo strangers alone: HDBSCAN makes one "person" of many different
-    East-Asian men; the verification test leaves none with more than a few strangers."""
+    East-Asian men; the verification test leaves none with more than a few strangers, and the
+    separation test leaves almost no such small group."""
     strangers = (
         sorted(d for d in LFW_DEV.glob("*") if d.is_dir() and len(list(d.iterdir())) == 1)
         if LFW_DEV.is_dir()
@@ -209,17 +235,31 @@ def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
     groups = np.array([r.photo_id for r in rows])
     folder = [Path(r.path).parent.name for r in rows]
 
-    def most_strangers(labels: np.ndarray) -> int:
-        held: dict[int, set[str]] = {}
+    def held(labels: np.ndarray) -> list[int]:
+        """Per cluster, how many different strangers it holds."""
+        by: dict[int, set[str]] = {}
         for c, name in zip(labels.tolist(), folder, strict=True):
             if c >= 0:
-                held.setdefault(c, set()).add(name)
-        return max((len(v) for v in held.values()), default=0)
+                by.setdefault(c, set()).add(name)
+        return [len(v) for v in by.values()]
+
+    def most_strangers(labels: np.ndarray) -> int:
+        return max(held(labels), default=0)
+
+    def clumps(labels: np.ndarray) -> int:
+        """Clusters holding three different strangers or more."""
+        return sum(n >= 3 for n in held(labels))
 
     # the premise: without the test one "person" holds ten or more different strangers
     assert most_strangers(cluster_embeddings(x, ClusterParams(verify_share=0), groups)) >= 10
     # with it, what remains are small groups of look-alikes (at most a minimal cluster)
-    assert most_strangers(cluster_embeddings(x, ClusterParams(), groups)) <= 4
+    assert most_strangers(cluster_embeddings(x, ClusterParams(separation=0), groups)) <= 4
+
+    # the premise: several such small groups pass the verification test (most pairs verify)
+    assert clumps(cluster_embeddings(x, ClusterParams(separation=0), groups)) >= 3
+    # the separation test leaves at most one: their faces are as near the crowd as each other
+    labels = cluster_embeddings(x, ClusterParams(), groups)
+    assert clumps(labels) <= 1 and most_strangers(labels) <= 4
 
 
 def _tight_person_and_stranger(seed: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

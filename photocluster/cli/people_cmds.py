@@ -106,6 +106,12 @@ _VERIFY_SHARE_HELP = (
     "unassigned (0 = never)."
 )
 VerifyShare = Annotated[float, typer.Option(help=_VERIFY_SHARE_HELP, min=0.0, max=1.0)]
+_SEPARATION_HELP = (
+    "A group of faces is a person only when its faces are nearer one another than to the faces "
+    "around them: per face, the distance to its nearest face in the group over the distance to "
+    "its nearest face outside it; the median over the group at most this (0 = never test)."
+)
+Separation = Annotated[float, typer.Option(help=_SEPARATION_HELP, min=0.0, max=1.0)]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -125,6 +131,7 @@ def build_params(
     attach_share: float = _D.attach_share,
     attach_mutual: int = _D.attach_mutual,
     verify_share: float = _D.verify_share,
+    separation: float = _D.separation,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -141,6 +148,7 @@ def build_params(
             attach_share=attach_share,
             attach_mutual=attach_mutual,
             verify_share=verify_share,
+            separation=separation,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -203,6 +211,9 @@ _AttachMutualR = Annotated[
 ]
 _VerifyShareR = Annotated[
     float | None, typer.Option(help=_remembered(_VERIFY_SHARE_HELP), min=0.0, max=1.0)
+]
+_SeparationR = Annotated[
+    float | None, typer.Option(help=_remembered(_SEPARATION_HELP), min=0.0, max=1.0)
 ]
 _PARAMS = tuple(f.name for f in dataclasses.fields(ClusterParams))
 
@@ -357,6 +368,7 @@ def cluster_command(
     attach_share: _AttachShareR = None,
     attach_mutual: _AttachMutualR = None,
     verify_share: _VerifyShareR = None,
+    separation: _SeparationR = None,
     defaults: _ClusterDefaults = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -376,7 +388,7 @@ def cluster_command(
     spread ratio {d.spread_ratio}, attach share {d.attach_share}, attach mutual
     {d.attach_mutual}, attach distance {d.attach_distance}, pair distance {d.pair_distance},
     split share {d.split_share}, merge share {d.merge_share}, verify share {d.verify_share},
-    merge distance {merge_distance}.
+    separation {d.separation}, merge distance {merge_distance}.
     Parameters you give are remembered; --defaults forgets them.
 
     --full re-clusters every face. Unnamed faces then group as in a fresh catalog (confirmed
@@ -661,6 +673,7 @@ def eval_command(
     attach_share: AttachShare = _D.attach_share,
     attach_mutual: AttachMutual = _D.attach_mutual,
     verify_share: VerifyShare = _D.verify_share,
+    separation: Separation = _D.separation,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -702,6 +715,7 @@ def eval_command(
         attach_share,
         attach_mutual,
         verify_share,
+        separation,
     )
     result = _scan_and_evaluate(labelled_dir, catalog, jobs, params, target_fmr, quiet)
     if as_json:

@@ -16,6 +16,7 @@ from photocluster.people.thresholds import (
     MERGE_DISTANCE,
     MERGE_SHARE,
     PAIR_DISTANCE,
+    SEPARATION,
     SPLIT_SHARE,
     SPREAD_RATIO,
     VERIFY_SHARE,
@@ -53,6 +54,9 @@ class ClusterParams:
     # a cluster is a person only when this share of its face pairs are within SAME_PERSON;
     # otherwise its faces are left unassigned (0 = off)
     verify_share: float = VERIFY_SHARE
+    # ... and only when its faces are nearer one another than to the faces around them: the
+    # median over its faces of (nearest member / nearest other face) at most this (0 = off)
+    separation: float = SEPARATION
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -73,6 +77,7 @@ class ClusterParams:
             "spread_ratio",
             "attach_share",
             "verify_share",
+            "separation",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
@@ -84,5 +89,7 @@ class ClusterParams:
             raise ValueError("attach share must be between 0 and 1")
         if self.verify_share > 1:
             raise ValueError("verify share must be between 0 and 1")
+        if self.separation > 1:
+            raise ValueError("separation must be between 0 and 1")
         if not 0 <= self.attach_mutual <= ATTACH_NEIGHBOURS:
             raise ValueError(f"attach mutual must be between 0 and {ATTACH_NEIGHBOURS}")
