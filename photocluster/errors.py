@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class PhotoclusterError(Exception):
     """A user-facing error: the message says what happened and what to do next."""
@@ -13,6 +15,15 @@ class NotFound(PhotoclusterError):
 
 class CatalogError(PhotoclusterError):
     """The catalog cannot be opened, reached or upgraded."""
+
+
+class NoCatalog(CatalogError):
+    """A command that never starts a catalog was pointed at a SQLite file that does not exist
+    (or is empty)."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class Interrupted(PhotoclusterError):

@@ -14,7 +14,7 @@ from photocluster.catalog.db import open_catalog, table_names, to_url
 from photocluster.catalog.embeddings import blob_to_embedding, blobs_to_matrix, embedding_to_blob
 from photocluster.catalog.migrate import current_revision, head_revision
 from photocluster.catalog.models import Base
-from photocluster.errors import CatalogError
+from photocluster.errors import CatalogError, NoCatalog
 from photocluster.settings import Settings, resolve_db
 
 
@@ -110,6 +110,34 @@ def test_uncreatable_catalog_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(CatalogError, match="Cannot create the catalog folder"):
         open_catalog(str(blocker / "sub" / "cat.sqlite3"))
+
+
+def test_without_create_a_missing_or_empty_sqlite_catalog_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "cat.sqlite3"
+    with pytest.raises(NoCatalog, match=r"No catalog at .*scan a folder into it first") as info:
+        open_catalog(str(missing), create=False)
+    assert info.value.path == missing and list(tmp_path.iterdir()) == []
+    missing.touch()
+    with pytest.raises(NoCatalog, match=r"\(the file is empty\)"):
+        open_catalog(str(missing), create=False)
+    assert missing.stat().st_size == 0
+    # a missing folder is said as such (unless it is one made on first use)
+    deep = tmp_path / "typo" / "cat.sqlite3"
+    with pytest.raises(CatalogError, match="does not exist"):
+        open_catalog(str(deep), create=False, create_folder=False)
+    with pytest.raises(NoCatalog):
+        open_catalog(str(deep), create=False, create_folder=True)
+    assert not (tmp_path / "typo").exists()
+    open_catalog(str(missing)).close()  # create=True (the default) starts it
+    open_catalog(str(missing), create=False).close()
+
+
+def test_without_create_an_empty_postgresql_database_still_gets_the_schema(pg_url: str) -> None:
+    cat = open_catalog(pg_url, create=False)  # how a shared catalog starts: `status` on it
+    try:
+        assert current_revision(cat.engine) == head_revision()
+    finally:
+        cat.close()
 
 
 def test_postgresql_catalog_is_created_and_migrated(pg_url: str) -> None:

@@ -580,17 +580,112 @@ def test_a_db_in_a_missing_folder_is_refused_and_nothing_is_created(
     assert "does not exist" in _one_line_error(result)
 
 
-def test_a_new_catalog_is_announced_and_the_default_folder_created(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+# Every command but `scan` (which starts catalogs), with arguments that would do something.
+_NEVER_START_A_CATALOG = [
+    ["status"],
+    ["status", "--failed"],
+    ["cluster"],
+    ["cluster", "--dry-run"],
+    ["people"],
+    ["show", "1"],
+    ["name"],
+    ["rename", "1", "Ada"],
+    ["merge", "1", "--into", "2"],
+    ["reject", "1"],
+    ["assign", "1", "--to", "Ada"],
+    ["hide", "1"],
+    ["unhide", "1"],
+    ["undo"],
+    ["log"],
+    ["export", "DEST"],
+    ["export-xmp", "--dry-run"],
+    ["import-xmp", "LIB"],
+    ["report"],
+    ["find", "PHOTO"],
+    ["index"],
+    ["tune"],
+    ["learn"],
+    ["learn", "--report"],
+    ["suggestions"],
+]
+
+
+def test_every_command_but_scan_is_covered_by_the_missing_catalog_test() -> None:
+    from photocluster.cli.commands import command_modules
+
+    covered = {args[0] for args in _NEVER_START_A_CATALOG}
+    # scan starts catalogs; eval scans into a catalog of its own; compare reads none; review
+    # serves a page (tests/test_review_cli.py refuses a missing catalog there)
+    assert set(command_modules()) - covered == {"scan", "eval", "compare", "review"}
+
+
+@pytest.mark.parametrize("args", _NEVER_START_A_CATALOG, ids=" ".join)
+def test_a_command_that_never_starts_a_catalog_refuses_a_missing_one_and_creates_nothing(
+    args: list[str], tmp_path: Path, fake_log: Path, fake_dlib: None
+) -> None:
+    lib = _library(tmp_path / "lib", 2)
+    where = tmp_path / "typo"
+    where.mkdir()
+    db = where / "nope.sqlite3"
+    named = {"DEST": str(tmp_path / "dest"), "LIB": str(lib), "PHOTO": str(lib / "p000.png")}
+    line = _one_line_error(runner.invoke(app, [named.get(a, a) for a in args] + ["--db", str(db)]))
+    assert line == (
+        f"Error: No catalog at {db}: scan a folder into it first "
+        f"(photocluster scan FOLDER --db {db})."
+    )
+    assert list(where.iterdir()) == [], "a file was created beside the missing catalog"
+    assert not (tmp_path / "dest").exists() and calls(fake_log) == 0
+    # so is one named by PHOTOCLUSTER_DB, and an empty file (which stays empty)
+    result = runner.invoke(app, [named.get(a, a) for a in args], env={"PHOTOCLUSTER_DB": str(db)})
+    assert f"No catalog at {db}: " in _one_line_error(result)
+    db.touch()
+    line = _one_line_error(runner.invoke(app, [named.get(a, a) for a in args] + ["--db", str(db)]))
+    assert f"No catalog at {db} (the file is empty): scan a folder into it first" in line
+    assert [p.name for p in where.iterdir()] == ["nope.sqlite3"] and db.stat().st_size == 0
+
+
+def test_scan_starts_the_catalog_the_others_then_read(
+    tmp_path: Path, fake_log: Path, fake_dlib: None
+) -> None:
+    lib = _library(tmp_path / "lib", 4)
+    db = tmp_path / "new.sqlite3"
+    result = runner.invoke(app, ["scan", str(lib), "--db", str(db), "-j", "1", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert f"New catalog: {db}" in result.stderr and calls(fake_log) == 4
+    result = runner.invoke(app, ["status", "--db", str(db)])
+    assert result.exit_code == 0 and "Photos: 4" in result.stdout and result.stderr == ""
+    # a sqlite:/// URL is a SQLite file too
+    missing = tmp_path / "other.sqlite3"
+    line = _one_line_error(runner.invoke(app, ["people", "--db", f"sqlite:///{missing}"]))
+    assert f"No catalog at {missing}: " in line and not missing.exists()
+
+
+def test_status_on_an_empty_postgresql_database_creates_the_schema(pg_url: str) -> None:
+    # README "Large libraries": an empty database is how a shared catalog starts
+    result = runner.invoke(app, ["status", "--db", pg_url])
+    assert result.exit_code == 0, result.stderr
+    assert "Photos: 0" in result.stdout and "run `photocluster scan DIR` first" in result.stdout
+    assert runner.invoke(app, ["people", "--db", pg_url]).exit_code == 0
+
+
+def test_the_default_catalog_is_started_by_scan_not_by_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_dlib: None
 ) -> None:
     home = tmp_path / "home" / "photocluster"
     monkeypatch.setenv("PHOTOCLUSTER_HOME", str(home))
     monkeypatch.delenv("PHOTOCLUSTER_DB", raising=False)
-    result = runner.invoke(app, ["status"])
+    line = _one_line_error(runner.invoke(app, ["status"]))
+    assert line == (
+        f"Error: No catalog at {home / 'catalog.sqlite3'} yet: scan a folder into it first "
+        "(photocluster scan FOLDER)."
+    )
+    assert not home.exists(), "status made the default catalog's folder"
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["scan", str(tmp_path / "empty"), "-q"])
     assert result.exit_code == 0, result.stderr
     assert result.stderr.strip() == f"New catalog: {home / 'catalog.sqlite3'}"
     again = runner.invoke(app, ["status"])
-    assert again.exit_code == 0 and again.stderr == ""
+    assert again.exit_code == 0 and again.stderr == "" and "Photos: 0" in again.stdout
     folder_db = tmp_path / "a-folder"
     folder_db.mkdir()
     assert "is a folder" in _one_line_error(runner.invoke(app, ["status", "--db", str(folder_db)]))

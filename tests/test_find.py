@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from photocluster.catalog.db import Catalog
+from photocluster.catalog.db import Catalog, open_catalog
 from photocluster.catalog.models import Face, Person, Photo
 from photocluster.cli import app
 from photocluster.errors import PhotoclusterError
@@ -246,9 +246,13 @@ def test_cli_find_failures_exit_1_with_a_message(
     empty = make_photo(tmp_path / "new" / "wall.png", [])
     result = runner.invoke(app, ["find", str(empty), "--db", db_path])
     assert result.exit_code == 1 and "No face found" in result.stderr and result.stdout == ""
-    other = str(tmp_path / "other.sqlite3")
+    other = tmp_path / "other.sqlite3"
     photo = make_photo(tmp_path / "new" / "ada.png", [("ada", (30, 40, 50))])
-    result = runner.invoke(app, ["find", str(photo), "--db", other])
+    result = runner.invoke(app, ["find", str(photo), "--db", str(other)])
+    assert result.exit_code == 1 and f"No catalog at {other}" in result.stderr
+    assert not other.exists()
+    open_catalog(str(other)).close()  # an empty catalog
+    result = runner.invoke(app, ["find", str(photo), "--db", str(other)])
     assert result.exit_code == 1 and "no faces to compare" in result.stderr
 
 

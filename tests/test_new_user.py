@@ -84,9 +84,14 @@ def test_the_sample_photos_go_into_a_demo_catalog_and_the_default_stays_untouche
     with contextlib.closing(open_catalog(demo)) as cat, cat.session() as s:
         paths = list(s.scalars(select(Photo.path)))
     assert paths and all(p.startswith(str(SAMPLE_DATA)) for p in paths)
-    # status on the default catalog still says it is empty
+    # the default catalog does not exist yet: status says so, points to the demo, creates nothing
     result = runner.invoke(app, ["status"])
-    assert "Photos: 0" in result.stdout
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"Error: No catalog at {default_db()} yet: scan a folder into it first (photocluster "
+        f"scan FOLDER). The sample photos are in the demo catalog: add --db {demo}"
+    )
+    assert not Path(default_db()).exists()
 
 
 def test_the_sample_library_is_recognised_by_its_marker_not_by_its_name(

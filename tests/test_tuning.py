@@ -104,7 +104,8 @@ def test_tune_command_prints_a_table_and_json(tmp_path: Path, db_path: str, fake
     assert data["faces"] == 13 and data["rows"][0]["people"] == 2
 
 
-def test_tune_bad_input_is_a_clear_error(tmp_path: Path, db_path: str) -> None:
+def test_tune_bad_input_is_a_clear_error(tmp_path: Path, db_path: str, catalog: Catalog) -> None:
+    # an empty catalog (a missing one is refused as by every command that reads)
     result = runner.invoke(app, ["tune", "--db", db_path, "--sizes", "two"])
     assert result.exit_code == 1 and "comma-separated numbers" in result.stderr
     result = runner.invoke(app, ["tune", "--db", db_path, "--sizes", "1"])

@@ -8,9 +8,10 @@ back: photocluster writers run one at a time, readers never wait. SQLite: an exc
 PostgreSQL: an advisory lock per catalog schema, on a connection of its own (both in
 :mod:`photocluster.catalog.lock`).
 
-A catalog that is damaged, not a database, read-only (for a writer) or in a folder that does
-not exist is refused when it is opened, with a :class:`CatalogError` that says what to do; the
-same SQLite errors met later (damage found mid-run) become a ``CatalogError`` too.
+A catalog that is damaged, not a database, read-only (for a writer), in a folder that does
+not exist, or (for a caller that never starts one: ``create=False``) missing, is refused when it
+is opened, with a :class:`CatalogError` that says what to do; the same SQLite errors met later
+(damage found mid-run) become a ``CatalogError`` too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from photocluster.catalog.sqlite_file import (
     check_sqlite_file,
     damaged,
     newest_revision,
+    no_catalog,
+    no_folder,
     not_a_catalog,
     to_url,
 )
@@ -230,7 +233,17 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
-def create_catalog_engine(db: str, *, create_folder: bool = True) -> Engine:
+def _file_size(path: Path) -> int | None:
+    """The file's size; None when there is none (nor, perhaps, its folder)."""
+    try:
+        return path.stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def create_catalog_engine(db: str, *, create: bool = True, create_folder: bool = True) -> Engine:
+    """An engine for the catalog ``db``; see :func:`open_catalog` for ``create`` and
+    ``create_folder`` (SQLite only: a server URL is always taken as it is)."""
     url = to_url(db)
     try:
         parsed = make_url(url)
@@ -241,13 +254,14 @@ def create_catalog_engine(db: str, *, create_folder: bool = True) -> Engine:
         if path is not None:
             if path.exists():
                 check_sqlite_file(path)
-            elif not path.parent.is_dir():
+            if not create and (size := _file_size(path)) in (None, 0):
+                # checked before the folder is made: a refused command leaves nothing behind
+                if size is None and not create_folder and not path.parent.is_dir():
+                    raise no_folder(path)
+                raise no_catalog(path, empty=size == 0)
+            if not path.exists() and not path.parent.is_dir():
                 if not create_folder:
-                    raise CatalogError(
-                        f"There is no catalog at {path}: its folder {path.parent} does not exist "
-                        "(a typo, or a drive that is not mounted?). To start a new catalog "
-                        f"there, create the folder first: mkdir -p '{path.parent}'"
-                    )
+                    raise no_folder(path)
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -298,6 +312,7 @@ def open_catalog(
     db: str,
     *,
     migrate: bool = True,
+    create: bool = True,
     create_folder: bool = True,
     write: bool = False,
     verify: bool = False,
@@ -305,12 +320,16 @@ def open_catalog(
 ) -> Catalog:
     """Open (creating if needed) the catalog at ``db`` and upgrade its schema to the newest.
 
+    ``create``: start a new SQLite catalog when the file does not exist or is empty; else
+    refuse it with :class:`NoCatalog` (for commands that never start one: a typo or an
+    unmounted drive must not become an empty catalog). A server URL is opened either way: an
+    empty database is how a shared catalog starts.
     ``create_folder``: make a missing folder for a new SQLite catalog (else refuse).
     ``write``: refuse a catalog this process cannot write (the command would change it).
     ``verify``: SQLite's quick check of every page first (before long work).
     ``on_wait``: told who holds the catalog's write lock when a writer of this catalog waits.
     """
-    engine = create_catalog_engine(db, create_folder=create_folder)
+    engine = create_catalog_engine(db, create=create, create_folder=create_folder)
     path = (
         _sqlite_path(engine.url.render_as_string(hide_password=False))
         if (engine.dialect.name == "sqlite")

@@ -1,6 +1,7 @@
 """A SQLite catalog file checked with the standard library alone (no SQLAlchemy, so `status`
 can use it at start-up): its URL (:func:`to_url`), the file's header, a file shorter than its
-header says, the errors that say so, and the newest schema revision the migrations know."""
+header says, the errors that say so (and those for a catalog that is missing or in a missing
+folder), and the newest schema revision the migrations know."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from photocluster.errors import CatalogError
+from photocluster.errors import CatalogError, NoCatalog
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a reader or writer waits for SQLite's own locks
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -38,6 +39,25 @@ def not_a_catalog(path: Path, start: bytes) -> CatalogError:
     return CatalogError(
         f"{path} is not a photocluster catalog: not an SQLite database ({looks}). "
         "Check --db / PHOTOCLUSTER_DB; to start a new catalog, give a path that does not exist yet."
+    )
+
+
+def no_catalog(path: Path, *, empty: bool = False) -> NoCatalog:
+    """For a command that never starts a catalog: there is none at ``path`` (yet)."""
+    what = " (the file is empty)" if empty else ""
+    return NoCatalog(
+        f"No catalog at {path}{what}: scan a folder into it first "
+        f"(photocluster scan FOLDER --db {path}).",
+        path=path,
+    )
+
+
+def no_folder(path: Path) -> CatalogError:
+    """A new catalog in a folder that does not exist: refused rather than made."""
+    return CatalogError(
+        f"There is no catalog at {path}: its folder {path.parent} does not exist "
+        "(a typo, or a drive that is not mounted?). To start a new catalog "
+        f"there, create the folder first: mkdir -p '{path.parent}'"
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from photocluster.errors import NoCatalog
 from photocluster.settings import ENV_DB, Settings, default_db, demo_db, resolve_db
 
 if TYPE_CHECKING:
@@ -50,32 +52,72 @@ def make_settings(db: str | None, quiet: bool = False) -> Settings:
 
 @contextmanager
 def catalog_for(
-    settings: Settings, *, write: bool = False, verify: bool = False
+    settings: Settings, *, create: bool = False, write: bool = False, verify: bool = False
 ) -> Iterator[Catalog]:
-    """Open the catalog for a command. ``write``: the command changes it (a read-only catalog
+    """Open the catalog for a command. ``create``: the command may start a new SQLite catalog
+    (only `scan`: every other command refuses a catalog file that does not exist, before any
+    work and without creating a file); ``write``: the command changes it (a read-only catalog
     is refused before any work); ``verify``: check every page first (before long work).
 
-    The default (or demo) catalog's folder is created on first use; a --db or $PHOTOCLUSTER_DB in a
-    folder that does not exist is refused (a typo or an unmounted drive must not silently start
-    an empty catalog). A new catalog is announced on stderr.
+    The default (or demo) catalog's folder is created when `scan` starts it; a --db or
+    $PHOTOCLUSTER_DB in a folder that does not exist is refused (a typo or an unmounted drive
+    must not silently start an empty catalog). A new catalog is announced on stderr. A server
+    URL is opened as it is: an empty PostgreSQL database is how a shared catalog starts.
     """
     # imported here: SQLAlchemy is the bulk of a command's start-up, and `status` on an
     # up-to-date SQLite catalog does without it (catalog.status)
     from photocluster.catalog.db import open_catalog
 
-    catalog = open_catalog(
-        settings.db,
-        create_folder=settings.db in (default_db(), demo_db()),
-        write=write,
-        verify=verify,
-        on_wait=_waiting,
-    )
+    try:
+        catalog = open_catalog(
+            settings.db,
+            create=create,
+            create_folder=_made_on_first_use(settings),
+            write=write,
+            verify=verify,
+            on_wait=_waiting,
+        )
+    except NoCatalog as exc:
+        raise _no_catalog_here(settings, exc) from None
     if catalog.created:
         err(f"New catalog: {catalog.path or catalog.url}")
     try:
         yield catalog
     finally:
         catalog.close()
+
+
+def refuse_missing_catalog(settings: Settings) -> None:
+    """Refuse now, as :func:`catalog_for` would, a SQLite catalog that does not exist (or is in
+    a missing folder, or is not a catalog), opening nothing: for a command with set-up of its
+    own before it opens the catalog (`review` binds its port)."""
+    from photocluster.catalog.db import create_catalog_engine
+
+    try:
+        engine = create_catalog_engine(
+            settings.db, create=False, create_folder=_made_on_first_use(settings)
+        )
+    except NoCatalog as exc:
+        raise _no_catalog_here(settings, exc) from None
+    engine.dispose()
+
+
+def _made_on_first_use(settings: Settings) -> bool:
+    """The default and demo catalogs' folder is made when `scan` starts the catalog."""
+    return settings.db in (default_db(), demo_db())
+
+
+def _no_catalog_here(settings: Settings, exc: NoCatalog) -> NoCatalog:
+    """The catalog's own refusal, said for the default catalog: it needs no --db to be scanned
+    into, and whoever scanned only the sample photos is pointed to the demo catalog."""
+    if settings.db != default_db() or exc.path is None:
+        return exc
+    message = (
+        f"No catalog at {exc.path} yet: scan a folder into it first (photocluster scan FOLDER)."
+    )
+    if Path(demo_db()).is_file():
+        message += f" The sample photos are in the demo catalog: add --db {demo_db()}"
+    return NoCatalog(message, path=exc.path)
 
 
 def _waiting(holder: str) -> None:

@@ -6,15 +6,19 @@ import getpass
 import threading
 import time
 import webbrowser
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from photocluster.cli.app import app
-from photocluster.cli.common import DbOption, catalog_for, err, make_settings, out
-from photocluster.errors import PhotoclusterError
-from photocluster.settings import demo_db
+from photocluster.cli.common import (
+    DbOption,
+    catalog_for,
+    err,
+    make_settings,
+    out,
+    refuse_missing_catalog,
+)
 
 
 def _actor() -> str:
@@ -67,17 +71,7 @@ def review_command(
     )
 
     settings = make_settings(db)
-    if "://" not in settings.db and not Path(settings.db).expanduser().is_file():
-        demo = demo_db()
-        hint = (
-            f" The sample photos are in the demo catalog: photocluster review --db {demo}"
-            if Path(demo).is_file() and settings.db != demo
-            else ""
-        )
-        raise PhotoclusterError(
-            f"No catalog at {settings.db}. Run `photocluster scan FOLDER` first (or pass --db)."
-            + hint
-        )
+    refuse_missing_catalog(settings)  # before the port: nothing is bound for a missing catalog
     sock = bind(host, port)  # before the catalog: a port in use is refused at once
     with catalog_for(settings, write=not read_only) as catalog:
         catalog.on_wait = refuse_waiting  # a page never hangs behind a long writer

@@ -250,7 +250,7 @@ def scan_command(
                 f"{folder} holds photocluster's sample photos: they go into a demo catalog of "
                 f"their own, {settings.db} (your catalog is not touched)."
             )
-        catalog = stack.enter_context(catalog_for(settings, write=True, verify=True))
+        catalog = stack.enter_context(catalog_for(settings, create=True, write=True, verify=True))
         options.encoder_factory, descriptor = _encoder_factory(encoder, executor, settings.quiet)
         result = scan_library(
             catalog,
