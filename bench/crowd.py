@@ -19,6 +19,15 @@ held. Asserts nothing.
     uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev
     uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev \\
         --param verify_share --values 0.4 0.6
+
+``--separation-report`` prints instead what the separation test
+(``clustering.dissolve_unseparated_clusters``) sees: the set and every draw clustered with
+neither the verification nor the separation test, and per cluster of three faces or more its
+median ratio of nearest member / nearest other face (``clustering.separation``), for the
+clusters that are one real person (their labelled faces all one label of 2+ photos) and for
+the clumps of one-photo strangers (three or more labelled faces, every one a different
+stranger); clusters mostly of faces with no known identity (others in the photos) are left
+out. Works on a set without strangers too (the whole set only).
 """
 
 from __future__ import annotations
@@ -36,8 +45,9 @@ from small_catalogs import settings_to_try
 from synth_faces import labelled_set
 
 from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers
-from photocluster.people.clustering import cluster_embeddings
+from photocluster.people.clustering import NearestFaces, cluster_embeddings, separation
 from photocluster.people.params import ClusterParams
+from photocluster.people.thresholds import ATTACH_NEIGHBOURS
 
 
 def most_strangers(truth: np.ndarray, labels: np.ndarray, strangers: np.ndarray) -> int:
@@ -49,13 +59,22 @@ def most_strangers(truth: np.ndarray, labels: np.ndarray, strangers: np.ndarray)
     return int(np.bincount(pairs[:, 0]).max())
 
 
+def _library(s, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The faces of the labelled photos ``keep`` selects (every face of those photos): rows of
+    ``s.x``, and per row its label (-1: not a scored face)."""
+    scored = s.idx[keep]
+    rows = np.flatnonzero(np.isin(s.groups, np.unique(s.groups[scored])))
+    label = np.full(len(s.x), -1)
+    label[scored] = s.truth[keep]
+    return rows, label[rows], scored
+
+
 def trial(
     s, people: np.ndarray, strangers: np.ndarray, settings: dict[str, ClusterParams]
 ) -> dict[str, tuple[float, float, float, float, int]]:
     """One library: ``people`` and every stranger; per setting P, R, F, left alone, most."""
     keep = np.isin(s.truth, people) | np.isin(s.truth, strangers)
-    scored = s.idx[keep]
-    rows = np.flatnonzero(np.isin(s.groups, np.unique(s.groups[scored])))
+    rows, _, scored = _library(s, keep)
     position = np.full(len(s.x), -1)
     position[rows] = np.arange(len(rows))
     truth = s.truth[keep]
@@ -69,6 +88,51 @@ def trial(
     return out
 
 
+def separation_medians(s, keep: np.ndarray, per: np.ndarray) -> tuple[list[float], list[float]]:
+    """Clustered with neither test: the separation medians of the clusters that are one real
+    person, and of the clumps of different one-photo strangers."""
+    rows, label, _ = _library(s, keep)
+    x = s.x[rows]
+    labels = cluster_embeddings(x, ClusterParams(verify_share=0, separation=0), s.groups[rows])
+    people, clumps = [], []
+    for members, median in zip(
+        *separation(x, labels, NearestFaces(x, ATTACH_NEIGHBOURS)), strict=True
+    ):
+        known = label[members][label[members] >= 0]
+        if len(known) < len(members) / 2:  # mostly faces of unknown identity
+            continue
+        if len(known) >= 2 and (known == known[0]).all() and per[known[0]] >= 2:
+            people.append(float(median))
+        elif len(known) >= 3 and (per[known] == 1).all() and len(set(known.tolist())) == len(known):
+            clumps.append(float(median))
+    return people, clumps
+
+
+def separation_report(s, per: np.ndarray, people_k: list[int], trials: int) -> None:
+    strangers, multi = np.flatnonzero(per == 1), np.flatnonzero(per >= 2)
+    got: dict[str, tuple[list[float], list[float]]] = {
+        "whole set": separation_medians(s, np.ones(len(s.truth), dtype=bool), per)
+    }
+    rng = np.random.default_rng(0)
+    for k in people_k if len(strangers) >= 50 else []:
+        both: tuple[list[float], list[float]] = ([], [])
+        for _ in range(trials):
+            chosen = rng.choice(multi, min(k, len(multi)), replace=False)
+            keep = np.isin(s.truth, chosen) | np.isin(s.truth, strangers)
+            for mine, theirs in zip(both, separation_medians(s, keep, per), strict=True):
+                mine.extend(theirs)
+        got[f"{k} people among all strangers"] = both
+    print("median of nearest member / nearest other face, clustered with neither test:")
+    for name, (people, clumps) in got.items():
+        for what, m in (("real people", people), ("clumps of strangers", clumps)):
+            if m:
+                a = np.array(m)
+                print(
+                    f"  {name:<32} {what:<20} {len(a):4}: {a.min():.2f}-{a.max():.2f}, "
+                    f"median {np.median(a):.2f}, above 0.9: {(a > 0.9).mean():.0%}"
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True, help="scanned labelled catalog")
@@ -77,12 +141,16 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--param", default="verify_share")
     ap.add_argument("--values", type=float, nargs="*", default=[])
+    ap.add_argument("--separation-report", action="store_true", help="see the module docstring")
     args = ap.parse_args()
     s = labelled_set(args.db, args.root)
     per = np.bincount(s.truth)
     strangers = np.flatnonzero(per == 1)
     multi = np.flatnonzero(per >= 2)
     print(f"{args.db}: {len(multi)} people with 2+ photos, {len(strangers)} one-photo strangers")
+    if args.separation_report:
+        separation_report(s, per, args.people, args.trials)
+        return
     if len(strangers) < 50:
         print("too few one-photo strangers for a crowd (this set has no crowd to test)")
         return
