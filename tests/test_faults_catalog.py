@@ -628,7 +628,8 @@ def test_a_command_that_never_starts_a_catalog_refuses_a_missing_one_and_creates
     where.mkdir()
     db = where / "nope.sqlite3"
     named = {"DEST": str(tmp_path / "dest"), "LIB": str(lib), "PHOTO": str(lib / "p000.png")}
-    line = _one_line_error(runner.invoke(app, [named.get(a, a) for a in args] + ["--db", str(db)]))
+    argv = [named.get(a, a) for a in args]
+    line = _one_line_error(runner.invoke(app, [*argv, "--db", str(db)]))
     assert line == (
         f"Error: No catalog at {db}: scan a folder into it first "
         f"(photocluster scan FOLDER --db {db})."
@@ -636,10 +637,10 @@ def test_a_command_that_never_starts_a_catalog_refuses_a_missing_one_and_creates
     assert list(where.iterdir()) == [], "a file was created beside the missing catalog"
     assert not (tmp_path / "dest").exists() and calls(fake_log) == 0
     # so is one named by PHOTOCLUSTER_DB, and an empty file (which stays empty)
-    result = runner.invoke(app, [named.get(a, a) for a in args], env={"PHOTOCLUSTER_DB": str(db)})
+    result = runner.invoke(app, argv, env={"PHOTOCLUSTER_DB": str(db)})
     assert f"No catalog at {db}: " in _one_line_error(result)
     db.touch()
-    line = _one_line_error(runner.invoke(app, [named.get(a, a) for a in args] + ["--db", str(db)]))
+    line = _one_line_error(runner.invoke(app, [*argv, "--db", str(db)]))
     assert f"No catalog at {db} (the file is empty): scan a folder into it first" in line
     assert [p.name for p in where.iterdir()] == ["nope.sqlite3"] and db.stat().st_size == 0
 
