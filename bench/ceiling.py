@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from collections import Counter
 
 import numpy as np
@@ -37,10 +35,9 @@ from sqlalchemy import select
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from simulated_user import Run, name_round, truth_of
+from simulated_user import everyone_named
 from synth_faces import labelled_set
 
-from photocluster.catalog.db import open_catalog
 from photocluster.catalog.models import Face
 from photocluster.evaluation.evaluate import pairwise_prf
 from photocluster.people.clustering import centroids, cluster_embeddings
@@ -109,17 +106,9 @@ def oracles(x: np.ndarray, labels: np.ndarray, idx: np.ndarray, truth: np.ndarra
 
 
 def informed(db: str, root: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, "catalog.sqlite3")
-        shutil.copy(db, copy)
-        truth = truth_of(copy, root)
-        catalog = open_catalog(copy)
-        while name_round(catalog, truth, Run(), 1_000_000):
-            pass
-        with catalog.session() as s:
-            owner = {int(f): p for f, p in s.execute(select(Face.id, Face.person_id))}
-            result = suggest(s)
-        catalog.close()
+    with everyone_named(db, root) as (catalog, truth), catalog.session() as s:
+        owner = {int(f): p for f, p in s.execute(select(Face.id, Face.person_id))}
+        result = suggest(s)
     faces = sorted(truth.label)
     labels = sorted(set(truth.label.values()))
     t = np.array([labels.index(truth.label[f]) for f in faces])

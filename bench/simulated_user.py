@@ -53,6 +53,8 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -291,6 +293,23 @@ def grouped_answers(catalog: Catalog, truth: Truth, left: set[int], suggestions:
             answers += len({truth.label[f] for f in page})
             seen.update(page)
     return answers + len(left - seen)
+
+
+@contextmanager
+def everyone_named(db: str, root: str) -> Iterator[tuple[Catalog, Truth]]:
+    """A copy of catalog ``db`` (in a temporary folder, gone afterwards) with every unnamed
+    person named after its label as :func:`name_round` names them, and the labels."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "catalog.sqlite3")
+        shutil.copy(db, copy)
+        truth = truth_of(copy, root)
+        catalog = open_catalog(copy)
+        try:
+            while name_round(catalog, truth, Run(), 1_000_000):
+                pass
+            yield catalog, truth
+        finally:
+            catalog.close()
 
 
 def finish_by_hand(catalog: Catalog, truth: Truth, run: Run, suggestions: bool) -> None:

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 from sqlalchemy import select, update
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from simulated_user import Run, majority, name_round, truth_of
+from simulated_user import everyone_named, majority
 
-from photocluster.catalog.db import open_catalog
 from photocluster.catalog.models import Face, Person
 from photocluster.people.suggestions import suggest
 
@@ -39,13 +36,7 @@ BANDS = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 0.9
 
 
 def calibrate(db: str, root: str, holdout: float, seed: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, "catalog.sqlite3")
-        shutil.copy(db, copy)
-        truth = truth_of(copy, root)
-        catalog = open_catalog(copy)
-        while name_round(catalog, truth, Run(), 1_000_000):
-            pass
+    with everyone_named(db, root) as (catalog, truth):
         rng = np.random.default_rng(seed)
         with catalog.session() as s:
             named = s.execute(
@@ -63,7 +54,6 @@ def calibrate(db: str, root: str, holdout: float, seed: int) -> None:
                 )
             s.commit()
             result = suggest(s)
-        catalog.close()
     rows = []
     for item in result.items:
         best = item.best
