@@ -52,6 +52,7 @@ from synth_faces import DEFAULT_DB, DEFAULT_ROOT, real_identities, synthesise
 
 import photocluster.people.clustering as clustering
 import photocluster.people.knn_hdbscan as scale_cluster
+import photocluster.people.posterior as posterior
 from photocluster.evaluation.evaluate import pairwise_prf, people_and_strangers, singletonise
 from photocluster.people.clustering import cluster_embeddings
 from photocluster.people.knn_hdbscan import knn_hdbscan_labels
@@ -99,6 +100,7 @@ _STEPS = {
         "pair_close_noise",
     ],
     scale_cluster: ["knn", "mutual_reachability_mst", "tree_labels"],
+    posterior: ["attach_likely_faces", "_lookups"],
 }
 
 

@@ -19,6 +19,11 @@ held. Asserts nothing.
     uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev
     uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev \\
         --param verify_share --values 0.4 0.6
+    uv run python bench/crowd.py --db /tmp/lfw.sqlite3 --root ../shared/lfw-dev \\
+        --people 100 --strangers 0 --param attach_posterior --values 0.3 0.7
+
+``--strangers N`` keeps N strangers (drawn anew for each library) instead of all of them: the
+same people with few or no strangers, as a library of a few well-photographed people is.
 
 ``--separation-report`` prints instead what the separation test
 (``clustering.dissolve_unseparated_clusters``) sees: the set and every draw clustered with
@@ -141,6 +146,11 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--param", default="verify_share")
     ap.add_argument("--values", type=float, nargs="*", default=[])
+    ap.add_argument(
+        "--strangers",
+        type=int,
+        help="keep this many one-photo strangers, drawn anew each time (default: all of them)",
+    )
     ap.add_argument("--separation-report", action="store_true", help="see the module docstring")
     args = ap.parse_args()
     s = labelled_set(args.db, args.root)
@@ -151,9 +161,10 @@ def main() -> None:
     if args.separation_report:
         separation_report(s, per, args.people, args.trials)
         return
-    if len(strangers) < 50:
+    if len(strangers) < 50 and args.strangers != 0:
         print("too few one-photo strangers for a crowd (this set has no crowd to test)")
         return
+    keep = len(strangers) if args.strangers is None else min(args.strangers, len(strangers))
     settings = settings_to_try(args.param, args.values)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
@@ -161,11 +172,14 @@ def main() -> None:
         k = min(k, len(multi))
         got: dict[str, list[tuple[float, float, float, float, int]]] = {n: [] for n in settings}
         for _ in range(args.trials):
-            for name, score in trial(
-                s, rng.choice(multi, k, replace=False), strangers, settings
-            ).items():
+            chosen = rng.choice(multi, k, replace=False)
+            some = strangers if keep == len(strangers) else rng.choice(strangers, keep, False)
+            for name, score in trial(s, chosen, some, settings).items():
                 got[name].append(score)
-        print(f"{k} people among all {len(strangers)} strangers ({args.trials} draws):")
+        among = (
+            f"all {len(strangers)}" if keep == len(strangers) else f"{keep} of the {len(strangers)}"
+        )
+        print(f"{k} people among {among} strangers ({args.trials} draws):")
         for name, scores in got.items():
             a = np.array(scores, dtype=float)
             print(

@@ -141,6 +141,7 @@ def main() -> None:
             "merge_share": [0.0, 0.3, 0.4, 0.6, 0.7],
             "verify_share": [0.0, 0.4, 0.6],
             "separation": [0.0, 0.85, 0.95, 1.0],
+            "attach_posterior": [0.0, 0.3, 0.7, 0.9],
             "merge_distance": [0.4],
         }
         for key, values in grid.items():

@@ -226,7 +226,8 @@ def test_cluster_help_states_the_real_defaults() -> None:
     assert f"min cluster size {d.min_cluster_size}, min samples {d.min_samples}" in text
     assert f"attach distance {d.attach_distance}, pair distance {d.pair_distance}" in text
     assert f"split share {d.split_share}, merge share {d.merge_share}, verify share" in text
-    assert f"verify share {d.verify_share}, separation {d.separation}, merge distance off" in text
+    assert f"verify share {d.verify_share}, separation {d.separation}, attach posterior" in text
+    assert f"attach posterior {d.attach_posterior}, merge distance off" in text
     assert d.merge_distance == 0  # "merge distance off"
 
 

@@ -112,6 +112,13 @@ _SEPARATION_HELP = (
     "its nearest face outside it; the median over the group at most this (0 = never test)."
 )
 Separation = Annotated[float, typer.Option(help=_SEPARATION_HELP, min=0.0, max=1.0)]
+_ATTACH_POSTERIOR_HELP = (
+    "Last, a face left in no person joins the person among its nearest faces that it is more "
+    "likely than this to be, as the library's own people measure it: evidence learnt from their "
+    "faces, and the share of faces left over that are people's rather than strangers' (near 0 "
+    "where strangers are many: then nothing joins). 0 = never."
+)
+AttachPosterior = Annotated[float, typer.Option(help=_ATTACH_POSTERIOR_HELP, min=0.0, max=0.99)]
 MergeDistance = Annotated[
     float, typer.Option(help="Merge clusters whose mean faces are this close (0 = never).", min=0.0)
 ]
@@ -132,6 +139,7 @@ def build_params(
     attach_mutual: int = _D.attach_mutual,
     verify_share: float = _D.verify_share,
     separation: float = _D.separation,
+    attach_posterior: float = _D.attach_posterior,
 ) -> ClusterParams:
     try:
         return ClusterParams(
@@ -149,6 +157,7 @@ def build_params(
             attach_mutual=attach_mutual,
             verify_share=verify_share,
             separation=separation,
+            attach_posterior=attach_posterior,
         )
     except ValueError as exc:
         raise PhotoclusterError(str(exc)) from exc
@@ -214,6 +223,9 @@ _VerifyShareR = Annotated[
 ]
 _SeparationR = Annotated[
     float | None, typer.Option(help=_remembered(_SEPARATION_HELP), min=0.0, max=1.0)
+]
+_AttachPosteriorR = Annotated[
+    float | None, typer.Option(help=_remembered(_ATTACH_POSTERIOR_HELP), min=0.0, max=0.99)
 ]
 _PARAMS = tuple(f.name for f in dataclasses.fields(ClusterParams))
 
@@ -369,6 +381,7 @@ def cluster_command(
     attach_mutual: _AttachMutualR = None,
     verify_share: _VerifyShareR = None,
     separation: _SeparationR = None,
+    attach_posterior: _AttachPosteriorR = None,
     defaults: _ClusterDefaults = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -388,7 +401,8 @@ def cluster_command(
     spread ratio {d.spread_ratio}, attach share {d.attach_share}, attach mutual
     {d.attach_mutual}, attach distance {d.attach_distance}, pair distance {d.pair_distance},
     split share {d.split_share}, merge share {d.merge_share}, verify share {d.verify_share},
-    separation {d.separation}, merge distance {merge_distance}.
+    separation {d.separation}, attach posterior {d.attach_posterior}, merge distance
+    {merge_distance}.
     Parameters you give are remembered; --defaults forgets them.
 
     --full re-clusters every face. Unnamed faces then group as in a fresh catalog (confirmed
@@ -674,6 +688,7 @@ def eval_command(
     attach_mutual: AttachMutual = _D.attach_mutual,
     verify_share: VerifyShare = _D.verify_share,
     separation: Separation = _D.separation,
+    attach_posterior: AttachPosterior = _D.attach_posterior,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -716,6 +731,7 @@ def eval_command(
         attach_mutual,
         verify_share,
         separation,
+        attach_posterior,
     )
     result = _scan_and_evaluate(labelled_dir, catalog, jobs, params, target_fmr, quiet)
     if as_json:

@@ -37,6 +37,12 @@ sets, see ``ClusterParams`` and the README's "How thresholds were chosen"):
    ``min_cluster_size`` become noise.
 5. Leftover faces within ``pair_distance`` of each other that are mutual nearest neighbours
    (each among the other's two nearest faces) form small clusters.
+6. A face still in no cluster joins the cluster among its nearest faces that it more likely
+   than ``attach_posterior`` belongs to, as this library's own clusters measure it: a
+   likelihood ratio learnt from looking up clustered faces the rules above would refuse, and
+   the share of leftover faces that are people's (not strangers), estimated from the leftovers
+   themselves (:mod:`photocluster.people.posterior`; catalogs of ``MUTUAL_MIN_FACES`` faces
+   or more). Where strangers are many that share is near zero and nothing joins.
 
 Every step is linear in the number of faces (one sort groups the members of all clusters; no
 scan of all faces per cluster), and above ``_BIG`` faces float32 embeddings stay float32 and one
@@ -57,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photocluster.people import hdbscan_core, knn_hdbscan, scipy_lite
+from photocluster.people import hdbscan_core, knn_hdbscan, posterior, scipy_lite
 from photocluster.people.params import ClusterParams
 from photocluster.people.thresholds import (
     ATTACH_NEIGHBOURS,
@@ -1298,9 +1304,16 @@ def _cluster_distinct(
 ) -> np.ndarray:
     """:func:`cluster_embeddings` on faces with no exact copies among them."""
     graph = None
+    wide: posterior.WideSearch | None = None
+    sample_from = None
     if len(x) > _BIG:  # one k-NN graph for HDBSCAN and for each face's nearest faces
         built = [_knn_graph(x, params, neighbours)]
         graph = np.ascontiguousarray(built[0][1][:, : ATTACH_NEIGHBOURS + 1])
+        if params.attach_posterior > 0:  # the last step's lookups: a sample's wider lists
+            sample_from = posterior.sample_rows(len(x))
+            wide = posterior.graph_wide(
+                sample_from, built[0][0][sample_from], built[0][1][sample_from]
+            )
 
         def cached(_k: int) -> tuple[np.ndarray, np.ndarray]:
             return built.pop()
@@ -1340,6 +1353,22 @@ def _cluster_distinct(
         small = ids[counts < params.min_cluster_size]
         labels[np.isin(labels, small)] = NOISE
     labels = pair_close_noise(x, labels, params.pair_distance, groups, nearest)
+    if params.attach_posterior > 0 and len(x) >= MUTUAL_MIN_FACES:
+        rule = posterior.Rule(
+            params.spread_ratio, params.attach_distance, params.attach_margin, params.attach_share
+        )
+        labels = posterior.attach_likely_faces(
+            x,
+            labels,
+            params.attach_posterior,
+            rule,
+            nearest.of,
+            wide if wide is not None else posterior.exact_wide(x),
+            groups,
+            sample_from,
+        )
+        if groups is not None:  # two faces of one photo may have joined one person
+            labels = enforce_cannot_link(x, labels, np.asarray(groups))
     return _relabel(labels)
 
 

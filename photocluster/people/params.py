@@ -11,6 +11,7 @@ from photocluster.people.thresholds import (
     ATTACH_MARGIN,
     ATTACH_MUTUAL,
     ATTACH_NEIGHBOURS,
+    ATTACH_POSTERIOR,
     ATTACH_SHARE,
     EJECT_DISTANCE,
     MERGE_DISTANCE,
@@ -57,6 +58,9 @@ class ClusterParams:
     # ... and only when its faces are nearer one another than to the faces around them: the
     # median over its faces of (nearest member / nearest other face) at most this (0 = off)
     separation: float = SEPARATION
+    # a face left in no cluster joins the one it more likely than this belongs to, as the
+    # library's own clusters measure it (people.posterior; 0 = off)
+    attach_posterior: float = ATTACH_POSTERIOR
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2:
@@ -78,6 +82,7 @@ class ClusterParams:
             "attach_share",
             "verify_share",
             "separation",
+            "attach_posterior",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
@@ -91,5 +96,7 @@ class ClusterParams:
             raise ValueError("verify share must be between 0 and 1")
         if self.separation > 1:
             raise ValueError("separation must be between 0 and 1")
+        if self.attach_posterior >= 1:
+            raise ValueError("attach posterior must be at least 0 and below 1")
         if not 0 <= self.attach_mutual <= ATTACH_NEIGHBOURS:
             raise ValueError(f"attach mutual must be between 0 and {ATTACH_NEIGHBOURS}")

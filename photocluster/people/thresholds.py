@@ -81,6 +81,19 @@ size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-p
   0.980/0.943 -> 0.986/0.946 (strangers left alone 96.6 % -> 98.0 %), faces unchanged; 10
   people among all lfw-dev strangers 0.914 -> 0.938 (30: 0.937 -> 0.943, 60: 0.973 -> 0.975);
   0.85 the same, 0.95 most of the gain lost, 1.0 none of it (README's sensitivity table).
+* ``ATTACH_POSTERIOR`` 0.5: last, a face still in no person joins the person among its
+  nearest faces when the library's own people say it is more likely theirs than not
+  (``people.posterior``: a likelihood ratio learnt from looking up their faces, and the share of
+  the faces left over that are people's, estimated from those faces). 0.5 because a face's two
+  errors cost the same: a wrong face is one correction, a face left out one assignment. Where
+  strangers are many the share is near zero and nothing joins: whole lfw-dev, and 10, 30 or 60
+  of its people among all its strangers (``bench/crowd.py``), unchanged at 0.3-0.9. Where they
+  are few, people's odd photos come in: lfw-dev's 100 people alone (``bench/crowd.py --people
+  100 --strangers 0``) P/F 1.000/0.955 -> 1.000/0.980 (0.3 0.986, 0.7 0.973, 0.9 0.958); with
+  100 strangers 0.995/0.952 -> 0.994/0.958 (strangers alone 98.7 % -> 98.0 %; 0.3
+  0.991/0.966, 96.7 %), with 250 unchanged; faces 1.000/0.943 -> 0.998/0.950 (0.3
+  0.998/0.958, 0.7 1.000/0.946, 0.9 unchanged). Small catalogs (under ``MUTUAL_MIN_FACES``)
+  are left as the rules leave them.
 """
 
 from __future__ import annotations
@@ -135,6 +148,10 @@ VERIFY_SHARE = 0.5
 # over its faces of (distance to its nearest face of the cluster / to its nearest other face) at
 # most this. See SEPARATION above.
 SEPARATION = 0.9
+# Last: a face still in no person joins the person among its nearest faces when the library's
+# own people say it is more likely theirs than not (posterior at least this; people.posterior).
+# See ATTACH_POSTERIOR above.
+ATTACH_POSTERIOR = 0.5
 # `find`: the verdict on a face that may belong to nobody in the catalog, asked as `cluster`
 # asks before a face joins a person (photocluster/people/find.py has the rule). Measured with
 # `uv run python bench/bench_find.py verdicts --catalog DB ../shared/faces --catalog DB
