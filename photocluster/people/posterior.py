@@ -98,9 +98,12 @@ def _people(x: np.ndarray, labels: np.ndarray) -> _People:
     where = pos[labels[rows]]
     size = np.bincount(where, minlength=len(ids))
     cents = np.zeros((len(ids), x.shape[1]))
-    np.add.at(cents, where, x[rows])
+    d = np.empty(len(rows))
+    for part in (slice(i, i + 65_536) for i in range(0, len(rows), 65_536)):
+        np.add.at(cents, where[part], x[rows[part]])  # bounded temporaries at a million faces
     cents /= size[:, None]
-    d = np.linalg.norm(x[rows] - cents[where], axis=1)
+    for part in (slice(i, i + 65_536) for i in range(0, len(rows), 65_536)):
+        d[part] = np.linalg.norm(x[rows[part]] - cents[where[part]], axis=1)
     by = np.lexsort((d, where))  # by cluster, nearest first: medians without a loop
     start = np.concatenate([[0], np.cumsum(size)])
     ds = d[by]
