@@ -217,22 +217,29 @@ def _scanned(tmp_path: Path, folders: list[Path], cluster: bool = False) -> list
         catalog.close()
 
 
+def _scanned_lfw_dev(
+    tmp_path: Path, *, strangers: bool, at_least: int
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """lfw-dev's one-photo folders (``strangers``) or its folders of several photos, scanned
+    (:func:`_scanned`): the rows, their embeddings and photos; skipped when fewer than
+    ``at_least`` such folders are on this machine."""
+    from photocluster.catalog.embeddings import blobs_to_matrix
+
+    def wanted(d: Path) -> bool:
+        return d.is_dir() and (len(list(d.iterdir())) == 1) == strangers
+
+    folders = sorted(d for d in LFW_DEV.glob("*") if wanted(d)) if LFW_DEV.is_dir() else []
+    if len(folders) < at_least:
+        pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
+    rows = _scanned(tmp_path, folders)
+    return rows, blobs_to_matrix([r.embedding for r in rows]), np.array([r.photo_id for r in rows])
+
+
 def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
     """lfw-dev's one-photo strangers alone: HDBSCAN makes one "person" of many different
     East-Asian men; the verification test leaves none with more than a few strangers, and the
     separation test leaves almost no such small group."""
-    strangers = (
-        sorted(d for d in LFW_DEV.glob("*") if d.is_dir() and len(list(d.iterdir())) == 1)
-        if LFW_DEV.is_dir()
-        else []
-    )
-    if len(strangers) < 400:
-        pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
-    from photocluster.catalog.embeddings import blobs_to_matrix
-
-    rows = _scanned(tmp_path, strangers)
-    x = blobs_to_matrix([r.embedding for r in rows])
-    groups = np.array([r.photo_id for r in rows])
+    rows, x, groups = _scanned_lfw_dev(tmp_path, strangers=True, at_least=400)
     folder = [Path(r.path).parent.name for r in rows]
 
     def held(labels: np.ndarray) -> list[int]:
@@ -269,18 +276,7 @@ def test_real_people_of_lfw_dev_without_strangers_get_their_odd_photos(tmp_path:
     """lfw-dev's 100 people alone (no one-photo strangers): the rule steps leave out each
     person's odd photos; the last step, finding the faces left over mostly people's, brings
     them in without a wrong one."""
-    people = (
-        sorted(d for d in LFW_DEV.glob("*") if d.is_dir() and len(list(d.iterdir())) >= 2)
-        if LFW_DEV.is_dir()
-        else []
-    )
-    if len(people) < 90:
-        pytest.skip(f"../shared/lfw-dev is not on this machine ({LFW_DEV} missing)")
-    from photocluster.catalog.embeddings import blobs_to_matrix
-
-    rows = _scanned(tmp_path, people)
-    x = blobs_to_matrix([r.embedding for r in rows])
-    groups = np.array([r.photo_id for r in rows])
+    rows, x, groups = _scanned_lfw_dev(tmp_path, strangers=False, at_least=90)
     largest: dict[str, int] = {}  # the labelled face: the largest of each photo
     for i, r in enumerate(rows):
         if r.path not in largest or r.size > rows[largest[r.path]].size:
