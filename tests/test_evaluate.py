@@ -198,7 +198,7 @@ def test_eval_command_prints_and_writes_the_new_figures(
     from typer.testing import CliRunner
 
     import photocluster.ingest.scan as scan_mod
-    from photocluster.cli import app
+    from photocluster.cli import app, people_cmds
 
     root = tmp_path / "labelled"
     for name in ("ada", "bob"):
@@ -207,14 +207,20 @@ def test_eval_command_prints_and_writes_the_new_figures(
     make_photo(root / "ada" / "with-bob.png", [("ada", (10, 10, 30)), ("bob", (200, 90, 60))])
     make_photo(root / "cyd" / "once.png", [("cyd", (30, 30, 40))])  # a one-photo stranger
     real_scan = scan_mod.scan
-    monkeypatch.setattr(
-        scan_mod,
-        "scan",
-        lambda catalog, options, progress=None: real_scan(catalog, fake_options(root)),
-    )
+    asked: list[object] = []
+
+    def scanned(catalog: object, options: object, progress: object = None) -> object:
+        asked.append(options.encoder_factory)  # type: ignore[attr-defined]
+        return real_scan(catalog, fake_options(root))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod, "scan", scanned)
+    # eval scans with the descriptor code `scan` chooses (ONNX Runtime when it can be had)
+    chosen = object()
+    monkeypatch.setattr(people_cmds, "encoder_factory", lambda *a: (chosen, "onnx"))
     runner = CliRunner()
     result = runner.invoke(app, ["eval", str(root), "--json", "-q"])
     assert result.exit_code == 0, result.stderr
+    assert asked == [chosen]
     r = json.loads(result.stdout)
     assert r["version"] == 2
     assert r["pairwise"]["f"] == pytest.approx(1.0)

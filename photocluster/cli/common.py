@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from photocluster.settings import ENV_DB, Settings, default_db, demo_db, resolve
 
 if TYPE_CHECKING:
     from photocluster.catalog.db import Catalog
+    from photocluster.ingest.executors import EncoderFactory
 
 DbOption = Annotated[
     str | None,
@@ -167,3 +169,25 @@ def out(text: str = "") -> None:
 def err(text: str) -> None:
     """Notes and warnings go to stderr."""
     typer.echo(text, err=True)
+
+
+def encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
+    """Decide once, before any worker starts, which descriptor code runs (converting dlib's
+    model for ONNX Runtime the first time); a fallback to dlib is one line on stderr. `scan`
+    and `eval` scan with the same code."""
+    # imported when this command runs: the module's other commands start without it
+    from photocluster.ingest.backends import make_encoder
+
+    if backend == "dlib":
+        return functools.partial(make_encoder, backend="dlib"), "dlib"
+    # imported when this command runs: the module's other commands start without it
+    from photocluster.ingest.onnx_encoder import choose_encoder
+
+    choice = choose_encoder(backend)
+    if choice.note:
+        err(f"note: {choice.note}")
+    if choice.converted and not quiet:
+        err(f"Converted dlib's face model for ONNX Runtime (checked): {choice.onnx_path}")
+    # Dask workers may be other machines: each finds (or makes) the model in its own cache.
+    path = str(choice.onnx_path) if choice.onnx_path and executor == "local" else None
+    return functools.partial(make_encoder, backend=choice.backend, onnx_path=path), choice.backend

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 from typing import TYPE_CHECKING, Annotated
@@ -24,6 +23,7 @@ from photocluster.cli.common import (
     TqdmProgress,
     catalog_for,
     count,
+    encoder_factory,
     err,
     make_settings,
     out,
@@ -34,7 +34,6 @@ from photocluster.settings import demo_db, is_sample_library
 
 if TYPE_CHECKING:  # imported where used: `status` starts without the scanning machinery
     from photocluster.index.store import SyncReport
-    from photocluster.ingest.executors import EncoderFactory
     from photocluster.ingest.scan import ScanOptions, ScanSummary
     from photocluster.people.assign import ClusterChanges
 
@@ -251,7 +250,7 @@ def scan_command(
                 f"their own, {settings.db} (your catalog is not touched)."
             )
         catalog = stack.enter_context(catalog_for(settings, create=True, write=True, verify=True))
-        options.encoder_factory, descriptor = _encoder_factory(encoder, executor, settings.quiet)
+        options.encoder_factory, descriptor = encoder_factory(encoder, executor, settings.quiet)
         result = scan_library(
             catalog,
             options,
@@ -321,27 +320,6 @@ def _scan_options(
         include_hidden=include_hidden,
         retry_failed=retry_failed,
     )
-
-
-def _encoder_factory(backend: str, executor: str, quiet: bool) -> tuple[EncoderFactory, str]:
-    """Decide once, before any worker starts, which descriptor code runs (converting dlib's
-    model for ONNX Runtime the first time); a fallback to dlib is one line on stderr."""
-    # imported when this command runs: the module's other commands start without it
-    from photocluster.ingest.backends import make_encoder
-
-    if backend == "dlib":
-        return functools.partial(make_encoder, backend="dlib"), "dlib"
-    # imported when this command runs: the module's other commands start without it
-    from photocluster.ingest.onnx_encoder import choose_encoder
-
-    choice = choose_encoder(backend)
-    if choice.note:
-        err(f"note: {choice.note}")
-    if choice.converted and not quiet:
-        err(f"Converted dlib's face model for ONNX Runtime (checked): {choice.onnx_path}")
-    # Dask workers may be other machines: each finds (or makes) the model in its own cache.
-    path = str(choice.onnx_path) if choice.onnx_path and executor == "local" else None
-    return functools.partial(make_encoder, backend=choice.backend, onnx_path=path), choice.backend
 
 
 def _say_index(report: SyncReport | None, quiet: bool) -> None:
