@@ -855,6 +855,21 @@ def _exact_nearest(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _exact_wide(x: np.ndarray) -> posterior.WideSearch:
+    """The last step's search of each row's ``posterior.WIDE`` nearest faces, exact
+    (:func:`_exact_nearest`), with their distances; for catalogs up to ``_BIG`` faces."""
+
+    def search(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = _exact_nearest(x, rows, min(posterior.WIDE + 1, len(x)))
+        dist = np.empty(idx.shape)
+        for start in range(0, len(rows), 1024):
+            part = slice(start, start + 1024)
+            dist[part] = np.linalg.norm(x[rows[part]][:, None, :] - x[idx[part]], axis=2)
+        return dist, idx
+
+    return search
+
+
 class NearestFaces:
     """Each face's ``k`` nearest other faces (rows of ``x``; -1 where none), computed on demand
     by exact search, or read from a k-NN graph already built (``graph``: rows x >= k + 1
@@ -1360,10 +1375,11 @@ def _cluster_distinct(
         labels = posterior.attach_likely_faces(
             x,
             labels,
+            spreads(x, labels),
             params.attach_posterior,
             rule,
             nearest.of,
-            wide if wide is not None else posterior.exact_wide(x),
+            wide if wide is not None else _exact_wide(x),
             groups,
             sample_from,
         )

@@ -89,25 +89,18 @@ class _People:
         return self.order[self.start[i] : self.start[i + 1]]
 
 
-def _people(x: np.ndarray, labels: np.ndarray) -> _People:
-    ids = np.unique(labels[labels >= 0])
+def _people(labels: np.ndarray, ids: np.ndarray, cents: np.ndarray, spread: np.ndarray) -> _People:
+    """The clusters of ``labels`` as arrays, from their ids (sorted), centroids and spreads
+    (``clustering.spreads``); a spread of 0 (one face, or copies) becomes a typical one."""
     span = int(ids.max()) + 1
     pos = np.full(span, -1, dtype=np.int64)
     pos[ids] = np.arange(len(ids))
     rows = np.flatnonzero(labels >= 0)
     where = pos[labels[rows]]
     size = np.bincount(where, minlength=len(ids))
-    cents = np.zeros((len(ids), x.shape[1]))
-    d = np.empty(len(rows))
-    for part in (slice(i, i + 65_536) for i in range(0, len(rows), 65_536)):
-        np.add.at(cents, where[part], x[rows[part]])  # bounded temporaries at a million faces
-    cents /= size[:, None]
-    for part in (slice(i, i + 65_536) for i in range(0, len(rows), 65_536)):
-        d[part] = np.linalg.norm(x[rows[part]] - cents[where[part]], axis=1)
-    by = np.lexsort((d, where))  # by cluster, nearest first: medians without a loop
+    by = np.argsort(where, kind="stable")
     start = np.concatenate([[0], np.cumsum(size)])
-    ds = d[by]
-    spread = (ds[start[:-1] + (size - 1) // 2] + ds[start[:-1] + size // 2]) / 2
+    spread = np.array(spread, dtype=np.float64)
     ok = spread > 0
     spread[~ok] = np.median(spread[ok]) if ok.any() else 0.3
     return _People(pos, cents, spread, size, rows[by], start, span)
@@ -237,31 +230,6 @@ def _spread_without(x: np.ndarray, members: np.ndarray, row: int, cent: np.ndarr
     return float(np.median(np.linalg.norm(x[members] - cent, axis=1)))
 
 
-def exact_wide(x: np.ndarray) -> WideSearch:
-    """Exact search of ``x`` for each row's ``WIDE`` nearest faces (a catalog small enough for
-    a distance matrix of a few thousand rows at a time)."""
-    data = np.asarray(x, dtype=np.float64)
-    norms = (data * data).sum(axis=1)
-
-    def search(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = min(WIDE + 1, len(data))
-        dist = np.empty((len(rows), k))
-        idx = np.empty((len(rows), k), dtype=np.int64)
-        for start in range(0, len(rows), 1024):
-            part = rows[start : start + 1024]
-            d = np.maximum(norms[part, None] - 2.0 * (data[part] @ data.T) + norms[None, :], 0)
-            near = np.argpartition(d, k - 1, axis=1)[:, :k] if k < len(data) else None
-            if near is None:
-                near = np.tile(np.arange(len(data)), (len(part), 1))
-            nd = np.take_along_axis(d, near, axis=1)
-            order = np.argsort(nd, axis=1, kind="stable")
-            idx[start : start + len(part)] = np.take_along_axis(near, order, axis=1)
-            dist[start : start + len(part)] = np.sqrt(np.take_along_axis(nd, order, axis=1))
-        return dist, idx
-
-    return search
-
-
 def sample_rows(n: int) -> np.ndarray:
     """The faces of a catalog of ``n`` whose wide neighbourhoods are kept when the k-NN graph is
     built once for clustering (three times ``LOOKUPS``: the lookups are drawn from those of
@@ -324,6 +292,7 @@ def member_share(llr: np.ndarray, iterations: int = 200) -> tuple[float, np.ndar
 def attach_likely_faces(
     x: np.ndarray,
     labels: np.ndarray,
+    clusters: tuple[np.ndarray, np.ndarray, np.ndarray],
     threshold: float,
     rule: Rule,
     near: Callable[[np.ndarray], np.ndarray],
@@ -332,7 +301,8 @@ def attach_likely_faces(
     sample_from: np.ndarray | None = None,
 ) -> np.ndarray:
     """``labels`` with each face in no person (-1) that is more likely than ``threshold`` its
-    best candidate's, joined to it (module docstring). ``near``: rows -> their
+    best candidate's, joined to it (module docstring). ``clusters``: the ids, centroids and
+    spreads of ``labels``' clusters (``clustering.spreads``); ``near``: rows -> their
     ``ATTACH_NEIGHBOURS`` nearest faces (-1: none); ``wide``: rows -> the distances and indices
     of their ``WIDE`` nearest faces; ``sample_from``: the faces the lookups may be drawn from
     (default: every face; above 4 000 faces, those ``wide`` can answer for)."""
@@ -341,7 +311,7 @@ def attach_likely_faces(
     clustered = np.flatnonzero(labels >= 0)
     if threshold <= 0 or len(x) < MUTUAL_MIN_FACES or len(left) == 0 or len(clustered) == 0:
         return labels
-    people = _people(x, labels)
+    people = _people(labels, *clusters)
     g = None if groups is None else np.asarray(groups, dtype=np.int64)
     held = (
         np.unique(g[clustered] * people.span + labels[clustered])
