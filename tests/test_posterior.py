@@ -55,6 +55,21 @@ def test_the_share_of_people_s_faces_is_recovered_from_the_evidence() -> None:
         assert np.all(np.diff(post[np.argsort(s)]) >= 0)  # more evidence, more likely
     got, post = posterior.member_share(np.array([-np.inf, -np.inf, 3.0]))
     assert post[0] == 0 and post[1] == 0 and 0 < got < 1
+    assert posterior.member_share(np.full(3, -np.inf))[0] == 0
+
+
+def test_faces_with_no_candidate_do_not_dilute_the_share() -> None:
+    """The share is of the faces that have a person to join: faces far from everyone (the
+    others in group photos) have no evidence either way, and counting them in would make the
+    faces near a person look less likely theirs than they are."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    theirs = rng.random(n) < 0.3
+    s = np.where(theirs, rng.normal(1, 1, n), rng.normal(-1, 1, n))
+    alone, post_alone = posterior.member_share(2 * s)
+    diluted, post = posterior.member_share(np.concatenate([2 * s, np.full(3 * n, -np.inf)]))
+    assert abs(diluted - 0.3) < 0.03 and diluted == pytest.approx(alone)
+    assert np.array_equal(post[:n], post_alone) and not post[n:].any()
     assert posterior.member_share(np.zeros(0))[0] == 0
 
 

@@ -272,16 +272,21 @@ def logistic_regression(
 
 
 def member_share(llr: np.ndarray, iterations: int = 200) -> tuple[float, np.ndarray]:
-    """The share of faces that are their candidate's (the prior) and each one's posterior,
-    from the log likelihood ratios ``llr`` (-inf: no candidate) by expectation-maximisation."""
-    if len(llr) == 0:
-        return 0.0, np.zeros(0)
-    share = 0.5
+    """The share of faces with a candidate that are their candidate's (the prior) and each
+    face's posterior, from the log likelihood ratios ``llr`` (-inf: no candidate) by
+    expectation-maximisation. Faces with no candidate have no evidence either way and no
+    person to join: they are left out of the share (counted in, a library whose leftovers are
+    mostly faces far from everyone, as the others in group photos are, would look as if few
+    faces near a person were theirs)."""
+    has = ~np.isneginf(llr)
     post = np.zeros(len(llr))
+    if not has.any():
+        return 0.0, post
+    share = 0.5
     for _ in range(iterations):
-        z = np.clip(llr + np.log(share / (1 - share)), -50, 50)
-        post = np.where(np.isneginf(llr), 0.0, 1 / (1 + np.exp(-z)))
-        new = float(np.clip(post.mean(), 1e-6, 1 - 1e-6))
+        z = np.clip(llr[has] + np.log(share / (1 - share)), -50, 50)
+        post[has] = 1 / (1 + np.exp(-z))
+        new = float(np.clip(post[has].mean(), 1e-6, 1 - 1e-6))
         if abs(new - share) < 1e-7:
             share = new
             break
