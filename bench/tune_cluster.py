@@ -161,6 +161,7 @@ def main() -> None:
         attach_mutual=0,
         verify_share=0.0,
         separation=0.0,
+        attach_posterior=0.0,
     )
     for mcs, ms in ((5, 5), (6, 4), (4, 3)):
         row(
@@ -169,7 +170,12 @@ def main() -> None:
             ClusterParams(min_cluster_size=mcs, min_samples=ms, **plain),  # type: ignore[arg-type]
         )
     old = dict(
-        spread_ratio=0.0, attach_share=0.0, attach_mutual=0, verify_share=0.0, separation=0.0
+        spread_ratio=0.0,
+        attach_share=0.0,
+        attach_mutual=0,
+        verify_share=0.0,
+        separation=0.0,
+        attach_posterior=0.0,
     )
     row("  round-1 rules (global)", sets, ClusterParams(**old))  # type: ignore[arg-type]
 
