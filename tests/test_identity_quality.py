@@ -267,14 +267,14 @@ def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
     # the separation test leaves at most one: their faces are as near the crowd as each other
     labels = cluster_embeddings(x, ClusterParams(), groups)
     assert clumps(labels) <= 1 and most_strangers(labels) <= 4
-    # the faces left over are strangers: the last step (people.posterior) joins none of them
+    # the faces left over are strangers: the leftover step (people.posterior) joins none of them
     assert np.array_equal(labels, cluster_embeddings(x, ClusterParams(attach_posterior=0), groups))
 
 
 @pytest.mark.dlib
 def test_real_people_of_lfw_dev_without_strangers_get_their_odd_photos(tmp_path: Path) -> None:
     """lfw-dev's 100 people alone (no one-photo strangers): the rule steps leave out each
-    person's odd photos; the last step, finding the faces left over mostly people's, brings
+    person's odd photos; the leftover step, finding the faces left over mostly people's, brings
     them in without a wrong one."""
     rows, x, groups = _scanned_lfw_dev(tmp_path, strangers=False, at_least=90)
     largest: dict[str, int] = {}  # the labelled face: the largest of each photo

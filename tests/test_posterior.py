@@ -1,6 +1,6 @@
-"""The last clustering step (people.posterior): a face left in no person joins its nearest person
-when the library's own people say it is more likely theirs than not; where strangers are many,
-the faces left over are mostly strangers and nothing joins."""
+"""The clustering step for the faces left over (people.posterior): a face left in no person
+joins its nearest person when the library's own people say it is more likely theirs than not;
+where strangers are many, the faces left over are mostly strangers and nothing joins."""
 
 from __future__ import annotations
 

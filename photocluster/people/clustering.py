@@ -860,7 +860,7 @@ def _exact_nearest(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def _exact_wide(x: np.ndarray) -> posterior.WideSearch:
-    """The last step's search of each row's ``posterior.WIDE`` nearest faces, exact
+    """The leftover step's search of each row's ``posterior.WIDE`` nearest faces, exact
     (:func:`_exact_nearest`), with their distances; for catalogs up to ``_BIG`` faces."""
 
     def search(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1328,7 +1328,7 @@ def _cluster_distinct(
     if len(x) > _BIG:  # one k-NN graph for HDBSCAN and for each face's nearest faces
         built = [_knn_graph(x, params, neighbours)]
         graph = np.ascontiguousarray(built[0][1][:, : ATTACH_NEIGHBOURS + 1])
-        if params.attach_posterior > 0:  # the last step's lookups: a sample's wider lists
+        if params.attach_posterior > 0:  # the leftover step's lookups: a sample's wider lists
             sample_from = posterior.sample_rows(len(x))
             wide = posterior.graph_wide(
                 sample_from, built[0][0][sample_from], built[0][1][sample_from]

@@ -43,9 +43,9 @@ size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-p
   lfw-dev, 0.1 costs 0.013 F on faces; kept as a guard for a face between two people.
 * ``EJECT_DISTANCE`` 0.6: an HDBSCAN member further than this from its centroid is noise
   whatever the spread (0.55-0.7 change nothing on either set).
-* ``PAIR_DISTANCE`` 0.43: leftover faces this close, each among the other's two nearest faces,
-  form a small person. Off changes neither F (faces unassigned 4.0 % -> 5.7 %); 0.5 leaves 94 %
-  instead of 97 % of lfw-dev's strangers alone.
+* ``PAIR_DISTANCE`` 0.43: last, faces still left over this close, each among the other's two
+  nearest faces, form a small person. Off changes neither F (faces unassigned 2.2 % -> 3.5 %;
+  lfw-dev strangers alone 98.0 % -> 98.8 %); 0.5 leaves 94 % of lfw-dev's strangers alone.
 * ``SPLIT_SHARE`` 0.2: a cluster is cut when fewer than this share of the pairs across the cut
   are within SAME_PERSON, or (two halves of four or more faces) within the halves' own
   ``OWN_PAIRS_PERCENTILE`` pair distance. Off: lfw-dev precision 0.927; 0.1 0.986/0.951
@@ -81,19 +81,19 @@ size (1 559 faces; the labelled face of 1 364 photos of 54 people; 27 415 same-p
   0.980/0.943 -> 0.986/0.946 (strangers left alone 96.6 % -> 98.0 %), faces unchanged; 10
   people among all lfw-dev strangers 0.914 -> 0.938 (30: 0.937 -> 0.943, 60: 0.973 -> 0.975);
   0.85 the same, 0.95 most of the gain lost, 1.0 none of it (README's sensitivity table).
-* ``ATTACH_POSTERIOR`` 0.5: last, a face still in no person joins the person among its
-  nearest faces when the library's own people say it is more likely theirs than not
+* ``ATTACH_POSTERIOR`` 0.5: after the rule steps, a face still in no person joins the person
+  among its nearest faces when the library's own people say it is more likely theirs than not
   (``people.posterior``: a likelihood ratio learnt from looking up their faces, and the share of
-  the faces left over that are people's, estimated from those faces). 0.5 because a face's two
-  errors cost the same: a wrong face is one correction, a face left out one assignment. Where
-  strangers are many the share is near zero and nothing joins: whole lfw-dev, and 10, 30 or 60
-  of its people among all its strangers (``bench/crowd.py``), unchanged at 0.3-0.9. Where they
-  are few, people's odd photos come in: lfw-dev's 100 people alone (``bench/crowd.py --people
-  100 --strangers 0``) P/F 1.000/0.955 -> 1.000/0.980 (0.3 0.986, 0.7 0.973, 0.9 0.958); with
-  100 strangers 0.995/0.952 -> 0.994/0.958 (strangers alone 98.7 % -> 98.0 %; 0.3
-  0.991/0.966, 96.7 %), with 250 unchanged; faces 1.000/0.943 -> 0.998/0.950 (0.3
-  0.998/0.958, 0.7 1.000/0.946, 0.9 unchanged). Small catalogs (under ``MUTUAL_MIN_FACES``)
-  are left as the rules leave them.
+  the faces left over near a person that are people's, estimated from those faces). 0.5
+  because a face's two errors cost the same: a wrong face is one correction, a face left out
+  one assignment. Where strangers are many the share is near zero and nothing joins: whole
+  lfw-dev (0.016 of 527), and 10, 30 or 60 of its people among all its strangers
+  (``bench/crowd.py``), unchanged at 0.3-0.9. Where they are few, people's odd photos come in:
+  lfw-dev's 100 people alone (``bench/crowd.py --people 100 --strangers 0``) P/F 1.000/0.954
+  -> 1.000/0.980 (0.3 0.986, 0.7 0.972, 0.9 0.955); with 100 strangers 0.996/0.951 ->
+  0.994/0.960 (0.3 0.990/0.967), with 250 0.991/0.947 -> 0.989/0.947; faces 1.000/0.943 ->
+  0.997/0.966 (0.3 0.994/0.971, 0.7 0.998/0.960, 0.9 1.000/0.947). Small catalogs (under
+  ``MUTUAL_MIN_FACES``) are left as the rules leave them.
 """
 
 from __future__ import annotations
@@ -148,8 +148,9 @@ VERIFY_SHARE = 0.5
 # over its faces of (distance to its nearest face of the cluster / to its nearest other face) at
 # most this. See SEPARATION above.
 SEPARATION = 0.9
-# Last: a face still in no person joins the person among its nearest faces when the library's
-# own people say it is more likely theirs than not (posterior at least this; people.posterior).
+# After the rule steps: a face still in no person joins the person among its nearest faces when
+# the library's own people say it is more likely theirs than not (posterior at least this;
+# people.posterior).
 # See ATTACH_POSTERIOR above.
 ATTACH_POSTERIOR = 0.5
 # `find`: the verdict on a face that may belong to nobody in the catalog, asked as `cluster`
