@@ -85,6 +85,23 @@ def test_people_s_odd_photos_join_where_there_are_no_strangers() -> None:
     assert (on[odd] >= 0).mean() > 0.95
 
 
+def test_two_odd_photos_alike_join_their_person_rather_than_pair_up() -> None:
+    """Two odd photos of one person that look alike (one day in sunglasses) are each other's
+    nearest faces, close enough for the small-pair step; it runs after this step, so they join
+    their person instead of becoming a two-photo piece of them (a merge for the user)."""
+    x, truth, odd = library()
+    rng = np.random.default_rng(5)
+    a, b = odd[0], odd[1]  # the first person's first two odd photos
+    person = np.flatnonzero(truth == truth[a])[:12]  # their twelve typical photos
+    x[a] = x[person].mean(axis=0) + 0.4 * _unit(rng)
+    x[b] = x[a] + 0.05 * _unit(rng)
+    on = cluster_embeddings(x, ClusterParams())
+    assert len(set(on[person].tolist())) == 1 and on[person[0]] >= 0
+    assert on[a] == on[b] == on[person[0]]
+    off = cluster_embeddings(x, OFF)  # the rule steps alone: the two pair up on their own
+    assert off[a] == off[b] >= 0 and off[a] != off[person[0]]
+
+
 def test_strangers_stay_alone_and_odd_photos_still_join_among_many_strangers() -> None:
     x, truth, odd = library(strangers=400)
     strangers = np.arange(len(x) - 400, len(x))
