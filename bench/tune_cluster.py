@@ -151,25 +151,8 @@ def main() -> None:
                 params = dataclasses.replace(base, **{key: value})
                 row(f"  {key}={value}", sets, params)
     print("baselines:")
-    plain = dict(
-        attach_distance=0.0,
-        merge_share=0.0,
-        pair_distance=0.0,
-        split_share=0.0,
-        eject_distance=0.0,
-        spread_ratio=0.0,
-        attach_mutual=0,
-        verify_share=0.0,
-        separation=0.0,
-        attach_posterior=0.0,
-    )
-    for mcs, ms in ((5, 5), (6, 4), (4, 3)):
-        row(
-            f"  hdbscan ({mcs},{ms}) alone",
-            sets,
-            ClusterParams(min_cluster_size=mcs, min_samples=ms, **plain),  # type: ignore[arg-type]
-        )
-    old = dict(
+    # the steps round 1 did not have; HDBSCAN alone has none of the post-steps either
+    since_round_1 = dict(
         spread_ratio=0.0,
         attach_share=0.0,
         attach_mutual=0,
@@ -177,7 +160,21 @@ def main() -> None:
         separation=0.0,
         attach_posterior=0.0,
     )
-    row("  round-1 rules (global)", sets, ClusterParams(**old))  # type: ignore[arg-type]
+    plain = dict(
+        since_round_1,
+        attach_distance=0.0,
+        merge_share=0.0,
+        pair_distance=0.0,
+        split_share=0.0,
+        eject_distance=0.0,
+    )
+    for mcs, ms in ((5, 5), (6, 4), (4, 3)):
+        row(
+            f"  hdbscan ({mcs},{ms}) alone",
+            sets,
+            ClusterParams(min_cluster_size=mcs, min_samples=ms, **plain),  # type: ignore[arg-type]
+        )
+    row("  round-1 rules (global)", sets, ClusterParams(**since_round_1))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
