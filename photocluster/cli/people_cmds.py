@@ -70,7 +70,10 @@ AttachDistance = Annotated[
 PairDistance = Annotated[
     float,
     typer.Option(
-        help="Leftover faces this close to each other form a small person (2-3 photos; 0 = never).",
+        help=(
+            "Last, faces still left over this close to each other (each among the other's two "
+            "nearest) form a small person (2-3 photos; 0 = never)."
+        ),
         min=0.0,
     ),
 ]
@@ -114,10 +117,10 @@ _SEPARATION_HELP = (
 )
 Separation = Annotated[float, typer.Option(help=_SEPARATION_HELP, min=0.0, max=1.0)]
 _ATTACH_POSTERIOR_HELP = (
-    "Last, a face left in no person joins the person among its nearest faces that it is more "
-    "likely than this to be, as the library's own people measure it: evidence learnt from their "
-    "faces, and the share of faces left over that are people's rather than strangers' (near 0 "
-    "where strangers are many: then nothing joins). 0 = never."
+    "After the rules, a face left in no person joins the person among its nearest faces that it "
+    "is more likely than this to be, as the library's own people measure it: evidence learnt "
+    "from their faces, and the share of the faces left over near a person that are people's "
+    "rather than strangers' (near 0 where strangers are many: then nothing joins). 0 = never."
 )
 AttachPosterior = Annotated[float, typer.Option(help=_ATTACH_POSTERIOR_HELP, min=0.0, max=0.99)]
 MergeDistance = Annotated[
@@ -200,7 +203,8 @@ _PairDistanceR = Annotated[
     float | None,
     typer.Option(
         help=_remembered(
-            "Leftover faces this close to each other form a small person (0 = never)."
+            "Last, faces still left over this close to each other (each among the other's two "
+            "nearest) form a small person (0 = never)."
         ),
         min=0.0,
     ),
