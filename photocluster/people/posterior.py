@@ -287,15 +287,17 @@ def member_share(llr: np.ndarray, iterations: int = 200) -> tuple[float, np.ndar
     post = np.zeros(len(llr))
     if not has.any():
         return 0.0, post
+    known = llr[has]
     share = 0.5
+    theirs = np.zeros(len(known))
     for _ in range(iterations):
-        z = np.clip(llr[has] + np.log(share / (1 - share)), -50, 50)
-        post[has] = 1 / (1 + np.exp(-z))
-        new = float(np.clip(post[has].mean(), 1e-6, 1 - 1e-6))
+        theirs = 1 / (1 + np.exp(-np.clip(known + np.log(share / (1 - share)), -50, 50)))
+        new = float(np.clip(theirs.mean(), 1e-6, 1 - 1e-6))
         if abs(new - share) < 1e-7:
             share = new
             break
         share = new
+    post[has] = theirs
     return share, post
 
 
