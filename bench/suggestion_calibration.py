@@ -11,26 +11,38 @@ person's name (a one-photo stranger's never is). Prints, per score band, how man
 and the share right, for the faces sent back and for all faces in no person (the strangers and
 the faces clustering left out as well). Asserts nothing.
 
+``--part-way K [K ...]``: instead, a user part-way through naming: K people chosen at random
+(``--draws`` draws per K, seeds 0, 1, ...) are named after their label (the unnamed person most
+of whose labelled faces carry it; the faces in it that are someone else rejected), nobody else,
+and every labelled face in no person is asked about as above; per K and over all, the same
+bands. Where only some people are named, the faces in no person are mostly the others'.
+
     uv run python bench/suggestion_calibration.py \\
         --set faces=/work/cat/faces.sqlite3:../shared/faces \\
         --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev
+    uv run python bench/suggestion_calibration.py --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev \\
+        --part-way 10 20 40 60 --draws 6
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 from sqlalchemy import select, update
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from simulated_user import everyone_named, majority
+from simulated_user import everyone_named, majority, people_faces, truth_of
 
+from photocluster.catalog.db import open_catalog
 from photocluster.catalog.models import Face, Person
-from photocluster.people.suggestions import suggest
+from photocluster.decisions.log import reject_faces, rename_person
+from photocluster.people.suggestions import Suggestions, suggest
 
 BANDS = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 0.95), (0.95, 1.01)]
 
@@ -54,6 +66,14 @@ def calibrate(db: str, root: str, holdout: float, seed: int) -> None:
                 )
             s.commit()
             result = suggest(s)
+    rows = [(sc, ok, face in back) for sc, ok, face in answers(result, truth)]
+    for title, pick in (("faces sent back", True), ("every labelled face in no person", None)):
+        chosen = [(sc, ok) for sc, ok, sent in rows if pick is None or sent == pick]
+        print(f"  {title} ({len(chosen)}): {bands(chosen)}")
+
+
+def answers(result: Suggestions, truth) -> list[tuple[float, bool, int]]:  # type: ignore[no-untyped-def]
+    """(score, right, face) of each scored suggestion for a labelled face in no person."""
     rows = []
     for item in result.items:
         best = item.best
@@ -62,15 +82,47 @@ def calibrate(db: str, root: str, holdout: float, seed: int) -> None:
         label, _wrong = majority(list(item.face_ids), truth)
         if label is None:
             continue
-        rows.append((best.score, label == best.name, item.face_ids[0] in back))
-    for title, pick in (("faces sent back", True), ("every labelled face in no person", None)):
-        chosen = [(sc, ok) for sc, ok, sent in rows if pick is None or sent == pick]
-        cells = []
-        for lo, hi in BANDS:
-            band = [ok for sc, ok in chosen if lo <= sc < hi]
-            if band:
-                cells.append(f"[{lo:.2f},{min(hi, 1.0):.2f}) {np.mean(band):.0%} of {len(band)}")
-        print(f"  {title} ({len(chosen)}): " + "; ".join(cells))
+        rows.append((best.score, label == best.name, item.face_ids[0]))
+    return rows
+
+
+def bands(chosen: list[tuple[float, bool]]) -> str:
+    cells = []
+    for lo, hi in BANDS:
+        band = [ok for sc, ok in chosen if lo <= sc < hi]
+        if band:
+            cells.append(f"[{lo:.2f},{min(hi, 1.0):.2f}) {np.mean(band):.0%} of {len(band)}")
+    return "; ".join(cells)
+
+
+def part_way(db: str, root: str, k: int, seed: int) -> list[tuple[float, bool]]:
+    """Scores and right/wrong with ``k`` random people named (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "catalog.sqlite3")
+        shutil.copy(db, copy)
+        truth = truth_of(copy, root)
+        catalog = open_catalog(copy)
+        try:
+            faces, _names, _hidden = people_faces(catalog)
+            order = sorted(faces)
+            np.random.default_rng(seed).shuffle(order)
+            done: set[str] = set()
+            with catalog.session() as s:
+                for pid in order:
+                    label, wrong = majority(faces[pid], truth)
+                    if len(done) >= k or label is None or label not in truth.people:
+                        continue
+                    if label in done:
+                        continue
+                    if wrong:
+                        reject_faces(s, wrong, actor="calibration", person=pid)
+                    rename_person(s, pid, label, actor="calibration")
+                    done.add(label)
+                s.commit()
+                result = suggest(s)
+        finally:
+            catalog.close()
+    return [(sc, ok) for sc, ok, _face in answers(result, truth)]
 
 
 def main() -> None:
@@ -78,10 +130,20 @@ def main() -> None:
     ap.add_argument("--set", action="append", required=True, help="NAME=CATALOG:ROOT")
     ap.add_argument("--holdout", type=float, default=0.3, help="share of named faces sent back")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--part-way", type=int, nargs="+", metavar="K", help="K people named")
+    ap.add_argument("--draws", type=int, default=6, help="random draws per K (--part-way)")
     args = ap.parse_args()
     for spec in args.set:
         name, rest = spec.split("=", 1)
         db, root = rest.split(":", 1)
+        if args.part_way:
+            every: list[tuple[float, bool]] = []
+            for k in args.part_way:
+                got = [a for seed in range(args.draws) for a in part_way(db, root, k, seed)]
+                every += got
+                print(f"{name}: {k} people named at random ({args.draws} draws): {bands(got)}")
+            print(f"{name}: all of the above: {bands(every)}", flush=True)
+            continue
         print(f"{name}: {args.holdout:.0%} of named faces sent back", flush=True)
         calibrate(db, root, args.holdout, args.seed)
 

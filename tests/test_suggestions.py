@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 from typer.testing import CliRunner
 
 from photocluster.catalog.db import Catalog, open_catalog
-from photocluster.catalog.embeddings import embedding_to_blob
+from photocluster.catalog.embeddings import blob_to_embedding, embedding_to_blob
 from photocluster.catalog.models import Face, LearnedProjection, Meta, Person, Photo, Rejection
 from photocluster.cli import app
 from photocluster.cli.naming_cmds import describe_suggestion
@@ -184,6 +184,44 @@ def test_a_person_the_face_was_rejected_from_is_never_suggested(
     for group in review.groups:
         if any(f.face_id == face for f in group.faces):
             assert group.person_id != person
+
+
+def test_people_nobody_named_teach_the_score_that_faces_near_a_named_person_may_be_them(
+    catalog: Catalog, named: dict[str, int]
+) -> None:
+    """A dense population: six unnamed people crowd Person 0, as near its mean face as a
+    stranger is. Their faces, looked up as strangers would be, are wrong answers the score
+    learns from, so that stranger is not offered as Person 0; with the same faces in no person
+    (nothing to learn from, the neighbourhoods the same) it would be, as "likely"."""
+    rng = np.random.default_rng(11)
+    with catalog.session() as s:
+        own = s.scalars(select(Face.embedding).where(Face.person_id == named["person0"])).all()
+        centre = np.mean([blob_to_embedding(b) for b in own], axis=0)
+        crowd = []
+        for k in range(6):
+            p = Person(name=None, hidden=False, created_at=datetime.now())
+            s.add(p)
+            s.flush()
+            near = centre + 0.36 * _unit(rng)
+            for j in range(6):
+                photo = _photo(s, f"/crowd/{k}-{j}.jpg")
+                crowd.append(_face(s, photo, near + 0.15 * _unit(rng), p.id))
+        stranger = _face(s, _photo(s, "/crowd/stranger.jpg"), centre + 0.36 * _unit(rng), None)
+        s.execute(update(Meta).where(Meta.key == META_LAST_FACE).values(value=str(stranger)))
+        s.commit()
+        taught = suggest(s, learned=False)
+        s.execute(update(Face).where(Face.id.in_(crowd)).values(person_id=None))
+        s.commit()
+        untaught = suggest(s, learned=False)
+    assert taught.calibration and untaught.calibration
+    assert taught.calibration.examples > untaught.calibration.examples
+    score = {
+        name: next(i for i in result.items if i.face_ids == (stranger,)).best
+        for name, result in (("taught", taught), ("untaught", untaught))
+    }
+    assert score["taught"].person_id == score["untaught"].person_id == named["person0"]  # type: ignore[union-attr]
+    assert score["untaught"].score >= LIKELY  # type: ignore[union-attr, operator]
+    assert score["taught"].score < LIKELY  # type: ignore[union-attr, operator]
 
 
 def test_hidden_people_and_people_already_in_the_photo_are_not_candidates(
