@@ -299,6 +299,8 @@ def test_suggestions_cli_lists_the_likely_ones_and_counts_the_rest(
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines and all("\tprobably Person " in line for line in lines)
+    odd = next(line for line in lines if line.startswith(f"face {named['odd3']}\t"))
+    assert odd.endswith("\t/photos/odd3.jpg")  # where to look
     assert "more below it (--min-score 0 lists them)" in result.stderr
     everything = CliRunner().invoke(app, ["suggestions", "--min-score", "0", "--db", db_path])
     assert "probably nobody you named" in everything.stdout

@@ -43,9 +43,11 @@ def suggestions_command(
     """Who each face in no person may be: the named people it may be, best first, each with a
     score, the chance that it is that person.
 
-    Small unnamed people (up to {small} faces) are suggested as a whole. Scores are measured
-    on your own names (each named face looked up as if new, and as a stranger would be; every
-    rejection counts too), so they sharpen as you name. Accept one with `assign FACE... --to
+    Small unnamed people (up to {small} faces) are suggested as a whole. Each line ends with
+    the face's photo (a small person's first photo). Scores are measured on your own names
+    (each named face looked up as if new, and as a stranger would be; every rejection, and
+    every face of a person not named yet, counts as a wrong answer), so they sharpen as you
+    name. Accept one with `assign FACE... --to
     NAME` (or `merge PERSON --into NAME`); refuse it with `reject FACE... --from NAME`, and that
     person is never suggested for those faces again. `name` offers them after the unnamed
     people. Reads only.
@@ -61,14 +63,16 @@ def suggestions_command(
         with catalog.session() as session:
             result = suggest(session, index=index)
             relearn = relearn_reason(session)
+            doc = as_json(session, result, min_score)
             if as_json_:
-                out(json.dumps(as_json(session, result, min_score), indent=2))
+                out(json.dumps(doc, indent=2))
                 return
     if result.note:
         err(result.note)
+    photos = {f["id"]: f["photo"] for s in doc["suggestions"] for f in s["faces"]}
     shown = [s for s in result.items if s.score >= min_score] if min_score > 0 else result.items
     for s in shown:
-        out(_line(s))
+        out(_line(s, photos))
     left = len(result.items) - len(shown)
     if result.items or not result.note:
         err(
@@ -89,8 +93,9 @@ def suggestions_command(
         )
 
 
-def _line(s: Suggestion) -> str:
-    """`face 12` or `person 7 (3 faces)`, then each candidate with its score."""
+def _line(s: Suggestion, photos: dict[int, str]) -> str:
+    """`face 12` or `person 7 (3 faces)`, each candidate with its score, then the face's photo
+    (a small person's first one, "+N more")."""
     what = (
         f"face {s.face_ids[0]}"
         if s.person_id is None
@@ -100,4 +105,6 @@ def _line(s: Suggestion) -> str:
         f"{c.name} {'?' if c.score is None else f'{c.score:.2f}'}" for c in s.candidates
     )
     verdict = "probably nobody you named" if s.nobody else f"probably {s.candidates[0].name}"
-    return f"{what}\t{verdict}\t{who or 'no named person near'}"
+    where = [photos[f] for f in s.face_ids if f in photos]
+    photo = (where[0] + (f" (+{len(where) - 1} more)" if len(where) > 1 else "")) if where else ""
+    return f"{what}\t{verdict}\t{who or 'no named person near'}\t{photo}"
