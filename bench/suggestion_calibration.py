@@ -20,8 +20,8 @@ bands. Where only some people are named, the faces in no person are mostly the o
     uv run python bench/suggestion_calibration.py \\
         --set faces=/work/cat/faces.sqlite3:../shared/faces \\
         --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev
-    uv run python bench/suggestion_calibration.py --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev \\
-        --part-way 10 20 40 60 --draws 6
+    uv run python bench/suggestion_calibration.py \\
+        --set lfw=/work/cat/lfw.sqlite3:../shared/lfw-dev --part-way 10 20 40 60 --draws 6
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from simulated_user import everyone_named, majority, people_faces, truth_of
+from simulated_user import Truth, everyone_named, majority, people_faces, truth_of
 
 from photocluster.catalog.db import open_catalog
 from photocluster.catalog.models import Face, Person
@@ -72,7 +72,7 @@ def calibrate(db: str, root: str, holdout: float, seed: int) -> None:
         print(f"  {title} ({len(chosen)}): {bands(chosen)}")
 
 
-def answers(result: Suggestions, truth) -> list[tuple[float, bool, int]]:  # type: ignore[no-untyped-def]
+def answers(result: Suggestions, truth: Truth) -> list[tuple[float, bool, int]]:
     """(score, right, face) of each scored suggestion for a labelled face in no person."""
     rows = []
     for item in result.items:

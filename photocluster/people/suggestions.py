@@ -18,15 +18,17 @@ face of a person nobody named yet, looked up as a stranger (the sample is drawn 
 in people, so named and not-yet-named faces weigh as they do in the library). Those last are
 the library's own look-alikes: where people of one population crowd a named person, a face as
 near that person as they are is often one of them, and the score says so (lfw-dev with 10, 20,
-40 or 60 of its people named at random, six draws each: of suggestions scored 0.7-0.85, 65 % of
-68 were right without them, 86 % of 22 with them; 0.5-0.7: 54 % of 144, 63 % of 82). So a score is measured on the very library and names it is used for, never on a
-benchmark, and every name and rejection sharpens it. Measured with ``bench/simulated_user.py`` (README): the faces asked about
-are harder than the named faces the fit sees (clustering already placed the easy ones), so
-scores err low (on ../shared/faces, of suggestions scored 0.5-0.7 all were right); correcting
-the fit's share of right answers to the one among the faces asked about (EM, Saerens et al.
-2002) was tried and made scores unreliable on both sets. With too few names to measure (fewer
-than ``MIN_NAMED`` named people with two faces or more), candidates are ranked without a score
-and the note says so.
+40 or 60 of its people named at random, six draws each, ``bench/suggestion_calibration.py
+--part-way``: of suggestions scored 0.7-0.85, 65 % of 68 were right without them, 86 % of 22
+with them; 0.5-0.7: 54 % of 144, 63 % of 82). So a score is measured on the very library and
+names it is used for, never on a benchmark, and every name and rejection sharpens it. Measured
+with ``bench/simulated_user.py`` (README): the faces asked about are harder than the named
+faces the fit sees (clustering already placed the easy ones), so scores err low (on
+../shared/faces, of suggestions scored 0.5-0.7 all were right; part-way through naming there,
+more so); correcting the fit's share of right answers to the one among the faces asked about
+(EM, Saerens et al. 2002) was tried and made scores unreliable on both sets. With too few names
+to measure (fewer than ``MIN_NAMED`` named people with two faces or more), candidates are
+ranked without a score and the note says so.
 
 With a projection learned from the user's decisions in use (:mod:`photocluster.people.projection`:
 only when it measurably helps on the user's own held-out names), every distance above is
