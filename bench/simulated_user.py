@@ -296,20 +296,28 @@ def grouped_answers(catalog: Catalog, truth: Truth, left: set[int], suggestions:
 
 
 @contextmanager
-def everyone_named(db: str, root: str) -> Iterator[tuple[Catalog, Truth]]:
-    """A copy of catalog ``db`` (in a temporary folder, gone afterwards) with every unnamed
-    person named after its label as :func:`name_round` names them, and the labels."""
+def catalog_copy(db: str, root: str) -> Iterator[tuple[Catalog, Truth]]:
+    """A copy of catalog ``db`` (in a temporary folder, gone afterwards), open, and the labels
+    of ``root``: the catalog itself is never changed."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "catalog.sqlite3")
         shutil.copy(db, copy)
         truth = truth_of(copy, root)
         catalog = open_catalog(copy)
         try:
-            while name_round(catalog, truth, Run(), 1_000_000):
-                pass
             yield catalog, truth
         finally:
             catalog.close()
+
+
+@contextmanager
+def everyone_named(db: str, root: str) -> Iterator[tuple[Catalog, Truth]]:
+    """A copy of catalog ``db`` (:func:`catalog_copy`) with every unnamed person named after
+    its label as :func:`name_round` names them, and the labels."""
+    with catalog_copy(db, root) as (catalog, truth):
+        while name_round(catalog, truth, Run(), 1_000_000):
+            pass
+        yield catalog, truth
 
 
 def finish_by_hand(catalog: Catalog, truth: Truth, run: Run, suggestions: bool) -> None:
@@ -332,11 +340,7 @@ def finish_by_hand(catalog: Catalog, truth: Truth, run: Run, suggestions: bool) 
 
 
 def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, "catalog.sqlite3")
-        shutil.copy(db, copy)
-        truth = truth_of(copy, root)
-        catalog = open_catalog(copy)
+    with catalog_copy(db, root) as (catalog, truth):
         run = Run()
         t0 = time.perf_counter()
         while True:
@@ -349,7 +353,6 @@ def simulate(db: str, root: str, *, suggestions: bool, learn: bool, batch: int) 
                 break
         finish_by_hand(catalog, truth, run, suggestions)
         report(catalog, truth, run, time.perf_counter() - t0)
-        catalog.close()
 
 
 def report(catalog: Catalog, truth: Truth, run: Run, seconds: float) -> None:

@@ -28,18 +28,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 from sqlalchemy import select, update
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from simulated_user import Truth, everyone_named, majority, people_faces, truth_of
+from simulated_user import Truth, catalog_copy, everyone_named, majority, people_faces
 
-from photocluster.catalog.db import open_catalog
 from photocluster.catalog.models import Face, Person
 from photocluster.decisions.log import reject_faces, rename_person
 from photocluster.people.suggestions import Suggestions, suggest
@@ -97,31 +94,24 @@ def bands(chosen: list[tuple[float, bool]]) -> str:
 
 def part_way(db: str, root: str, k: int, seed: int) -> list[tuple[float, bool]]:
     """Scores and right/wrong with ``k`` random people named (see the module docstring)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, "catalog.sqlite3")
-        shutil.copy(db, copy)
-        truth = truth_of(copy, root)
-        catalog = open_catalog(copy)
-        try:
-            faces, _names, _hidden = people_faces(catalog)
-            order = sorted(faces)
-            np.random.default_rng(seed).shuffle(order)
-            done: set[str] = set()
-            with catalog.session() as s:
-                for pid in order:
-                    label, wrong = majority(faces[pid], truth)
-                    if len(done) >= k or label is None or label not in truth.people:
-                        continue
-                    if label in done:
-                        continue
-                    if wrong:
-                        reject_faces(s, wrong, actor="calibration", person=pid)
-                    rename_person(s, pid, label, actor="calibration")
-                    done.add(label)
-                s.commit()
-                result = suggest(s)
-        finally:
-            catalog.close()
+    with catalog_copy(db, root) as (catalog, truth):
+        faces, _names, _hidden = people_faces(catalog)
+        order = sorted(faces)
+        np.random.default_rng(seed).shuffle(order)
+        done: set[str] = set()
+        with catalog.session() as s:
+            for pid in order:
+                label, wrong = majority(faces[pid], truth)
+                if len(done) >= k or label is None or label not in truth.people:
+                    continue
+                if label in done:
+                    continue
+                if wrong:
+                    reject_faces(s, wrong, actor="calibration", person=pid)
+                rename_person(s, pid, label, actor="calibration")
+                done.add(label)
+            s.commit()
+            result = suggest(s)
     return [(sc, ok) for sc, ok, _face in answers(result, truth)]
 
 
