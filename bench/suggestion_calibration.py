@@ -101,10 +101,10 @@ def part_way(db: str, root: str, k: int, seed: int) -> list[tuple[float, bool]]:
         done: set[str] = set()
         with catalog.session() as s:
             for pid in order:
+                if len(done) >= k:
+                    break
                 label, wrong = majority(faces[pid], truth)
-                if len(done) >= k or label is None or label not in truth.people:
-                    continue
-                if label in done:
+                if label is None or label not in truth.people or label in done:
                     continue
                 if wrong:
                     reject_faces(s, wrong, actor="calibration", person=pid)

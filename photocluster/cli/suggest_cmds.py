@@ -20,7 +20,15 @@ from photocluster.cli.common import (
 )
 from photocluster.index.store import FaceIndex, sync_index
 from photocluster.people.projection import relearn_reason
-from photocluster.people.suggestions import LIKELY, SMALL_PERSON_FACES, Suggestion, as_json, suggest
+from photocluster.people.suggestions import (
+    LIKELY,
+    SMALL_PERSON_FACES,
+    Suggestion,
+    as_json,
+    face_places,
+    shown_items,
+    suggest,
+)
 
 MinScore = Annotated[
     float,
@@ -47,10 +55,9 @@ def suggestions_command(
     the face's photo (a small person's first photo). Scores are measured on your own names
     (each named face looked up as if new, and as a stranger would be; every rejection, and
     every face of a person not named yet, counts as a wrong answer), so they sharpen as you
-    name. Accept one with `assign FACE... --to
-    NAME` (or `merge PERSON --into NAME`); refuse it with `reject FACE... --from NAME`, and that
-    person is never suggested for those faces again. `name` offers them after the unnamed
-    people. Reads only.
+    name. Accept one with `assign FACE... --to NAME` (or `merge PERSON --into NAME`); refuse
+    it with `reject FACE... --from NAME`, and that person is never suggested for those faces
+    again. `name` offers them after the unnamed people. Reads only.
 
     Example: photocluster suggestions --min-score 0.8
     """
@@ -63,14 +70,14 @@ def suggestions_command(
         with catalog.session() as session:
             result = suggest(session, index=index)
             relearn = relearn_reason(session)
-            doc = as_json(session, result, min_score)
             if as_json_:
-                out(json.dumps(doc, indent=2))
+                out(json.dumps(as_json(session, result, min_score), indent=2))
                 return
+            shown = shown_items(result, min_score)
+            places = face_places(session, {f for s in shown for f in s.face_ids})
     if result.note:
         err(result.note)
-    photos = {f["id"]: f["photo"] for s in doc["suggestions"] for f in s["faces"]}
-    shown = [s for s in result.items if s.score >= min_score] if min_score > 0 else result.items
+    photos = {f: path for f, (path, _box) in places.items()}
     for s in shown:
         out(_line(s, photos))
     left = len(result.items) - len(shown)

@@ -274,7 +274,9 @@ class Suggester:
         -1: none), and how many rejections from named people there are."""
         assert self.lib is not None
         lib = self.lib
-        named = np.where(np.isin(lib.owner, lib.pids), lib.owner, np.where(lib.owner >= 0, -2, -1))
+        named = np.where(lib.owner >= 0, -2, -1)
+        theirs = np.isin(lib.owner, lib.pids)
+        named[theirs] = lib.owner[theirs]
         rejections = sum(len(people & lib.names.keys()) for people in lib.rejected.values())
         return named, rejections
 
@@ -768,20 +770,30 @@ def suggestions_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def as_json(session: Session, result: Suggestions, min_score: float = 0.0) -> dict[str, Any]:
-    """``result`` as the documented JSON (schema :data:`SCHEMA`): the suggestions whose best
-    score is at least ``min_score`` (all of them at 0; unscored ones only then), with each
-    face's photo and box."""
-    shown = [s for s in result.items if s.score >= min_score] if min_score > 0 else result.items
-    ids = sorted({f for s in shown for f in s.face_ids})
+def shown_items(result: Suggestions, min_score: float) -> list[Suggestion]:
+    """The suggestions whose best score is at least ``min_score`` (all of them at 0)."""
+    return [s for s in result.items if s.score >= min_score] if min_score > 0 else result.items
+
+
+def face_places(session: Session, face_ids: Collection[int]) -> dict[int, tuple[str, list[int]]]:
+    """Each face's photo path and box (left, top, right, bottom)."""
     where: dict[int, tuple[str, list[int]]] = {}
-    for chunk in in_chunks(ids):
+    for chunk in in_chunks(sorted(face_ids)):
         for r in session.execute(
             select(Face.id, Photo.path, Face.left, Face.top, Face.right, Face.bottom)
             .join(Photo, Photo.id == Face.photo_id)
             .where(Face.id.in_(chunk))
         ):
             where[int(r[0])] = (str(r[1]), [int(r[2]), int(r[3]), int(r[4]), int(r[5])])
+    return where
+
+
+def as_json(session: Session, result: Suggestions, min_score: float = 0.0) -> dict[str, Any]:
+    """``result`` as the documented JSON (schema :data:`SCHEMA`): the suggestions whose best
+    score is at least ``min_score`` (all of them at 0; unscored ones only then), with each
+    face's photo and box."""
+    shown = shown_items(result, min_score)
+    where = face_places(session, {f for s in shown for f in s.face_ids})
     cal = result.calibration
     return {
         "schema": SCHEMA,
