@@ -5,8 +5,11 @@ scan of ../shared/lfw-dev: 100 people with 6-12 photos among 496 one-photo stran
 trial keeps ``k`` random people (``--people``, every photo of theirs) and every one-photo
 stranger, with every face of those photos (other faces in a photo are clustered too, as in the
 catalog; two faces of one photo never share a person), and clusters them with the defaults, with
-one step off (``--param``, default ``verify_share``, set to 0) and with every ``--values`` value
-of it. Each labelled photo is scored on its face most like its label's one-face photos (as
+one step off (``--param``, default ``verify_share``, set to 0; several joined by ``+`` are
+turned off together, e.g. ``verify_share+separation``) and with every ``--values`` value of it.
+``--trials`` draws (30) for each number of people (``--people``: 5, 10, 30, 60): with five
+draws the mean precision of 10 people was 0.938, with thirty 0.897, since one draw in a few
+holds a clump of a dozen strangers or more. Each labelled photo is scored on its face most like its label's one-face photos (as
 `eval` scores); each stranger is its own identity.
 
 HDBSCAN's clusters are relative to the library: with few people, the densest pocket of strangers
@@ -142,8 +145,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True, help="scanned labelled catalog")
     ap.add_argument("--root", required=True, help="its labelled folder")
-    ap.add_argument("--people", type=int, nargs="+", default=[10, 30, 60])
-    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--people", type=int, nargs="+", default=[5, 10, 30, 60])
+    ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--param", default="verify_share")
     ap.add_argument("--values", type=float, nargs="*", default=[])
     ap.add_argument(
@@ -183,7 +186,7 @@ def main() -> None:
         for name, scores in got.items():
             a = np.array(scores, dtype=float)
             print(
-                f"  {name:<22} P {a[:, 0].mean():.3f} (worst {a[:, 0].min():.3f})"
+                f"  {name:<28} P {a[:, 0].mean():.3f} (worst {a[:, 0].min():.3f})"
                 f"  R {a[:, 1].mean():.3f}  F {a[:, 2].mean():.3f}"
                 f"  strangers alone {a[:, 3].mean():.1%}"
                 f"  most strangers in one person {int(a[:, 4].max())}"

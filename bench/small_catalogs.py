@@ -52,14 +52,25 @@ Score = tuple[float, float, bool, int, int]  # F, P, mixed at all, strangers, le
 
 
 def settings_to_try(param: str, values: list[float]) -> dict[str, ClusterParams]:
-    """The defaults, ``param`` off (0) where 0 turns its step off, and ``param`` at ``values``."""
+    """The defaults, ``param`` off (0) where 0 turns its step off, and ``param`` at ``values``.
+    ``param`` may name several steps joined by ``+`` (``verify_share+separation``): one row
+    with all of them off, and no values."""
     base = ClusterParams()
     settings: dict[str, ClusterParams] = {}
+    names = param.split("+")
+    unknown = [n for n in names if n not in {f.name for f in dataclasses.fields(base)}]
+    if unknown:
+        raise SystemExit(f"no clustering parameter {', '.join(unknown)}")
     try:
-        off = {param: type(getattr(base, param))(0)}
+        off = {name: type(getattr(base, name))(0) for name in names}
         settings[f"{param} off"] = dataclasses.replace(base, **off)
     except ValueError:
         pass  # not a step that 0 turns off (e.g. min_samples)
+    if len(names) > 1:
+        if values:
+            raise SystemExit(f"--values is for one parameter, not {param}")
+        settings["default"] = base
+        return settings
     settings[f"default ({getattr(base, param):g})"] = base
     kind = type(getattr(base, param))
     for value in values:
