@@ -139,7 +139,7 @@ def main() -> None:
         default="split_share",
         help="the ClusterParams field to vary (0 = off, for a step's share)",
     )
-    ap.add_argument("--values", type=float, nargs="*", default=[0.1, 0.3])
+    ap.add_argument("--values", type=float, nargs="*", default=[0.2, 0.3])
     args = ap.parse_args()
     lab = labelled_set(args.db, os.path.abspath(args.root))
     xl, truth = lab.x[lab.idx], lab.truth
