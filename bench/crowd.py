@@ -8,9 +8,10 @@ catalog; two faces of one photo never share a person), and clusters them with th
 one step off (``--param``, default ``verify_share``, set to 0; several joined by ``+`` are
 turned off together, e.g. ``verify_share+separation``) and with every ``--values`` value of it.
 ``--trials`` draws (30) for each number of people (``--people``: 5, 10, 30, 60): with five
-draws the mean precision of 10 people was 0.938, with thirty 0.897, since one draw in a few
-holds a clump of a dozen strangers or more. Each labelled photo is scored on its face most like its label's one-face photos (as
-`eval` scores); each stranger is its own identity.
+draws the mean precision of 10 people was 0.938, with thirty 0.897 (split share 0.2), since
+one draw in a few holds a clump of a dozen strangers or more. Each labelled photo is scored on
+its face most like its label's one-face photos (as `eval` scores); each stranger is its own
+identity.
 
 HDBSCAN's clusters are relative to the library: with few people, the densest pocket of strangers
 is as stable as a person, so the whole set (100 people) hides what a family's library shows.
