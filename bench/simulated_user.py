@@ -5,10 +5,13 @@ On a copy of a scanned labelled catalog (``--set NAME=CATALOG:ROOT``, e.g. the s
 a person does, through the same core calls the commands make (actor "simulated user"):
 
 1. Names the largest unnamed person after the label most of its labelled faces carry (``rename``;
-   ``merge`` into that name when it is taken) and rejects the faces in it that are someone else,
-   one action per face. A person whose majority is a one-photo stranger, or who has no labelled
-   face, is skipped (no action: the user looks and moves on). A round is one `name` session:
-   every unnamed person in the queue (``--batch`` caps how many), then step 2.
+   ``merge`` into that name when it is taken) and rejects the faces in it that are someone else:
+   one answer (``x 3 7``) per page of the person's sheet (``DEFAULT_COUNT`` faces) that may show
+   one, never more than one per face (the faces rejected are counted beside it; rounds before
+   this one counted one action per face). A person whose majority is a one-photo stranger, or
+   who has no labelled face, is skipped (no action: the user looks and moves on). A round is
+   one `name` session: every unnamed person in the queue (``--batch`` caps how many), then
+   step 2.
 2. With suggestions on: answers `name`'s sheets of suggestions (faces in no person whose best
    named candidate scores ``--min-score``, default ``MAYBE``, or more; 24 to a sheet, each
    captioned with its person; the likely ones, ``LIKELY`` or more, on sheets of their own): one
@@ -115,6 +118,7 @@ def truth_of(db: str, root: str) -> Truth:
 @dataclass
 class Run:
     actions: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0  # faces rejected in step 1 (answers are in actions["reject"])
     touched: set[int] = field(default_factory=set)
     skipped: set[int] = field(default_factory=set)  # unnamed people looked at and left
     answered: set[tuple[tuple[int, ...], int]] = field(default_factory=set)
@@ -209,7 +213,9 @@ def name_round(
         with catalog.session() as s:
             if wrong:
                 reject_faces(s, wrong, actor=ACTOR, person=pid)
-                run.actions["reject"] += len(wrong)
+                pages = -(-len(faces[pid]) // DEFAULT_COUNT)  # `name` shows a sheet a page
+                run.actions["reject"] += min(len(wrong), pages)
+                run.rejected += len(wrong)
                 run.touched.update(wrong)
             if label in by_name:
                 merge_people(s, [pid], by_name[label], actor=ACTOR)
@@ -371,6 +377,12 @@ def report(catalog: Catalog, truth: Truth, run: Run, seconds: float) -> None:
         f"  actions per person {total / max(1, people):.2f} ({total} for {people} people; "
         f"{kinds}); rounds {run.rounds}; {seconds:.0f} s"
     )
+    if run.rejected:
+        per_face = total - run.actions["reject"] + run.rejected
+        print(
+            f"  {run.rejected} faces rejected in {run.actions['reject']} answers; counting one "
+            f"action per face rejected: {per_face / max(1, people):.2f} per person"
+        )
     if run.actions["assign"]:
         grouped = total - run.actions["assign"] + run.grouped
         print(
