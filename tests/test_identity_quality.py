@@ -272,7 +272,7 @@ def test_real_strangers_of_lfw_dev_are_not_made_people(tmp_path: Path) -> None:
 
 
 # Two families of five of lfw-dev's people among all its one-photo strangers (bench/crowd.py's
-# first and eleventh draw of five people): the first holds Tang Jiaxuan, a tight person with
+# second and eleventh draw of five people): the first holds Tang Jiaxuan, a tight person with
 # sixteen strangers of his population around him; in the second a clump of nineteen strangers
 # forms beside the family.
 LFW_FAMILIES = (
